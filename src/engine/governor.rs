@@ -1,0 +1,527 @@
+//! The Governor: the rules between a policy's proposal and the replica count that is applied.
+//!
+//! Applied in this order, each recorded as a [`RuleStep`] when it changes the number:
+//!
+//! 1. Bounds first when the target is already outside [min, max]: go straight to the bound.
+//! 2. Missing data: with no metric at all, hold (or, after N failed ticks, go up to a fallback
+//!    count; never down). With some metrics missing, the rest may scale up but never down.
+//! 3. Tolerance: a metric whose ratio to its target is inside the band (up or down) proposes the
+//!    current count. The largest proposal wins.
+//! 4. Stabilization (as the HPA): scale up to at most the lowest recommendation of the scale-up
+//!    window, scale down to at least the highest recommendation of the scale-down window.
+//! 5. Cooldown: no change in a direction until that direction's cooldown has passed since the
+//!    last scaling action (of either direction).
+//! 6. Rate limits (as the HPA): per direction, a list of pods-per-period and percent-per-period
+//!    limits combined by `select` (max change, min change, or disabled), counted from the replica
+//!    count at the start of each period.
+//! 7. Bounds: the result is clamped to [min, max].
+
+use super::{Decision, Explanation, Observation, Recommendation, Seconds};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// More replicas.
+    Up,
+    /// Fewer replicas.
+    Down,
+}
+
+impl Direction {
+    /// The direction of a change from `from` to `to`, None when equal.
+    pub fn of(from: u32, to: u32) -> Option<Direction> {
+        match to.cmp(&from) {
+            std::cmp::Ordering::Greater => Some(Direction::Up),
+            std::cmp::Ordering::Less => Some(Direction::Down),
+            std::cmp::Ordering::Equal => None,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        })
+    }
+}
+
+/// How several rate limits of one direction combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Select {
+    /// The limit allowing the largest change (the HPA default).
+    Max,
+    /// The limit allowing the smallest change.
+    Min,
+    /// No scaling in this direction at all.
+    Disabled,
+}
+
+/// One rate limit: at most this much change per period.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StepLimit {
+    /// At most `value` pods per `period` seconds.
+    Pods {
+        /// Pods.
+        value: u32,
+        /// Seconds.
+        period: Seconds,
+    },
+    /// At most `value` percent of the replica count at the start of the period, per `period`.
+    Percent {
+        /// Percent.
+        value: f64,
+        /// Seconds.
+        period: Seconds,
+    },
+}
+
+impl StepLimit {
+    fn period(&self) -> Seconds {
+        match self {
+            StepLimit::Pods { period, .. } | StepLimit::Percent { period, .. } => *period,
+        }
+    }
+}
+
+impl fmt::Display for StepLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepLimit::Pods { value, period } => write!(f, "{value} pods per {}", secs(*period)),
+            StepLimit::Percent { value, period } => write!(f, "{value}% per {}", secs(*period)),
+        }
+    }
+}
+
+/// Human form of a number of seconds ("15s", "5m").
+fn secs(s: Seconds) -> String {
+    humantime::format_duration(std::time::Duration::from_secs_f64(s.max(0.0).round())).to_string()
+}
+
+/// The rules of one direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Stabilization window in seconds.
+    pub stabilization: Seconds,
+    /// No change in this direction until this long after the last scaling action.
+    pub cooldown: Seconds,
+    /// How the limits combine.
+    pub select: Select,
+    /// Rate limits; empty means unlimited.
+    pub limits: Vec<StepLimit>,
+}
+
+/// What to do when no metric gave data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnMissing {
+    /// Keep the current replica count.
+    Hold,
+    /// After `after` consecutive ticks without data, raise the target to `replicas` (never lower
+    /// it: missing data never scales down).
+    Fallback {
+        /// Replicas to go up to.
+        replicas: u32,
+        /// Consecutive failed ticks before the fallback applies.
+        after: u32,
+    },
+}
+
+/// The governor's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Governor {
+    /// Lowest replica count.
+    pub min: u32,
+    /// Highest replica count.
+    pub max: u32,
+    /// Tolerance band above the target (0.1: ratios up to 1.1 change nothing).
+    pub tolerance_up: f64,
+    /// Tolerance band below the target (0.1: ratios down to 0.9 change nothing).
+    pub tolerance_down: f64,
+    /// Scale-up rules.
+    pub scale_up: ScalingRules,
+    /// Scale-down rules.
+    pub scale_down: ScalingRules,
+    /// The missing-data rule.
+    pub on_missing: OnMissing,
+}
+
+/// A rule of the governor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Rule {
+    /// The target was scaled to zero by hand: autoscaling is paused (as the HPA does).
+    Paused,
+    /// [min, max].
+    Bounds,
+    /// No metric had data.
+    MissingData,
+    /// No data for long enough that the fallback count applied.
+    Fallback,
+    /// Some metrics had no data, so no scale-down.
+    PartialData,
+    /// Inside the tolerance band.
+    Tolerance,
+    /// A stabilization window.
+    Stabilization,
+    /// A cooldown after the last action.
+    Cooldown,
+    /// A rate limit.
+    RateLimit,
+}
+
+impl Rule {
+    /// Stable lower-case name, for logs and metric labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Rule::Paused => "paused",
+            Rule::Bounds => "bounds",
+            Rule::MissingData => "missing_data",
+            Rule::Fallback => "fallback",
+            Rule::PartialData => "partial_data",
+            Rule::Tolerance => "tolerance",
+            Rule::Stabilization => "stabilization",
+            Rule::Cooldown => "cooldown",
+            Rule::RateLimit => "rate_limit",
+        }
+    }
+}
+
+/// One rule that changed the number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleStep {
+    /// The rule.
+    pub rule: Rule,
+    /// Replicas before the rule.
+    pub from: u32,
+    /// Replicas after it.
+    pub to: u32,
+    /// The numbers, in words.
+    pub detail: String,
+}
+
+/// A recommendation kept for the stabilization windows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimedReplicas {
+    /// When.
+    pub t: Seconds,
+    /// Replicas recommended (for recommendations) or the change made (for scale events).
+    pub replicas: i64,
+}
+
+/// What the governor remembers between ticks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GovernorState {
+    /// Recommendations within the longest stabilization window.
+    pub recommendations: Vec<TimedReplicas>,
+    /// Scaling actions within the longest rate-limit period (signed change).
+    pub events: Vec<TimedReplicas>,
+    /// Time and direction of the last scaling action.
+    pub last_action: Option<(Seconds, Direction)>,
+    /// Consecutive ticks without any data.
+    pub failures: u32,
+}
+
+impl GovernorState {
+    /// See [`super::State::conservative`].
+    pub fn conservative(current_replicas: u32, now: Seconds) -> GovernorState {
+        GovernorState {
+            recommendations: vec![TimedReplicas {
+                t: now,
+                replicas: current_replicas as i64,
+            }],
+            ..GovernorState::default()
+        }
+    }
+
+    /// Sum of the changes made in `dir` within the last `period` seconds.
+    fn changed_within(&self, now: Seconds, period: Seconds, dir: Direction) -> i64 {
+        self.events
+            .iter()
+            .filter(|e| e.t > now - period)
+            .map(|e| match dir {
+                Direction::Up => e.replicas.max(0),
+                Direction::Down => (-e.replicas).max(0),
+            })
+            .sum()
+    }
+}
+
+struct Steps(Vec<RuleStep>);
+
+impl Steps {
+    /// Records a rule that held the count where it is.
+    fn note(&mut self, rule: Rule, at: u32, detail: String) -> u32 {
+        self.0.push(RuleStep {
+            rule,
+            from: at,
+            to: at,
+            detail,
+        });
+        at
+    }
+
+    fn apply(&mut self, rule: Rule, from: u32, to: u32, detail: impl FnOnce() -> String) -> u32 {
+        if from != to {
+            self.0.push(RuleStep {
+                rule,
+                from,
+                to,
+                detail: detail(),
+            });
+        }
+        to
+    }
+}
+
+impl Governor {
+    fn rules(&self, dir: Direction) -> &ScalingRules {
+        match dir {
+            Direction::Up => &self.scale_up,
+            Direction::Down => &self.scale_down,
+        }
+    }
+
+    fn clamp(&self, n: i64) -> u32 {
+        n.clamp(self.min as i64, self.max as i64) as u32
+    }
+
+    /// Turns a recommendation into a decision, updating the state.
+    pub fn govern(
+        &self,
+        st: &mut GovernorState,
+        obs: &Observation,
+        rec: Recommendation,
+        now: Seconds,
+    ) -> Decision {
+        self.prune(st, now);
+        let current = obs.current_replicas;
+        let mut steps = Steps(Vec::new());
+        let proposed = self.propose(st, current, &rec, &mut steps);
+        let desired = match proposed {
+            _ if current == 0 => steps.note(
+                Rule::Paused,
+                0,
+                "target is at 0 replicas (scaled to zero by hand): autoscaling paused".into(),
+            ),
+            _ if current > self.max || current < self.min => {
+                let to = self.clamp(current as i64);
+                steps.apply(Rule::Bounds, current, to, || {
+                    format!("outside [{}, {}]: back to the bound", self.min, self.max)
+                })
+            }
+            None => self.on_missing(st, current, &mut steps),
+            Some(p) => self.normalize(st, current, p, &mut steps, now),
+        };
+        if let Some(dir) = Direction::of(current, desired) {
+            st.events.push(TimedReplicas {
+                t: now,
+                replicas: desired as i64 - current as i64,
+            });
+            st.last_action = Some((now, dir));
+        }
+        Decision {
+            current_replicas: current,
+            desired_replicas: desired,
+            explanation: Explanation {
+                ready_replicas: obs.ready_replicas,
+                proposed_replicas: proposed,
+                proposals: rec.proposals,
+                missing: rec.missing,
+                steps: steps.0,
+            },
+        }
+    }
+
+    /// The largest proposal after tolerance (None when no metric had data).
+    fn propose(
+        &self,
+        st: &mut GovernorState,
+        current: u32,
+        rec: &Recommendation,
+        steps: &mut Steps,
+    ) -> Option<u32> {
+        if rec.proposals.is_empty() {
+            st.failures = st.failures.saturating_add(1);
+            return None;
+        }
+        st.failures = 0;
+        let raw = rec.proposals.iter().map(|p| p.replicas).max()?;
+        let tolerated = rec
+            .proposals
+            .iter()
+            .map(|p| {
+                let within = (p.ratio >= 1.0 && p.ratio - 1.0 <= self.tolerance_up)
+                    || (p.ratio < 1.0 && 1.0 - p.ratio <= self.tolerance_down);
+                if within { current } else { p.replicas }
+            })
+            .max()?;
+        let mut p = steps.apply(Rule::Tolerance, raw, tolerated, || {
+            format!(
+                "within tolerance (+{}/-{}) of target",
+                self.tolerance_up, self.tolerance_down
+            )
+        });
+        if !rec.missing.is_empty() && p < current {
+            p = steps.apply(Rule::PartialData, p, current, || {
+                let names: Vec<&str> = rec.missing.iter().map(|m| m.metric.as_str()).collect();
+                format!("no data for {}: no scale-down", names.join(", "))
+            });
+        }
+        Some(p)
+    }
+
+    fn on_missing(&self, st: &GovernorState, current: u32, steps: &mut Steps) -> u32 {
+        match self.on_missing {
+            OnMissing::Fallback { replicas, after } if st.failures >= after => {
+                let to = self.clamp(replicas.max(current) as i64);
+                if to == current {
+                    return steps.note(
+                        Rule::MissingData,
+                        current,
+                        format!(
+                            "no data for {} ticks: holding (fallback {replicas} is not above current)",
+                            st.failures
+                        ),
+                    );
+                }
+                steps.apply(Rule::Fallback, current, to, || {
+                    format!("no data for {} ticks: fallback to {replicas}", st.failures)
+                })
+            }
+            _ => steps.note(
+                Rule::MissingData,
+                current,
+                format!("no data ({} ticks): holding", st.failures),
+            ),
+        }
+    }
+
+    /// Stabilization, cooldown, rate limits and bounds, as the HPA's normalization.
+    fn normalize(
+        &self,
+        st: &mut GovernorState,
+        current: u32,
+        proposed: u32,
+        steps: &mut Steps,
+        now: Seconds,
+    ) -> u32 {
+        // Stabilization over the previous recommendations and this one.
+        let (mut up_rec, mut down_rec) = (proposed as i64, proposed as i64);
+        for r in &st.recommendations {
+            if r.t > now - self.scale_up.stabilization {
+                up_rec = up_rec.min(r.replicas);
+            }
+            if r.t > now - self.scale_down.stabilization {
+                down_rec = down_rec.max(r.replicas);
+            }
+        }
+        st.recommendations.push(TimedReplicas {
+            t: now,
+            replicas: proposed as i64,
+        });
+        let stabilized = (current as i64).max(up_rec).min(down_rec).max(0) as u32;
+        let mut desired = steps.apply(Rule::Stabilization, proposed, stabilized, || {
+            if stabilized < proposed {
+                format!(
+                    "scale-up stabilization {}: lowest recommendation in window is {up_rec}",
+                    secs(self.scale_up.stabilization)
+                )
+            } else {
+                format!(
+                    "scale-down stabilization {}: highest recommendation in window is {down_rec}",
+                    secs(self.scale_down.stabilization)
+                )
+            }
+        });
+
+        // Cooldown since the last action.
+        if let (Some(dir), Some((t, last))) = (Direction::of(current, desired), st.last_action) {
+            let cooldown = self.rules(dir).cooldown;
+            if now - t < cooldown {
+                desired = steps.apply(Rule::Cooldown, desired, current, || {
+                    format!(
+                        "scale-{dir} cooldown {}: last action (scale {last}) {} ago",
+                        secs(cooldown),
+                        secs(now - t)
+                    )
+                });
+            }
+        }
+
+        // Rate limits, then bounds.
+        let Some(dir) = Direction::of(current, desired) else {
+            return steps.apply(Rule::Bounds, desired, self.clamp(desired as i64), || {
+                format!("bounds [{}, {}]", self.min, self.max)
+            });
+        };
+        let rules = self.rules(dir);
+        let limit = self.rate_limit(st, current, dir, now);
+        let limited = match (dir, limit) {
+            (_, None) => desired,
+            (Direction::Up, Some(l)) => desired.min(l.max(current as i64) as u32),
+            (Direction::Down, Some(l)) => desired.max(l.clamp(0, current as i64) as u32),
+        };
+        let limited = steps.apply(Rule::RateLimit, desired, limited, || {
+            if rules.select == Select::Disabled {
+                format!("scale-{dir} disabled")
+            } else {
+                let ls: Vec<String> = rules.limits.iter().map(|l| l.to_string()).collect();
+                format!("scale-{dir} limit {} ({})", limited, ls.join(", "))
+            }
+        });
+        steps.apply(Rule::Bounds, limited, self.clamp(limited as i64), || {
+            format!("bounds [{}, {}]", self.min, self.max)
+        })
+    }
+
+    /// The furthest replica count the rate limits allow in `dir` (None: unlimited).
+    fn rate_limit(&self, st: &GovernorState, current: u32, dir: Direction, now: Seconds) -> Option<i64> {
+        let rules = self.rules(dir);
+        if rules.select == Select::Disabled {
+            return Some(current as i64);
+        }
+        let proposals = rules.limits.iter().map(|l| {
+            let p = l.period();
+            let start = current as i64 - st.changed_within(now, p, Direction::Up)
+                + st.changed_within(now, p, Direction::Down);
+            match (dir, l) {
+                (Direction::Up, StepLimit::Pods { value, .. }) => start + *value as i64,
+                (Direction::Up, StepLimit::Percent { value, .. }) => {
+                    (start as f64 * (1.0 + value / 100.0)).ceil() as i64
+                }
+                (Direction::Down, StepLimit::Pods { value, .. }) => start - *value as i64,
+                (Direction::Down, StepLimit::Percent { value, .. }) => {
+                    (start as f64 * (1.0 - value / 100.0)) as i64
+                }
+            }
+        });
+        // The largest change is the highest count up, or the lowest count down.
+        let largest_change = (rules.select == Select::Max) == (dir == Direction::Up);
+        if largest_change {
+            proposals.max()
+        } else {
+            proposals.min()
+        }
+    }
+
+    /// Drops memory older than any window or period needs.
+    fn prune(&self, st: &mut GovernorState, now: Seconds) {
+        let window = self.scale_up.stabilization.max(self.scale_down.stabilization);
+        st.recommendations.retain(|r| r.t > now - window);
+        let period = [&self.scale_up, &self.scale_down]
+            .iter()
+            .flat_map(|r| r.limits.iter().map(StepLimit::period))
+            .fold(0.0, f64::max);
+        st.events.retain(|e| e.t > now - period);
+    }
+}

@@ -1,0 +1,228 @@
+//! The pure decision core: observe → **decide → govern** → act.
+//!
+//! Nothing in this module reads a clock, touches the network or uses a global: every function is a
+//! function of (configuration, state, observation, now). The daemon, `simulate` and `backtest` all
+//! call [`tick`], so a result shown by the simulator is a result of the daemon's own code.
+//!
+//! - [`Observation`]: what was seen this tick (replicas and one [`Sample`] per metric).
+//! - [`threshold`]: the threshold policy turns an observation into a [`Recommendation`].
+//! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
+//!   recommendation into a [`Decision`] that carries its [`Explanation`].
+
+pub mod governor;
+pub mod threshold;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub use governor::{Direction, Governor, GovernorState, Rule, RuleStep, ScalingRules, Select, StepLimit};
+pub use threshold::{MetricTarget, Target};
+
+/// Seconds on the driver's clock: Unix time in the daemon, seconds from the trace start in the
+/// simulator. Passed in, never read.
+pub type Seconds = f64;
+
+/// One metric reading. A failed, empty, NaN or infinite reading is [`Sample::NoData`], never zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Sample {
+    /// A finite value.
+    Value {
+        /// The value.
+        value: f64,
+    },
+    /// No usable value, and why.
+    NoData {
+        /// What went wrong (an error message, "empty result", "NaN", ...).
+        reason: String,
+    },
+}
+
+impl Sample {
+    /// A sample from a raw number: NaN and infinities become [`Sample::NoData`].
+    pub fn from_f64(value: f64) -> Sample {
+        if value.is_finite() {
+            Sample::Value { value }
+        } else {
+            Sample::NoData {
+                reason: format!("value is {value}"),
+            }
+        }
+    }
+
+    /// A "no data" sample with a reason.
+    pub fn no_data(reason: impl Into<String>) -> Sample {
+        Sample::NoData {
+            reason: reason.into(),
+        }
+    }
+
+    /// The value, when there is one.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Sample::Value { value } => Some(*value),
+            Sample::NoData { .. } => None,
+        }
+    }
+}
+
+/// What one tick of one policy saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// The target's desired (spec) replicas.
+    pub current_replicas: u32,
+    /// Pods that are ready and serving.
+    pub ready_replicas: u32,
+    /// One sample per metric of the policy, in the policy's order.
+    pub samples: Vec<Sample>,
+}
+
+/// One metric's proposal, before the governor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proposal {
+    /// The metric's name.
+    pub metric: String,
+    /// The value observed.
+    pub value: f64,
+    /// What the value is held to.
+    pub target: Target,
+    /// Observed value over its target at the current replica count: 1.0 is on target. The
+    /// governor's tolerance band applies to this ratio.
+    pub ratio: f64,
+    /// Replicas this metric asks for, before any bound or rule.
+    pub replicas: u32,
+}
+
+/// A metric that gave no data this tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Missing {
+    /// The metric's name.
+    pub metric: String,
+    /// Why there was no data.
+    pub reason: String,
+}
+
+/// What a policy proposes from one observation: one proposal per metric that had data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// Proposals of the metrics that had data.
+    pub proposals: Vec<Proposal>,
+    /// Metrics that had none.
+    pub missing: Vec<Missing>,
+}
+
+/// The governed outcome of one tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Replicas before the decision.
+    pub current_replicas: u32,
+    /// Replicas the target should have: always within [min, max].
+    pub desired_replicas: u32,
+    /// Why.
+    pub explanation: Explanation,
+}
+
+impl Decision {
+    /// Direction of the change this decision makes.
+    pub fn direction(&self) -> Option<Direction> {
+        Direction::of(self.current_replicas, self.desired_replicas)
+    }
+}
+
+/// The numbers behind a decision: every input, each proposal and every rule that moved the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// Ready replicas seen.
+    pub ready_replicas: u32,
+    /// The policy's proposals, one per metric with data.
+    pub proposals: Vec<Proposal>,
+    /// Metrics without data.
+    pub missing: Vec<Missing>,
+    /// The largest proposal, after the tolerance band (None when no metric had data).
+    pub proposed_replicas: Option<u32>,
+    /// Each rule of the governor that changed the number, in the order applied.
+    pub steps: Vec<RuleStep>,
+}
+
+impl Explanation {
+    /// The last rule that changed the result, if any.
+    pub fn limited_by(&self) -> Option<Rule> {
+        self.steps.last().map(|s| s.rule)
+    }
+}
+
+impl fmt::Display for Decision {
+    /// One line: the change, the metrics behind it, and the rules that limited it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.explanation;
+        match self.direction() {
+            Some(d) => write!(f, "scale {d} {}→{}", self.current_replicas, self.desired_replicas)?,
+            None => write!(f, "hold at {}", self.current_replicas)?,
+        }
+        let mut sep = ": ";
+        for p in &e.proposals {
+            write!(f, "{sep}{} {} vs {} → {}", p.metric, fmt_num(p.value), p.target, p.replicas)?;
+            sep = ", ";
+        }
+        for m in &e.missing {
+            write!(f, "{sep}{} no data ({})", m.metric, m.reason)?;
+            sep = ", ";
+        }
+        for s in &e.steps {
+            write!(f, "; {}", s.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats a metric value compactly: three significant decimals at most.
+pub fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A horizontal policy: what to measure and how to govern it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Horizontal {
+    /// The metrics and their targets.
+    pub metrics: Vec<MetricTarget>,
+    /// Bounds, tolerance, stabilization, cooldowns, rate limits and the missing-data rule.
+    pub governor: Governor,
+}
+
+/// Everything a horizontal policy remembers between ticks. Serializable so that the daemon can
+/// keep it on the target across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    /// The governor's memory.
+    pub governor: GovernorState,
+}
+
+impl State {
+    /// State for a policy seen for the first time (or after a restart with nothing kept): the
+    /// current replica count counts as a recommendation made now, so no scale-down happens before
+    /// a full scale-down stabilization window has passed (as the HPA does).
+    pub fn conservative(current_replicas: u32, now: Seconds) -> State {
+        State {
+            governor: GovernorState::conservative(current_replicas, now),
+        }
+    }
+}
+
+/// One tick: decide with the policy, then govern. The one entry point that every driver uses.
+pub fn tick(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seconds) -> Decision {
+    let rec = threshold::recommend(&policy.metrics, obs);
+    policy.governor.govern(&mut state.governor, obs, rec, now)
+}

@@ -1,0 +1,516 @@
+//! ScalingPolicy files: parsing, validation with `file:line:column` errors, and loading folders.
+//!
+//! [`parse`] turns the text of one file into a validated [`Policy`] or a [`PolicyError`] listing
+//! every problem found, each with its line, column and field path. It never panics, whatever the
+//! input.
+
+pub mod model;
+
+use crate::engine::{
+    Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing, governor::ScalingRules,
+    governor::Select, governor::StepLimit,
+};
+use model::{Dur, OnMetricError, PolicyFile, Preset, SelectModel};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::{Mode, TargetRef};
+
+/// The only apiVersion understood.
+pub const API_VERSION: &str = "setpoint.dev/v1alpha1";
+/// The only kind understood.
+pub const KIND: &str = "ScalingPolicy";
+/// Largest replica count accepted for `max`.
+pub const MAX_REPLICAS: u32 = 100_000;
+
+/// Where a metric's value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    /// PromQL expression.
+    pub prometheus: String,
+}
+
+/// A validated policy, ready for the engine and the drivers.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// metadata.name.
+    pub name: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// The scale target.
+    pub target: TargetRef,
+    /// apply or recommend.
+    pub mode: Mode,
+    /// Seconds between ticks.
+    pub interval: Seconds,
+    /// One query per metric, in the order of `horizontal.metrics`.
+    pub queries: Vec<MetricQuery>,
+    /// The engine's configuration.
+    pub horizontal: Horizontal,
+}
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line (0 when unknown).
+    pub line: u32,
+    /// 1-based column (0 when unknown).
+    pub column: u32,
+    /// Field path such as `spec.horizontal.replicas.min` (empty at the top).
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Errors from reading policies.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid policy.
+    #[error("{}", render(path, problems))]
+    Invalid {
+        /// The path.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// Two files define the same policy name.
+    #[error("{}: policy name \"{name}\" is already used by {}", path.display(), first.display())]
+    Duplicate {
+        /// The second file.
+        path: PathBuf,
+        /// The name.
+        name: String,
+        /// The first file.
+        first: PathBuf,
+    },
+}
+
+fn render(path: &Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let field = if p.field.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", p.field)
+            };
+            format!(
+                "{}:{}:{}: {field}{}",
+                path.display(),
+                p.line,
+                p.column,
+                p.message
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}: {}", self.line, self.column, self.field, self.message)
+    }
+}
+
+/// Reads and validates one policy file.
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let bytes = std::fs::read(path).map_err(|source| PolicyError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    parse(&text, path)
+}
+
+/// Policy files in a folder (`*.yaml`, `*.yml`, sorted), or the path itself when it is a file.
+pub fn files(path: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let io = |source| PolicyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if !path.is_dir() {
+        std::fs::metadata(path).map_err(io)?;
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        let yaml = matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if yaml && !hidden && p.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads every policy under `paths` (files or folders). Returns the good policies and one error
+/// per bad file; a bad file never hides the good ones.
+pub fn load_all(paths: &[PathBuf]) -> (Vec<Policy>, Vec<PolicyError>) {
+    let (mut good, mut bad) = (Vec::<Policy>::new(), Vec::new());
+    for p in paths {
+        match files(p) {
+            Err(e) => bad.push(e),
+            Ok(fs) => {
+                for f in fs {
+                    match load(&f) {
+                        Ok(pol) => match good.iter().find(|g| g.name == pol.name) {
+                            Some(first) => bad.push(PolicyError::Duplicate {
+                                path: f,
+                                name: pol.name,
+                                first: first.source.clone(),
+                            }),
+                            None => good.push(pol),
+                        },
+                        Err(e) => bad.push(e),
+                    }
+                }
+            }
+        }
+    }
+    (good, bad)
+}
+
+/// Parses and validates the text of one policy file; `path` is used in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+    let invalid = |problems| PolicyError::Invalid {
+        path: path.to_owned(),
+        problems,
+    };
+    let mut track = serde_path_to_error::Track::new();
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        PolicyFile::deserialize(serde_path_to_error::Deserializer::new(de, &mut track))
+    });
+    let file = match parsed {
+        Ok(f) => f,
+        Err(e) => {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() as u32, l.column() as u32))
+                .unwrap_or((0, 0));
+            let field = field_path(&track.path().to_string());
+            return Err(invalid(vec![Problem {
+                line,
+                column,
+                field,
+                message: plain_message(&e),
+            }]));
+        }
+    };
+    let mut v = Validator::default();
+    let policy = v.policy(file, path);
+    match policy {
+        Some(p) if v.problems.is_empty() => Ok(p),
+        _ => Err(invalid(v.problems)),
+    }
+}
+
+/// serde_path_to_error writes `?` for the root and `[0]` for indexes; keep dots and indexes.
+fn field_path(p: &str) -> String {
+    let p = p.trim_start_matches('?').trim_start_matches('.');
+    // Spanned values show up as an extra `value` segment; it is not a field of the file.
+    p.replace(".value.", ".")
+        .trim_end_matches(".value")
+        .replace(".value[", "[")
+        .to_string()
+}
+
+/// The parser's message without its "error: line N column M:" prefix, plus a hint where the
+/// parser's own words are terse.
+fn plain_message(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("").trim();
+    let msg = first.strip_prefix("error:").unwrap_or(first).trim_start();
+    let msg = match msg.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, rest)) => rest,
+        None => msg,
+    };
+    match msg.strip_prefix("invalid ") {
+        Some(t @ ("u32" | "u64" | "i64")) => format!("invalid {t}: expected a whole number"),
+        Some(t @ ("f64" | "f32")) => format!("invalid {t}: expected a number"),
+        _ => msg.to_string(),
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn err<T>(&mut self, at: &Spanned<T>, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line: at.referenced.line() as u32,
+            column: at.referenced.column() as u32,
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn policy(&mut self, f: PolicyFile, path: &Path) -> Option<Policy> {
+        if f.api_version.value != API_VERSION {
+            self.err(
+                &f.api_version,
+                "apiVersion",
+                format!("expected \"{API_VERSION}\", found \"{}\"", f.api_version.value),
+            );
+        }
+        if f.kind.value != KIND {
+            self.err(&f.kind, "kind", format!("expected \"{KIND}\", found \"{}\"", f.kind.value));
+        }
+        let name = &f.metadata.name;
+        if !is_dns_label(&name.value) {
+            self.err(
+                name,
+                "metadata.name",
+                format!(
+                    "\"{}\" is not a valid name: expected 1-63 lowercase letters, digits or '-', \
+                     starting and ending with a letter or digit",
+                    name.value
+                ),
+            );
+        }
+        let spec = &f.spec.value;
+        let t = &spec.target;
+        if t.value.kind.trim().is_empty() || t.value.name.trim().is_empty() {
+            self.err(t, "spec.target", "expected a kind and a name, such as {kind: Deployment, name: web}");
+        }
+        let interval = match &spec.interval {
+            None => 15.0,
+            Some(i) => self.duration(i, "spec.interval", 1.0, 3600.0),
+        };
+        let Some(h) = &spec.horizontal else {
+            self.err(&f.spec, "spec", "missing field `horizontal`: nothing to scale");
+            return None;
+        };
+        let (horizontal, queries) = self.horizontal(h)?;
+        Some(Policy {
+            name: name.value.clone(),
+            source: path.to_owned(),
+            target: t.value.clone(),
+            mode: spec.mode,
+            interval,
+            queries,
+            horizontal,
+        })
+    }
+
+    /// A duration in seconds within [lo, hi] (None bound checks when lo = 0).
+    fn duration(&mut self, d: &Spanned<Dur>, field: &str, lo: f64, hi: f64) -> Seconds {
+        let s = d.value.0.as_secs_f64();
+        if s < lo || s > hi {
+            self.err(
+                d,
+                field,
+                format!(
+                    "{} is out of range: expected between {} and {}",
+                    humantime::format_duration(d.value.0),
+                    humantime::format_duration(std::time::Duration::from_secs_f64(lo)),
+                    humantime::format_duration(std::time::Duration::from_secs_f64(hi)),
+                ),
+            );
+        }
+        s
+    }
+
+    fn horizontal(&mut self, h: &model::Horizontal) -> Option<(Horizontal, Vec<MetricQuery>)> {
+        let f = "spec.horizontal";
+        let r = &h.replicas;
+        if r.value.min < 1 {
+            self.err(r, &format!("{f}.replicas.min"), "must be at least 1");
+        }
+        if r.value.max > MAX_REPLICAS {
+            self.err(r, &format!("{f}.replicas.max"), format!("must be at most {MAX_REPLICAS}"));
+        }
+        if r.value.min > r.value.max {
+            self.err(
+                r,
+                &format!("{f}.replicas"),
+                format!("min ({}) is greater than max ({})", r.value.min, r.value.max),
+            );
+        }
+        if h.metrics.value.is_empty() {
+            self.err(&h.metrics, &format!("{f}.metrics"), "expected at least one metric");
+        }
+        let mut metrics = Vec::new();
+        let mut queries = Vec::new();
+        for (i, m) in h.metrics.value.iter().enumerate() {
+            let mf = format!("{f}.metrics[{i}]");
+            let name = m.value.name.clone().unwrap_or_else(|| format!("metric-{}", i + 1));
+            if metrics.iter().any(|x: &MetricTarget| x.name == name) {
+                self.err(m, &format!("{mf}.name"), format!("duplicate metric name \"{name}\""));
+            }
+            if m.value.prometheus.trim().is_empty() {
+                self.err(m, &format!("{mf}.prometheus"), "empty query: expected a PromQL expression");
+            }
+            let target = match (m.value.target_per_replica, m.value.utilization) {
+                (Some(t), None) => Target::PerReplica(t),
+                (None, Some(u)) => Target::Utilization(u),
+                (Some(_), Some(_)) => {
+                    self.err(m, &mf, "give either targetPerReplica or utilization, not both");
+                    continue;
+                }
+                (None, None) => {
+                    self.err(m, &mf, "missing target: expected targetPerReplica or utilization");
+                    continue;
+                }
+            };
+            let (Target::PerReplica(v) | Target::Utilization(v)) = target;
+            if !(v.is_finite() && v > 0.0) {
+                self.err(m, &mf, format!("target must be a positive number, found {v}"));
+            }
+            metrics.push(MetricTarget { name, target });
+            queries.push(MetricQuery {
+                prometheus: m.value.prometheus.clone(),
+            });
+        }
+        let preset = h.preset;
+        let (tol_up, tol_down) = match &h.tolerance {
+            None if preset == Preset::Hpa => (0.1, 0.1),
+            None => (0.0, 0.0),
+            Some(t) => {
+                for v in [t.value.up, t.value.down] {
+                    if !(0.0..1.0).contains(&v) {
+                        self.err(t, &format!("{f}.tolerance"), format!("{v} is out of range: expected 0 <= tolerance < 1"));
+                    }
+                }
+                (t.value.up, t.value.down)
+            }
+        };
+        let scale_up = self.rules(h.scale_up.as_ref(), &format!("{f}.scaleUp"), preset, true);
+        let scale_down = self.rules(h.scale_down.as_ref(), &format!("{f}.scaleDown"), preset, false);
+        let on_missing = match &h.on_metric_error {
+            None => OnMissing::Hold,
+            Some(s) => match s.value {
+                OnMetricError::Hold => OnMissing::Hold,
+                OnMetricError::Fallback { replicas, after } => {
+                    if replicas < r.value.min || replicas > r.value.max {
+                        self.err(
+                            s,
+                            &format!("{f}.onMetricError.fallback.replicas"),
+                            format!("{replicas} is outside replicas [{}, {}]", r.value.min, r.value.max),
+                        );
+                    }
+                    if after < 1 {
+                        self.err(s, &format!("{f}.onMetricError.fallback.after"), "must be at least 1");
+                    }
+                    OnMissing::Fallback { replicas, after }
+                }
+            },
+        };
+        Some((
+            Horizontal {
+                metrics,
+                governor: Governor {
+                    min: r.value.min,
+                    max: r.value.max,
+                    tolerance_up: tol_up,
+                    tolerance_down: tol_down,
+                    scale_up,
+                    scale_down,
+                    on_missing,
+                },
+            },
+            queries,
+        ))
+    }
+
+    fn rules(&mut self, r: Option<&model::Rules>, f: &str, preset: Preset, up: bool) -> ScalingRules {
+        let mut out = preset_rules(preset, up);
+        let Some(r) = r else { return out };
+        if let Some(s) = &r.stabilization {
+            out.stabilization = self.duration(s, &format!("{f}.stabilization"), 0.0, 3600.0);
+        }
+        if let Some(c) = &r.cooldown {
+            out.cooldown = self.duration(c, &format!("{f}.cooldown"), 0.0, 3600.0);
+        }
+        if let Some(s) = r.select {
+            out.select = match s {
+                SelectModel::Max => Select::Max,
+                SelectModel::Min => Select::Min,
+                SelectModel::Disabled => Select::Disabled,
+            };
+        }
+        if let Some(ls) = &r.limits {
+            out.limits.clear();
+            for (i, l) in ls.iter().enumerate() {
+                let lf = format!("{f}.limits[{i}]");
+                let period = l.value.per.0.as_secs_f64();
+                if !(1.0..=1800.0).contains(&period) {
+                    self.err(l, &format!("{lf}.per"), "expected a period between 1s and 30m");
+                }
+                match (l.value.pods, l.value.percent) {
+                    (Some(p), None) if p >= 1 => out.limits.push(StepLimit::Pods { value: p, period }),
+                    (None, Some(p)) if p.is_finite() && p > 0.0 => {
+                        out.limits.push(StepLimit::Percent { value: p, period })
+                    }
+                    (Some(_), Some(_)) => self.err(l, &lf, "give either pods or percent, not both"),
+                    (None, None) => self.err(l, &lf, "missing limit: expected pods or percent"),
+                    _ => self.err(l, &lf, "the limit must be a positive number"),
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The rules a preset gives a direction.
+pub fn preset_rules(preset: Preset, up: bool) -> ScalingRules {
+    match (preset, up) {
+        // HPA v2: scale up by max(100 %, 4 pods) per 15 s with no stabilization; scale down by up to
+        // 100 % per 15 s after a 300 s stabilization window.
+        (Preset::Hpa, true) => ScalingRules {
+            stabilization: 0.0,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits: vec![
+                StepLimit::Percent {
+                    value: 100.0,
+                    period: 15.0,
+                },
+                StepLimit::Pods {
+                    value: 4,
+                    period: 15.0,
+                },
+            ],
+        },
+        (Preset::Hpa, false) => ScalingRules {
+            stabilization: 300.0,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits: vec![StepLimit::Percent {
+                value: 100.0,
+                period: 15.0,
+            }],
+        },
+        (Preset::None, _) => ScalingRules {
+            stabilization: 0.0,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits: Vec::new(),
+        },
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}

@@ -1,0 +1,317 @@
+//! The ScalingPolicy file as written (serde model). Unknown fields are errors; the values that
+//! validation checks are [`Spanned`] so that an error can point at them.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyFile {
+    /// Must be `setpoint.dev/v1alpha1`.
+    pub api_version: Spanned<String>,
+    /// Must be `ScalingPolicy`.
+    pub kind: Spanned<String>,
+    /// Name and labels.
+    pub metadata: Metadata,
+    /// What to scale and how.
+    pub spec: Spanned<Spec>,
+}
+
+/// Object metadata, as on any Kubernetes object.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// The policy's name: unique within the folder.
+    pub name: Spanned<String>,
+    /// Namespace (informational: the daemon serves its own namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The policy's spec.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Spec {
+    /// The scale target.
+    pub target: Spanned<TargetRef>,
+    /// apply (default) or recommend.
+    #[serde(default)]
+    pub mode: Mode,
+    /// How often the policy ticks (default 15s).
+    #[serde(default)]
+    pub interval: Option<Spanned<Dur>>,
+    /// Horizontal scaling.
+    #[serde(default)]
+    pub horizontal: Option<Horizontal>,
+}
+
+/// Reference to the workload to scale.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetRef {
+    /// apiVersion of the target (default `apps/v1`).
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Kind: Deployment, StatefulSet, ReplicaSet or any kind with a scale subresource.
+    pub kind: String,
+    /// Name of the object.
+    pub name: String,
+}
+
+fn default_api_version() -> String {
+    "apps/v1".into()
+}
+
+/// Whether the policy acts or only recommends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Patch the target.
+    #[default]
+    Apply,
+    /// Only publish what would be done.
+    Recommend,
+}
+
+/// Which defaults fill the fields a policy leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Preset {
+    /// The Kubernetes HPA v2 defaults.
+    #[default]
+    Hpa,
+    /// Nothing: no tolerance, no stabilization, no rate limits.
+    None,
+}
+
+/// The horizontal part.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Horizontal {
+    /// Defaults for the fields left out (default `hpa`).
+    #[serde(default)]
+    pub preset: Preset,
+    /// Bounds.
+    pub replicas: Spanned<Replicas>,
+    /// Metrics and their targets.
+    pub metrics: Spanned<Vec<Spanned<Metric>>>,
+    /// The scaling policy (default threshold).
+    #[serde(default)]
+    pub policy: Option<PolicyKind>,
+    /// Tolerance band: a number for both directions, or `{up, down}`.
+    #[serde(default)]
+    pub tolerance: Option<Spanned<Tolerance>>,
+    /// Scale-up rules.
+    #[serde(default)]
+    pub scale_up: Option<Rules>,
+    /// Scale-down rules.
+    #[serde(default)]
+    pub scale_down: Option<Rules>,
+    /// What to do when metrics give no data.
+    #[serde(default)]
+    pub on_metric_error: Option<Spanned<OnMetricError>>,
+}
+
+/// Replica bounds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replicas {
+    /// Lowest count (at least 1).
+    pub min: u32,
+    /// Highest count.
+    pub max: u32,
+}
+
+/// One metric.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metric {
+    /// Name for explanations (default `metric-N`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// PromQL expression giving one value.
+    pub prometheus: String,
+    /// The value is a total; each replica should carry this much.
+    #[serde(default)]
+    pub target_per_replica: Option<f64>,
+    /// The value is a per-replica utilization ratio; hold it at this value.
+    #[serde(default)]
+    pub utilization: Option<f64>,
+}
+
+/// The scaling policy kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum PolicyKind {
+    /// Size so that each metric sits at its target.
+    Threshold(ThresholdParams),
+}
+
+/// The threshold policy has no parameters of its own yet.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdParams {}
+
+/// Tolerance band.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Band above the target.
+    pub up: f64,
+    /// Band below the target.
+    pub down: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToleranceBands {
+    up: f64,
+    down: f64,
+}
+
+impl<'de> Deserialize<'de> for Tolerance {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tolerance;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number such as 0.1, or a map {up: 0.1, down: 0.2}")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Tolerance, E> {
+                Ok(Tolerance { up: v, down: v })
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Tolerance, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Tolerance, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Tolerance, A::Error> {
+                let b = ToleranceBands::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Tolerance {
+                    up: b.up,
+                    down: b.down,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// How several limits combine.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SelectModel {
+    /// The limit allowing the largest change.
+    Max,
+    /// The limit allowing the smallest change.
+    Min,
+    /// No scaling in this direction.
+    Disabled,
+}
+
+/// The rules of one direction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rules {
+    /// Stabilization window.
+    #[serde(default)]
+    pub stabilization: Option<Spanned<Dur>>,
+    /// Cooldown after the last scaling action.
+    #[serde(default)]
+    pub cooldown: Option<Spanned<Dur>>,
+    /// How the limits combine (default max).
+    #[serde(default)]
+    pub select: Option<SelectModel>,
+    /// Rate limits. An empty list means unlimited.
+    #[serde(default)]
+    pub limits: Option<Vec<Spanned<Limit>>>,
+}
+
+/// One rate limit: `{pods: 4, per: 15s}` or `{percent: 100, per: 15s}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// At most this many pods per period.
+    #[serde(default)]
+    pub pods: Option<u32>,
+    /// At most this percent of the count at the period's start.
+    #[serde(default)]
+    pub percent: Option<f64>,
+    /// The period.
+    pub per: Dur,
+}
+
+/// What to do when no metric gives data.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum OnMetricError {
+    /// Keep the current count.
+    Hold,
+    /// After `after` failed ticks, go up to `replicas` (never down).
+    Fallback {
+        /// Replicas.
+        replicas: u32,
+        /// Failed ticks first (default 3).
+        #[serde(default = "default_after")]
+        after: u32,
+    },
+}
+
+fn default_after() -> u32 {
+    3
+}
+
+/// A duration written as a humantime string ("15s", "5m", "1h 30m").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"30s\" or \"5m\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
+                let t = s.trim();
+                if t.starts_with('-') {
+                    return Err(E::custom(format!(
+                        "negative duration \"{s}\": durations are zero or more"
+                    )));
+                }
+                humantime::parse_duration(t).map(Dur).map_err(|e| {
+                    E::custom(format!(
+                        "invalid duration \"{s}\": {e}; expected a duration such as \"30s\" or \"5m\""
+                    ))
+                })
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "{v} has no unit: expected a duration such as \"{}s\"",
+                    v.unsigned_abs()
+                )))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                self.visit_i64(v.min(i64::MAX as u64) as i64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "{v} has no unit: expected a duration such as \"30s\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
