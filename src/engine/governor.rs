@@ -157,8 +157,6 @@ pub struct Governor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Rule {
-    /// The target was scaled to zero by hand: autoscaling is paused (as the HPA does).
-    Paused,
     /// [min, max].
     Bounds,
     /// No metric had data.
@@ -181,7 +179,6 @@ impl Rule {
     /// Stable lower-case name, for logs and metric labels.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Rule::Paused => "paused",
             Rule::Bounds => "bounds",
             Rule::MissingData => "missing_data",
             Rule::Fallback => "fallback",
@@ -308,11 +305,6 @@ impl Governor {
         let mut steps = Steps(Vec::new());
         let proposed = self.propose(st, current, &rec, &mut steps);
         let desired = match proposed {
-            _ if current == 0 => steps.note(
-                Rule::Paused,
-                0,
-                "target is at 0 replicas (scaled to zero by hand): autoscaling paused".into(),
-            ),
             _ if current > self.max || current < self.min => {
                 let to = self.clamp(current as i64);
                 steps.apply(Rule::Bounds, current, to, || {
@@ -360,8 +352,8 @@ impl Governor {
             .proposals
             .iter()
             .map(|p| {
-                let within = (p.ratio >= 1.0 && p.ratio - 1.0 <= self.tolerance_up)
-                    || (p.ratio < 1.0 && 1.0 - p.ratio <= self.tolerance_down);
+                let within = (p.ratio >= 1.0 && p.ratio - 1.0 <= self.tolerance_up + 1e-9)
+                    || (p.ratio < 1.0 && 1.0 - p.ratio <= self.tolerance_down + 1e-9);
                 if within { current } else { p.replicas }
             })
             .max()?;
@@ -485,7 +477,13 @@ impl Governor {
     }
 
     /// The furthest replica count the rate limits allow in `dir` (None: unlimited).
-    fn rate_limit(&self, st: &GovernorState, current: u32, dir: Direction, now: Seconds) -> Option<i64> {
+    fn rate_limit(
+        &self,
+        st: &GovernorState,
+        current: u32,
+        dir: Direction,
+        now: Seconds,
+    ) -> Option<i64> {
         let rules = self.rules(dir);
         if rules.select == Select::Disabled {
             return Some(current as i64);
@@ -516,12 +514,431 @@ impl Governor {
 
     /// Drops memory older than any window or period needs.
     fn prune(&self, st: &mut GovernorState, now: Seconds) {
-        let window = self.scale_up.stabilization.max(self.scale_down.stabilization);
+        let window = self
+            .scale_up
+            .stabilization
+            .max(self.scale_down.stabilization);
         st.recommendations.retain(|r| r.t > now - window);
         let period = [&self.scale_up, &self.scale_down]
             .iter()
             .flat_map(|r| r.limits.iter().map(StepLimit::period))
             .fold(0.0, f64::max);
         st.events.retain(|e| e.t > now - period);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Proposal, Target};
+
+    fn rules(stabilization: Seconds, limits: Vec<StepLimit>) -> ScalingRules {
+        ScalingRules {
+            stabilization,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits,
+        }
+    }
+
+    /// The HPA v2 defaults, as the `hpa` preset gives them.
+    fn hpa(min: u32, max: u32) -> Governor {
+        Governor {
+            min,
+            max,
+            tolerance_up: 0.1,
+            tolerance_down: 0.1,
+            scale_up: rules(
+                0.0,
+                vec![
+                    StepLimit::Percent {
+                        value: 100.0,
+                        period: 15.0,
+                    },
+                    StepLimit::Pods {
+                        value: 4,
+                        period: 15.0,
+                    },
+                ],
+            ),
+            scale_down: rules(
+                300.0,
+                vec![StepLimit::Percent {
+                    value: 100.0,
+                    period: 15.0,
+                }],
+            ),
+            on_missing: OnMissing::Hold,
+        }
+    }
+
+    /// No tolerance, stabilization or limits: only what a test sets.
+    fn bare(min: u32, max: u32) -> Governor {
+        Governor {
+            min,
+            max,
+            tolerance_up: 0.0,
+            tolerance_down: 0.0,
+            scale_up: rules(0.0, vec![]),
+            scale_down: rules(0.0, vec![]),
+            on_missing: OnMissing::Hold,
+        }
+    }
+
+    /// A recommendation of `replicas` from one per-replica metric (ratio = replicas / current).
+    fn rec(current: u32, replicas: u32) -> Recommendation {
+        Recommendation {
+            proposals: vec![Proposal {
+                metric: "m".into(),
+                value: replicas as f64,
+                target: Target::PerReplica(1.0),
+                ratio: replicas as f64 / current.max(1) as f64,
+                replicas,
+            }],
+            missing: vec![],
+        }
+    }
+
+    fn missing() -> Recommendation {
+        Recommendation {
+            proposals: vec![],
+            missing: vec![crate::engine::Missing {
+                metric: "m".into(),
+                reason: "down".into(),
+            }],
+        }
+    }
+
+    fn obs(current: u32) -> Observation {
+        Observation {
+            current_replicas: current,
+            ready_replicas: current,
+            samples: vec![],
+        }
+    }
+
+    /// Runs one tick and returns (desired, rule that limited it).
+    fn step(
+        g: &Governor,
+        st: &mut GovernorState,
+        current: u32,
+        r: Recommendation,
+        now: Seconds,
+    ) -> (u32, Option<Rule>) {
+        let d = g.govern(st, &obs(current), r, now);
+        (d.desired_replicas, d.explanation.limited_by())
+    }
+
+    #[test]
+    fn outside_bounds_goes_straight_to_the_bound() {
+        let g = hpa(2, 10);
+        let mut st = GovernorState::default();
+        assert_eq!(
+            step(&g, &mut st, 15, rec(15, 15), 0.0),
+            (10, Some(Rule::Bounds))
+        );
+        assert_eq!(
+            step(&g, &mut st, 1, rec(1, 1), 15.0),
+            (2, Some(Rule::Bounds))
+        );
+        assert_eq!(
+            step(&g, &mut st, 0, missing(), 30.0),
+            (2, Some(Rule::Bounds))
+        );
+    }
+
+    #[test]
+    fn proposals_are_clamped_to_bounds() {
+        let g = bare(2, 10);
+        let mut st = GovernorState::default();
+        assert_eq!(
+            step(&g, &mut st, 5, rec(5, 40), 0.0),
+            (10, Some(Rule::Bounds))
+        );
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 0), 15.0),
+            (2, Some(Rule::Bounds))
+        );
+    }
+
+    #[test]
+    fn tolerance_band_holds_and_is_asymmetric() {
+        let mut g = bare(1, 100);
+        g.tolerance_up = 0.1;
+        g.tolerance_down = 0.3;
+        let mut st = GovernorState::default();
+        // 10 replicas, ratio 1.1 (11): inside +10 % → hold.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 11), 0.0),
+            (10, Some(Rule::Tolerance))
+        );
+        // ratio 1.2 → 12.
+        assert_eq!(step(&g, &mut st, 10, rec(10, 12), 15.0), (12, None));
+        // ratio 0.75 (15 of 20): inside -30 % → hold; ratio 0.6 → 12.
+        assert_eq!(
+            step(&g, &mut st, 20, rec(20, 15), 30.0),
+            (20, Some(Rule::Tolerance))
+        );
+        assert_eq!(step(&g, &mut st, 20, rec(20, 12), 45.0), (12, None));
+    }
+
+    #[test]
+    fn scale_down_stabilization_takes_the_window_maximum() {
+        let mut g = bare(1, 100);
+        g.scale_down.stabilization = 300.0;
+        let mut st = GovernorState::conservative(10, 0.0);
+        // Recommendations drop to 6 at t=60: the window still holds 10 (from t=0).
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 8), 60.0),
+            (10, Some(Rule::Stabilization))
+        );
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 6), 120.0),
+            (10, Some(Rule::Stabilization))
+        );
+        // t=300: 10 (t=0) has left the window; 8 (t=60) is the highest left.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 6), 300.0),
+            (8, Some(Rule::Stabilization))
+        );
+        // t=361: only 6s remain.
+        assert_eq!(step(&g, &mut st, 8, rec(8, 6), 361.0), (6, None));
+    }
+
+    #[test]
+    fn scale_up_stabilization_takes_the_window_minimum() {
+        let mut g = bare(1, 100);
+        g.scale_up.stabilization = 60.0;
+        let mut st = GovernorState::default();
+        assert_eq!(step(&g, &mut st, 10, rec(10, 10), 0.0), (10, None));
+        // A spike to 20 at t=15: the window's lowest is 10 → hold.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 20), 15.0),
+            (10, Some(Rule::Stabilization))
+        );
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 16), 30.0),
+            (10, Some(Rule::Stabilization))
+        );
+        // t=61: 10 (t=0) left; lowest of {20, 16, 18} is 16.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 18), 61.0),
+            (16, Some(Rule::Stabilization))
+        );
+    }
+
+    #[test]
+    fn hpa_scale_up_limit_is_max_of_100_percent_and_4_pods_per_15s() {
+        let g = hpa(1, 100);
+        let mut st = GovernorState::default();
+        // From 1: max(2, 5) = 5.
+        assert_eq!(
+            step(&g, &mut st, 1, rec(1, 50), 0.0),
+            (5, Some(Rule::RateLimit))
+        );
+        // 10 s later the period still counts the +4: start = 1 → limit 5 → hold.
+        assert_eq!(
+            step(&g, &mut st, 5, rec(5, 50), 10.0),
+            (5, Some(Rule::RateLimit))
+        );
+        // At 15 s the period has passed: max(10, 9) = 10, then 20, then 40, then 50.
+        assert_eq!(
+            step(&g, &mut st, 5, rec(5, 50), 15.0),
+            (10, Some(Rule::RateLimit))
+        );
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 50), 30.0),
+            (20, Some(Rule::RateLimit))
+        );
+        assert_eq!(
+            step(&g, &mut st, 20, rec(20, 50), 45.0),
+            (40, Some(Rule::RateLimit))
+        );
+        assert_eq!(step(&g, &mut st, 40, rec(40, 50), 60.0), (50, None));
+    }
+
+    #[test]
+    fn select_min_and_disabled() {
+        let mut g = hpa(1, 100);
+        g.scale_up.select = Select::Min;
+        let mut st = GovernorState::default();
+        // From 10: min(20, 14) = 14.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 50), 0.0),
+            (14, Some(Rule::RateLimit))
+        );
+        g.scale_up.select = Select::Disabled;
+        let mut st = GovernorState::default();
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 50), 0.0),
+            (10, Some(Rule::RateLimit))
+        );
+    }
+
+    #[test]
+    fn scale_down_limits_count_from_the_period_start() {
+        let mut g = bare(1, 100);
+        g.scale_down.limits = vec![
+            StepLimit::Percent {
+                value: 50.0,
+                period: 60.0,
+            },
+            StepLimit::Pods {
+                value: 3,
+                period: 60.0,
+            },
+        ];
+        let mut st = GovernorState::default();
+        // Max change: min(10 × 0.5 = 5, 10 - 3 = 7) = 5.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 1), 0.0),
+            (5, Some(Rule::RateLimit))
+        );
+        // Within the period the start is still 10: no further step.
+        assert_eq!(
+            step(&g, &mut st, 5, rec(5, 1), 30.0),
+            (5, Some(Rule::RateLimit))
+        );
+        // After it: from 5, min(2 (2.5 truncated, as the HPA), 2) = 2.
+        assert_eq!(
+            step(&g, &mut st, 5, rec(5, 1), 60.0),
+            (2, Some(Rule::RateLimit))
+        );
+        g.scale_down.select = Select::Min;
+        let mut st = GovernorState::default();
+        // Min change: max(5, 7) = 7.
+        assert_eq!(
+            step(&g, &mut st, 10, rec(10, 1), 0.0),
+            (7, Some(Rule::RateLimit))
+        );
+    }
+
+    #[test]
+    fn cooldowns_follow_the_last_action_of_either_direction() {
+        let mut g = bare(1, 100);
+        g.scale_down.cooldown = 60.0;
+        g.scale_up.cooldown = 30.0;
+        let mut st = GovernorState::default();
+        assert_eq!(step(&g, &mut st, 10, rec(10, 12), 0.0), (12, None));
+        // Up within 30 s of it: held; at 30 s: allowed.
+        assert_eq!(
+            step(&g, &mut st, 12, rec(12, 14), 15.0),
+            (12, Some(Rule::Cooldown))
+        );
+        assert_eq!(step(&g, &mut st, 12, rec(12, 14), 30.0), (14, None));
+        // Down within 60 s of that scale-up: held.
+        assert_eq!(
+            step(&g, &mut st, 14, rec(14, 8), 45.0),
+            (14, Some(Rule::Cooldown))
+        );
+        // Down 60 s after that last action.
+        assert_eq!(
+            step(&g, &mut st, 14, rec(14, 8), 89.0),
+            (14, Some(Rule::Cooldown))
+        );
+        assert_eq!(step(&g, &mut st, 14, rec(14, 8), 90.0), (8, None));
+    }
+
+    #[test]
+    fn missing_data_holds_then_falls_back_upwards_only() {
+        let mut g = bare(1, 100);
+        g.on_missing = OnMissing::Fallback {
+            replicas: 8,
+            after: 3,
+        };
+        let mut st = GovernorState::default();
+        assert_eq!(
+            step(&g, &mut st, 5, missing(), 0.0),
+            (5, Some(Rule::MissingData))
+        );
+        assert_eq!(
+            step(&g, &mut st, 5, missing(), 15.0),
+            (5, Some(Rule::MissingData))
+        );
+        assert_eq!(
+            step(&g, &mut st, 5, missing(), 30.0),
+            (8, Some(Rule::Fallback))
+        );
+        // Above the fallback: never down.
+        assert_eq!(
+            step(&g, &mut st, 12, missing(), 45.0),
+            (12, Some(Rule::MissingData))
+        );
+        // Data again resets the count.
+        assert_eq!(step(&g, &mut st, 12, rec(12, 12), 60.0), (12, None));
+        assert_eq!(st.failures, 0);
+        assert_eq!(
+            step(&g, &mut st, 12, missing(), 75.0),
+            (12, Some(Rule::MissingData))
+        );
+        assert_eq!(st.failures, 1);
+    }
+
+    #[test]
+    fn partial_data_may_scale_up_but_never_down() {
+        let g = bare(1, 100);
+        let mut st = GovernorState::default();
+        let mut r = rec(10, 4);
+        r.missing = missing().missing;
+        assert_eq!(step(&g, &mut st, 10, r, 0.0), (10, Some(Rule::PartialData)));
+        let mut r = rec(10, 14);
+        r.missing = missing().missing;
+        assert_eq!(step(&g, &mut st, 10, r, 15.0), (14, None));
+    }
+
+    #[test]
+    fn largest_proposal_wins() {
+        let g = bare(1, 100);
+        let mut st = GovernorState::default();
+        let mut r = rec(10, 4);
+        r.proposals.extend(rec(10, 17).proposals);
+        assert_eq!(step(&g, &mut st, 10, r, 0.0), (17, None));
+    }
+
+    #[test]
+    fn conservative_state_blocks_early_scale_down_after_restart() {
+        let g = hpa(1, 100);
+        // A restart at t=1000 with 20 replicas and nothing remembered.
+        let mut st = GovernorState::conservative(20, 1000.0);
+        assert_eq!(
+            step(&g, &mut st, 20, rec(20, 5), 1015.0),
+            (20, Some(Rule::Stabilization))
+        );
+        assert_eq!(
+            step(&g, &mut st, 20, rec(20, 5), 1299.0),
+            (20, Some(Rule::Stabilization))
+        );
+        assert_eq!(step(&g, &mut st, 20, rec(20, 5), 1300.0), (5, None));
+    }
+
+    #[test]
+    fn memory_is_pruned_to_the_longest_window() {
+        let g = hpa(1, 100);
+        let mut st = GovernorState::default();
+        for i in 0..1000 {
+            step(&g, &mut st, 10, rec(10, 10 + (i % 3)), i as f64 * 15.0);
+        }
+        assert!(
+            st.recommendations.len() <= 21,
+            "{}",
+            st.recommendations.len()
+        );
+        assert!(st.events.len() <= 1);
+    }
+
+    #[test]
+    fn explanation_names_the_numbers() {
+        let g = hpa(1, 100);
+        let mut st = GovernorState::default();
+        let d = g.govern(&mut st, &obs(2), rec(2, 30), 0.0);
+        let line = d.to_string();
+        assert!(
+            line.starts_with("scale up 2→6: m 30 vs 1/replica → 30"),
+            "{line}"
+        );
+        assert!(
+            line.contains("scale-up limit 6 (100% per 15s, 4 pods per 15s)"),
+            "{line}"
+        );
     }
 }

@@ -15,7 +15,9 @@ pub mod threshold;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-pub use governor::{Direction, Governor, GovernorState, Rule, RuleStep, ScalingRules, Select, StepLimit};
+pub use governor::{
+    Direction, Governor, GovernorState, Rule, RuleStep, ScalingRules, Select, StepLimit,
+};
 pub use threshold::{MetricTarget, Target};
 
 /// Seconds on the driver's clock: Unix time in the daemon, seconds from the trace start in the
@@ -162,12 +164,23 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = &self.explanation;
         match self.direction() {
-            Some(d) => write!(f, "scale {d} {}→{}", self.current_replicas, self.desired_replicas)?,
+            Some(d) => write!(
+                f,
+                "scale {d} {}→{}",
+                self.current_replicas, self.desired_replicas
+            )?,
             None => write!(f, "hold at {}", self.current_replicas)?,
         }
         let mut sep = ": ";
         for p in &e.proposals {
-            write!(f, "{sep}{} {} vs {} → {}", p.metric, fmt_num(p.value), p.target, p.replicas)?;
+            write!(
+                f,
+                "{sep}{} {} vs {} → {}",
+                p.metric,
+                fmt_num(p.value),
+                p.target,
+                p.replicas
+            )?;
             sep = ", ";
         }
         for m in &e.missing {

@@ -164,7 +164,11 @@ mod tests {
                 metric("b", Target::PerReplica(10.0)),
                 metric("c", Target::PerReplica(10.0)),
             ],
-            &obs(3, 3, vec![Sample::from_f64(f64::NAN), Sample::from_f64(50.0)]),
+            &obs(
+                3,
+                3,
+                vec![Sample::from_f64(f64::NAN), Sample::from_f64(50.0)],
+            ),
         );
         assert_eq!(r.proposals.len(), 1);
         assert_eq!(r.proposals[0].metric, "b");

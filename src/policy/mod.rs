@@ -7,8 +7,8 @@
 pub mod model;
 
 use crate::engine::{
-    Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing, governor::ScalingRules,
-    governor::Select, governor::StepLimit,
+    Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
+    governor::ScalingRules, governor::Select, governor::StepLimit,
 };
 use model::{Dur, OnMetricError, PolicyFile, Preset, SelectModel};
 use serde::Deserialize;
@@ -118,7 +118,11 @@ fn render(path: &Path, problems: &[Problem]) -> String {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.line, self.column, self.field, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.line, self.column, self.field, self.message
+        )
     }
 }
 
@@ -266,11 +270,18 @@ impl Validator {
             self.err(
                 &f.api_version,
                 "apiVersion",
-                format!("expected \"{API_VERSION}\", found \"{}\"", f.api_version.value),
+                format!(
+                    "expected \"{API_VERSION}\", found \"{}\"",
+                    f.api_version.value
+                ),
             );
         }
         if f.kind.value != KIND {
-            self.err(&f.kind, "kind", format!("expected \"{KIND}\", found \"{}\"", f.kind.value));
+            self.err(
+                &f.kind,
+                "kind",
+                format!("expected \"{KIND}\", found \"{}\"", f.kind.value),
+            );
         }
         let name = &f.metadata.name;
         if !is_dns_label(&name.value) {
@@ -287,14 +298,22 @@ impl Validator {
         let spec = &f.spec.value;
         let t = &spec.target;
         if t.value.kind.trim().is_empty() || t.value.name.trim().is_empty() {
-            self.err(t, "spec.target", "expected a kind and a name, such as {kind: Deployment, name: web}");
+            self.err(
+                t,
+                "spec.target",
+                "expected a kind and a name, such as {kind: Deployment, name: web}",
+            );
         }
         let interval = match &spec.interval {
             None => 15.0,
             Some(i) => self.duration(i, "spec.interval", 1.0, 3600.0),
         };
         let Some(h) = &spec.horizontal else {
-            self.err(&f.spec, "spec", "missing field `horizontal`: nothing to scale");
+            self.err(
+                &f.spec,
+                "spec",
+                "missing field `horizontal`: nothing to scale",
+            );
             return None;
         };
         let (horizontal, queries) = self.horizontal(h)?;
@@ -334,44 +353,79 @@ impl Validator {
             self.err(r, &format!("{f}.replicas.min"), "must be at least 1");
         }
         if r.value.max > MAX_REPLICAS {
-            self.err(r, &format!("{f}.replicas.max"), format!("must be at most {MAX_REPLICAS}"));
+            self.err(
+                r,
+                &format!("{f}.replicas.max"),
+                format!("must be at most {MAX_REPLICAS}"),
+            );
         }
         if r.value.min > r.value.max {
             self.err(
                 r,
                 &format!("{f}.replicas"),
-                format!("min ({}) is greater than max ({})", r.value.min, r.value.max),
+                format!(
+                    "min ({}) is greater than max ({})",
+                    r.value.min, r.value.max
+                ),
             );
         }
         if h.metrics.value.is_empty() {
-            self.err(&h.metrics, &format!("{f}.metrics"), "expected at least one metric");
+            self.err(
+                &h.metrics,
+                &format!("{f}.metrics"),
+                "expected at least one metric",
+            );
         }
         let mut metrics = Vec::new();
         let mut queries = Vec::new();
         for (i, m) in h.metrics.value.iter().enumerate() {
             let mf = format!("{f}.metrics[{i}]");
-            let name = m.value.name.clone().unwrap_or_else(|| format!("metric-{}", i + 1));
+            let name = m
+                .value
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("metric-{}", i + 1));
             if metrics.iter().any(|x: &MetricTarget| x.name == name) {
-                self.err(m, &format!("{mf}.name"), format!("duplicate metric name \"{name}\""));
+                self.err(
+                    m,
+                    &format!("{mf}.name"),
+                    format!("duplicate metric name \"{name}\""),
+                );
             }
             if m.value.prometheus.trim().is_empty() {
-                self.err(m, &format!("{mf}.prometheus"), "empty query: expected a PromQL expression");
+                self.err(
+                    m,
+                    &format!("{mf}.prometheus"),
+                    "empty query: expected a PromQL expression",
+                );
             }
             let target = match (m.value.target_per_replica, m.value.utilization) {
                 (Some(t), None) => Target::PerReplica(t),
                 (None, Some(u)) => Target::Utilization(u),
                 (Some(_), Some(_)) => {
-                    self.err(m, &mf, "give either targetPerReplica or utilization, not both");
+                    self.err(
+                        m,
+                        &mf,
+                        "give either targetPerReplica or utilization, not both",
+                    );
                     continue;
                 }
                 (None, None) => {
-                    self.err(m, &mf, "missing target: expected targetPerReplica or utilization");
+                    self.err(
+                        m,
+                        &mf,
+                        "missing target: expected targetPerReplica or utilization",
+                    );
                     continue;
                 }
             };
             let (Target::PerReplica(v) | Target::Utilization(v)) = target;
             if !(v.is_finite() && v > 0.0) {
-                self.err(m, &mf, format!("target must be a positive number, found {v}"));
+                self.err(
+                    m,
+                    &mf,
+                    format!("target must be a positive number, found {v}"),
+                );
             }
             metrics.push(MetricTarget { name, target });
             queries.push(MetricQuery {
@@ -385,14 +439,23 @@ impl Validator {
             Some(t) => {
                 for v in [t.value.up, t.value.down] {
                     if !(0.0..1.0).contains(&v) {
-                        self.err(t, &format!("{f}.tolerance"), format!("{v} is out of range: expected 0 <= tolerance < 1"));
+                        self.err(
+                            t,
+                            &format!("{f}.tolerance"),
+                            format!("{v} is out of range: expected 0 <= tolerance < 1"),
+                        );
                     }
                 }
                 (t.value.up, t.value.down)
             }
         };
         let scale_up = self.rules(h.scale_up.as_ref(), &format!("{f}.scaleUp"), preset, true);
-        let scale_down = self.rules(h.scale_down.as_ref(), &format!("{f}.scaleDown"), preset, false);
+        let scale_down = self.rules(
+            h.scale_down.as_ref(),
+            &format!("{f}.scaleDown"),
+            preset,
+            false,
+        );
         let on_missing = match &h.on_metric_error {
             None => OnMissing::Hold,
             Some(s) => match s.value {
@@ -402,11 +465,18 @@ impl Validator {
                         self.err(
                             s,
                             &format!("{f}.onMetricError.fallback.replicas"),
-                            format!("{replicas} is outside replicas [{}, {}]", r.value.min, r.value.max),
+                            format!(
+                                "{replicas} is outside replicas [{}, {}]",
+                                r.value.min, r.value.max
+                            ),
                         );
                     }
                     if after < 1 {
-                        self.err(s, &format!("{f}.onMetricError.fallback.after"), "must be at least 1");
+                        self.err(
+                            s,
+                            &format!("{f}.onMetricError.fallback.after"),
+                            "must be at least 1",
+                        );
                     }
                     OnMissing::Fallback { replicas, after }
                 }
@@ -429,7 +499,13 @@ impl Validator {
         ))
     }
 
-    fn rules(&mut self, r: Option<&model::Rules>, f: &str, preset: Preset, up: bool) -> ScalingRules {
+    fn rules(
+        &mut self,
+        r: Option<&model::Rules>,
+        f: &str,
+        preset: Preset,
+        up: bool,
+    ) -> ScalingRules {
         let mut out = preset_rules(preset, up);
         let Some(r) = r else { return out };
         if let Some(s) = &r.stabilization {
@@ -451,10 +527,16 @@ impl Validator {
                 let lf = format!("{f}.limits[{i}]");
                 let period = l.value.per.0.as_secs_f64();
                 if !(1.0..=1800.0).contains(&period) {
-                    self.err(l, &format!("{lf}.per"), "expected a period between 1s and 30m");
+                    self.err(
+                        l,
+                        &format!("{lf}.per"),
+                        "expected a period between 1s and 30m",
+                    );
                 }
                 match (l.value.pods, l.value.percent) {
-                    (Some(p), None) if p >= 1 => out.limits.push(StepLimit::Pods { value: p, period }),
+                    (Some(p), None) if p >= 1 => {
+                        out.limits.push(StepLimit::Pods { value: p, period })
+                    }
                     (None, Some(p)) if p.is_finite() && p > 0.0 => {
                         out.limits.push(StepLimit::Percent { value: p, period })
                     }
@@ -510,7 +592,8 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }

@@ -1,1 +1,385 @@
-//! The simulator.
+//! The simulator: the daemon's own [`engine::tick`] on a virtual clock against a trace-driven
+//! service.
+//!
+//! The service model:
+//! - each ready replica serves `capacity` requests/s; load above the ready capacity is unserved;
+//! - replicas added by a decision become ready `startup` later; a scale-down removes replicas
+//!   that are not ready yet first, and takes effect at once;
+//! - the policy sees what Prometheus would show: the load averaged over the last 60 s, sampled
+//!   every 15 s. A `targetPerReplica` metric reads that total; a `utilization` metric reads it
+//!   divided by (ready replicas × capacity);
+//! - the policy ticks at its own interval, the first tick one interval after the start;
+//! - the run starts with `ceil(load / capacity)` replicas (within [min, max]), all ready.
+//!
+//! Time advances from event to event (ticks, trace steps, replicas becoming ready), and the
+//! summary integrates exactly between events.
+
+pub mod report;
+pub mod trace;
+
+use crate::engine::{self, Observation, Sample, State, Target};
+use crate::policy::Policy;
+use serde::Serialize;
+use std::collections::VecDeque;
+pub use trace::{Trace, TraceError};
+
+/// How often the simulated Prometheus samples the load.
+pub const SCRAPE_INTERVAL: f64 = 15.0;
+/// The window the simulated Prometheus averages over.
+pub const RATE_WINDOW: f64 = 60.0;
+
+/// Service model settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceModel {
+    /// Requests/s one ready replica serves.
+    pub capacity: f64,
+    /// Seconds from a scale-up to the new replicas being ready.
+    pub startup: f64,
+}
+
+impl ServiceModel {
+    /// The defaults for a trace: capacity = mean / 20, start-up 60 s.
+    pub fn for_trace(trace: &Trace) -> ServiceModel {
+        ServiceModel {
+            capacity: trace.mean() / 20.0,
+            startup: 60.0,
+        }
+    }
+}
+
+/// One change of desired replicas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionPoint {
+    /// Seconds from the trace start.
+    pub t: f64,
+    /// Desired replicas from then on.
+    pub replicas: u32,
+    /// The decision's explanation, in one line.
+    pub reason: String,
+}
+
+/// The run's summary: the contract `simulate` and `backtest` share.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Load above the ready capacity, as a % of all load.
+    pub unserved_pct: f64,
+    /// % of time with load above the ready capacity.
+    pub under_time_pct: f64,
+    /// Replica-seconds (ready plus starting) over the oracle's Σ ceil(load / capacity) · dt.
+    pub cost_vs_oracle: f64,
+    /// Changes of desired replicas.
+    pub actions: u32,
+    /// Replica-hours, ready plus starting.
+    pub replica_hours: f64,
+    /// Simulated hours.
+    pub hours: f64,
+    /// Capacity per replica used (requests/s).
+    pub capacity: f64,
+    /// Start-up delay used (seconds).
+    pub startup_s: f64,
+    /// Policy ticks.
+    pub ticks: u64,
+    /// Highest desired replica count.
+    pub max_replicas: u32,
+}
+
+/// A point of the plotted series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeriesPoint {
+    /// Seconds from the start.
+    pub t: f64,
+    /// Offered load (requests/s).
+    pub load: f64,
+    /// Ready capacity (requests/s).
+    pub ready_capacity: f64,
+    /// Desired replicas.
+    pub replicas: u32,
+}
+
+/// What a run produces.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimResult {
+    /// t = 0, then every change of desired replicas.
+    pub decisions: Vec<DecisionPoint>,
+    /// The summary.
+    pub summary: Summary,
+    /// The series for the plot (one point per trace step).
+    #[serde(skip)]
+    pub series: Vec<SeriesPoint>,
+}
+
+/// The simulated replica set.
+struct Replicas {
+    ready: u32,
+    /// Times at which starting replicas become ready, earliest first.
+    starting: VecDeque<f64>,
+}
+
+impl Replicas {
+    fn desired(&self) -> u32 {
+        self.ready + self.starting.len() as u32
+    }
+
+    fn promote(&mut self, now: f64) {
+        while self.starting.front().is_some_and(|&r| r <= now) {
+            self.starting.pop_front();
+            self.ready += 1;
+        }
+    }
+
+    fn scale_to(&mut self, n: u32, ready_at: f64) {
+        let d = self.desired();
+        if n > d {
+            self.starting
+                .extend(std::iter::repeat_n(ready_at, (n - d) as usize));
+        } else {
+            let mut remove = d - n;
+            while remove > 0 && self.starting.pop_back().is_some() {
+                remove -= 1;
+            }
+            self.ready -= remove;
+        }
+    }
+}
+
+/// What the simulated Prometheus shows at time `t`: the load averaged over the 60 s before the
+/// latest scrape (None before the first scrape has a window).
+pub fn observed_load(trace: &Trace, t: f64) -> Option<f64> {
+    let s = (t / SCRAPE_INTERVAL).floor() * SCRAPE_INTERVAL;
+    trace.mean_between(s - RATE_WINDOW, s)
+}
+
+/// The samples a policy's metrics read, given the observed total load.
+pub fn samples(policy: &Policy, load: Option<f64>, ready: u32, capacity: f64) -> Vec<Sample> {
+    policy
+        .horizontal
+        .metrics
+        .iter()
+        .map(|m| match (load, m.target) {
+            (None, _) => Sample::no_data("no samples in the rate window yet"),
+            (Some(l), Target::PerReplica(_)) => Sample::from_f64(l),
+            (Some(_), Target::Utilization(_)) if ready == 0 => Sample::no_data("no ready replicas"),
+            (Some(l), Target::Utilization(_)) => Sample::from_f64(l / (ready as f64 * capacity)),
+        })
+        .collect()
+}
+
+/// Runs `policy` against `trace` with the given service model.
+pub fn run(policy: &Policy, trace: &Trace, model: ServiceModel) -> SimResult {
+    run_with(policy, trace, model, |t, ready| {
+        samples(policy, observed_load(trace, t), ready, model.capacity)
+    })
+}
+
+/// Runs `policy` against `trace`, with the policy's samples at each tick given by
+/// `observe(t, ready_replicas)`. `simulate` observes the trace itself; `backtest` observes what
+/// Prometheus recorded.
+pub fn run_with(
+    policy: &Policy,
+    trace: &Trace,
+    model: ServiceModel,
+    mut observe: impl FnMut(f64, u32) -> Vec<Sample>,
+) -> SimResult {
+    let g = &policy.horizontal.governor;
+    let cap = model.capacity;
+    let initial = ((trace.values[0] / cap).ceil() as u32).clamp(g.min, g.max);
+    let mut reps = Replicas {
+        ready: initial,
+        starting: VecDeque::new(),
+    };
+    let mut state = State::conservative(initial, 0.0);
+    let mut decisions = vec![DecisionPoint {
+        t: 0.0,
+        replicas: initial,
+        reason: format!(
+            "initial: ceil(load {} / capacity {}) within [{}, {}]",
+            engine::fmt_num(trace.values[0]),
+            engine::fmt_num(cap),
+            g.min,
+            g.max
+        ),
+    }];
+    let mut series = Vec::with_capacity(trace.values.len());
+    let (mut load_total, mut unserved, mut under_time, mut replica_s) = (0.0, 0.0, 0.0, 0.0);
+    let (mut ticks, mut max_replicas) = (0u64, initial);
+    let mut t = 0.0;
+    let mut step = 0;
+    let mut next_tick = policy.interval;
+    while t < trace.end {
+        let step_end = trace.step_end(step);
+        let next = next_tick
+            .min(step_end)
+            .min(reps.starting.front().copied().unwrap_or(f64::INFINITY))
+            .min(trace.end);
+        let (dt, load) = (next - t, trace.values[step]);
+        let ready_cap = reps.ready as f64 * cap;
+        load_total += load * dt;
+        if load > ready_cap {
+            unserved += (load - ready_cap) * dt;
+            under_time += dt;
+        }
+        replica_s += reps.desired() as f64 * dt;
+        if series
+            .last()
+            .is_none_or(|p: &SeriesPoint| p.t < trace.times[step])
+        {
+            series.push(SeriesPoint {
+                t: trace.times[step],
+                load,
+                ready_capacity: ready_cap,
+                replicas: reps.desired(),
+            });
+        }
+        t = next;
+        if t >= step_end && step + 1 < trace.values.len() {
+            step += 1;
+        }
+        reps.promote(t);
+        if t >= next_tick && t < trace.end {
+            next_tick += policy.interval;
+            ticks += 1;
+            let obs = Observation {
+                current_replicas: reps.desired(),
+                ready_replicas: reps.ready,
+                samples: observe(t, reps.ready),
+            };
+            let d = engine::tick(&policy.horizontal, &mut state, &obs, t);
+            if d.desired_replicas != d.current_replicas {
+                reps.scale_to(d.desired_replicas, t + model.startup);
+                reps.promote(t);
+                max_replicas = max_replicas.max(d.desired_replicas);
+                decisions.push(DecisionPoint {
+                    t,
+                    replicas: d.desired_replicas,
+                    reason: d.to_string(),
+                });
+            }
+        }
+    }
+    let oracle: f64 = (0..trace.values.len())
+        .map(|i| (trace.values[i] / cap).ceil() * (trace.step_end(i) - trace.times[i]))
+        .sum();
+    let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
+    SimResult {
+        summary: Summary {
+            unserved_pct: pct(unserved, load_total),
+            under_time_pct: pct(under_time, trace.end),
+            cost_vs_oracle: if oracle > 0.0 {
+                replica_s / oracle
+            } else {
+                0.0
+            },
+            actions: decisions.len() as u32 - 1,
+            replica_hours: replica_s / 3600.0,
+            hours: trace.end / 3600.0,
+            capacity: cap,
+            startup_s: model.startup,
+            ticks,
+            max_replicas,
+        },
+        decisions,
+        series,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn policy(extra: &str) -> Policy {
+        let text = format!(
+            "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: t}}\n\
+             spec:\n  target: {{kind: Deployment, name: t}}\n  interval: 15s\n  horizontal:\n    \
+             replicas: {{min: 1, max: 50}}\n    metrics: [{{prometheus: q, targetPerReplica: 10}}]\n{extra}"
+        );
+        crate::policy::parse(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn flat(values: &[(f64, f64)]) -> Trace {
+        Trace::new(
+            values.iter().map(|v| v.0).collect(),
+            values.iter().map(|v| v.1).collect(),
+        )
+    }
+
+    #[test]
+    fn steady_load_at_oracle_cost_is_calm() {
+        // 100 req/s, capacity 10: the oracle needs exactly 10 and so does the policy.
+        let tr = flat(&[(0.0, 100.0), (3600.0, 100.0)]);
+        let r = run(
+            &policy(""),
+            &tr,
+            ServiceModel {
+                capacity: 10.0,
+                startup: 60.0,
+            },
+        );
+        assert_eq!(r.summary.actions, 0);
+        assert_eq!(r.decisions[0].replicas, 10);
+        assert!((r.summary.cost_vs_oracle - 1.0).abs() < 1e-9);
+        assert_eq!(r.summary.unserved_pct, 0.0);
+        assert_eq!(r.summary.ticks, 2 * 3600 / 15 - 1);
+    }
+
+    #[test]
+    fn a_load_step_is_followed_after_startup() {
+        // Load doubles at t=600; scale-up happens at the first tick whose 60 s window shows it
+        // beyond tolerance, and the new replicas are ready 60 s later.
+        let tr = flat(&[(0.0, 100.0), (600.0, 200.0), (1200.0, 200.0)]);
+        let r = run(
+            &policy("    preset: none\n"),
+            &tr,
+            ServiceModel {
+                capacity: 10.0,
+                startup: 60.0,
+            },
+        );
+        let up = &r.decisions[1];
+        assert!(up.t > 600.0 && up.t <= 630.0, "{up:?}");
+        assert!(up.replicas > 10);
+        assert_eq!(r.decisions.last().unwrap().replicas, 20);
+        // Unserved: between the step and the last new replicas becoming ready.
+        assert!(r.summary.unserved_pct > 0.0 && r.summary.unserved_pct < 5.0);
+        assert!(r.summary.under_time_pct > 0.0);
+    }
+
+    #[test]
+    fn scale_down_removes_starting_replicas_first() {
+        let mut reps = Replicas {
+            ready: 3,
+            starting: VecDeque::from(vec![10.0, 20.0]),
+        };
+        reps.scale_to(4, 0.0);
+        assert_eq!((reps.ready, reps.starting.len()), (3, 1));
+        assert_eq!(reps.starting[0], 10.0, "the latest-starting one went first");
+        reps.scale_to(2, 0.0);
+        assert_eq!((reps.ready, reps.starting.len()), (2, 0));
+        reps.scale_to(5, 30.0);
+        reps.promote(29.0);
+        assert_eq!(reps.ready, 2);
+        reps.promote(30.0);
+        assert_eq!(reps.ready, 5);
+    }
+
+    #[test]
+    fn observed_load_lags_like_prometheus() {
+        let tr = flat(&[(0.0, 0.0), (100.0, 60.0), (1000.0, 60.0)]);
+        assert_eq!(observed_load(&tr, 10.0), None, "no scrape window yet");
+        // At t=119 the last scrape is at 105: window [45, 105] has 5 s of 60 req/s.
+        assert!((observed_load(&tr, 119.0).unwrap() - 5.0).abs() < 1e-9);
+        assert!((observed_load(&tr, 175.0).unwrap() - 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn utilization_reads_load_over_ready_capacity() {
+        let p = {
+            let mut p = policy("");
+            p.horizontal.metrics[0].target = Target::Utilization(0.5);
+            p
+        };
+        let s = samples(&p, Some(50.0), 4, 25.0);
+        assert_eq!(s[0].value(), Some(0.5));
+        assert!(samples(&p, Some(50.0), 0, 25.0)[0].value().is_none());
+    }
+}

@@ -1,0 +1,289 @@
+//! Every kind of bad policy file gets an error naming file, line, column and field, and saying
+//! what was expected.
+
+use setpoint::policy::{self, PolicyError, Problem};
+use std::path::Path;
+
+const GOOD: &str = "\
+apiVersion: setpoint.dev/v1alpha1
+kind: ScalingPolicy
+metadata:
+  name: web
+spec:
+  target: {kind: Deployment, name: web}
+  interval: 15s
+  horizontal:
+    replicas: {min: 2, max: 10}
+    metrics:
+      - name: rps
+        prometheus: sum(rate(http_requests_total[1m]))
+        targetPerReplica: 80
+    scaleDown:
+      stabilization: 5m
+";
+
+fn problems(text: &str) -> Vec<Problem> {
+    match policy::parse(text, Path::new("p.yaml")) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(PolicyError::Invalid { problems, .. }) => problems,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// Asserts a single problem at line:column, with the field and a message fragment.
+fn expect(text: &str, line: u32, column: u32, field: &str, msg: &str) {
+    let p = problems(text);
+    assert!(
+        p.iter().any(|p| p.line == line
+            && p.column == column
+            && p.field == field
+            && p.message.contains(msg)),
+        "expected {line}:{column} {field}: ...{msg}... in {p:#?}"
+    );
+}
+
+#[test]
+fn the_good_file_parses_with_hpa_defaults() {
+    let p = policy::parse(GOOD, Path::new("p.yaml")).unwrap();
+    assert_eq!(p.name, "web");
+    assert_eq!(p.interval, 15.0);
+    assert_eq!(p.target.api_version, "apps/v1");
+    let g = &p.horizontal.governor;
+    assert_eq!(
+        (g.min, g.max, g.tolerance_up, g.tolerance_down),
+        (2, 10, 0.1, 0.1)
+    );
+    assert_eq!(g.scale_down.stabilization, 300.0);
+    assert_eq!(g.scale_up.limits.len(), 2);
+    assert_eq!(
+        p.queries[0].prometheus,
+        "sum(rate(http_requests_total[1m]))"
+    );
+}
+
+#[test]
+fn unknown_field() {
+    let t = GOOD.replace(
+        "        targetPerReplica: 80\n",
+        "        targetPerReplica: 80\n        step: 1m\n",
+    );
+    expect(
+        &t,
+        14,
+        9,
+        "spec.horizontal.metrics[0].step",
+        "unknown field `step`, expected one of",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let t = GOOD.replace("min: 2", "min: two");
+    expect(
+        &t,
+        9,
+        21,
+        "spec.horizontal.replicas.min",
+        "expected a whole number",
+    );
+    let t = GOOD.replace("targetPerReplica: 80", "targetPerReplica: [80]");
+    expect(
+        &t,
+        13,
+        27,
+        "spec.horizontal.metrics[0].targetPerReplica",
+        "",
+    );
+}
+
+#[test]
+fn min_greater_than_max() {
+    let t = GOOD.replace("min: 2", "min: 12");
+    expect(
+        &t,
+        9,
+        15,
+        "spec.horizontal.replicas",
+        "min (12) is greater than max (10)",
+    );
+}
+
+#[test]
+fn negative_and_unitless_durations() {
+    let t = GOOD.replace("stabilization: 5m", "stabilization: -5m");
+    expect(
+        &t,
+        15,
+        22,
+        "spec.horizontal.scaleDown.stabilization",
+        "negative duration \"-5m\"",
+    );
+    let t = GOOD.replace("stabilization: 5m", "stabilization: 300");
+    expect(
+        &t,
+        15,
+        22,
+        "spec.horizontal.scaleDown.stabilization",
+        "no unit: expected a duration such as \"300s\"",
+    );
+    let t = GOOD.replace("interval: 15s", "interval: soon");
+    expect(&t, 7, 13, "spec.interval", "invalid duration \"soon\"");
+    let t = GOOD.replace("interval: 15s", "interval: 0s");
+    expect(&t, 7, 13, "spec.interval", "out of range");
+}
+
+#[test]
+fn unknown_policy_kind() {
+    let t = GOOD.replace("    scaleDown:", "    policy: {magic: {}}\n    scaleDown:");
+    expect(
+        &t,
+        14,
+        14,
+        "spec.horizontal.policy",
+        "unknown variant `magic`, expected one of threshold",
+    );
+}
+
+#[test]
+fn empty_query_and_missing_target() {
+    let t = GOOD.replace(
+        "prometheus: sum(rate(http_requests_total[1m]))",
+        "prometheus: \"  \"",
+    );
+    expect(
+        &t,
+        11,
+        9,
+        "spec.horizontal.metrics[0].prometheus",
+        "empty query",
+    );
+    let t = GOOD.replace("        targetPerReplica: 80\n", "");
+    expect(
+        &t,
+        11,
+        9,
+        "spec.horizontal.metrics[0]",
+        "missing target: expected targetPerReplica or utilization",
+    );
+    let t = GOOD.replace(
+        "targetPerReplica: 80",
+        "targetPerReplica: 80\n        utilization: 0.5",
+    );
+    expect(&t, 11, 9, "spec.horizontal.metrics[0]", "not both");
+    let t = GOOD.replace("targetPerReplica: 80", "targetPerReplica: -1");
+    expect(&t, 11, 9, "spec.horizontal.metrics[0]", "positive number");
+}
+
+#[test]
+fn missing_required_fields() {
+    let t = GOOD.replace("  name: web\n", "  labels: {team: a}\n");
+    let p = problems(&t);
+    assert!(p[0].message.contains("missing field `name`"), "{p:?}");
+    assert_eq!(p[0].field, "metadata");
+    let t = GOOD.replace("    replicas: {min: 2, max: 10}\n", "");
+    assert!(problems(&t)[0].message.contains("missing field `replicas`"));
+}
+
+#[test]
+fn wrong_api_version_kind_and_name() {
+    let t = GOOD
+        .replace("setpoint.dev/v1alpha1", "autoscaling/v2")
+        .replace("kind: ScalingPolicy", "kind: HorizontalPodAutoscaler")
+        .replace("name: web\n", "name: Web_1\n");
+    let p = problems(&t);
+    assert_eq!(
+        p.len(),
+        3,
+        "all problems are reported, not only the first: {p:#?}"
+    );
+    expect(
+        &t,
+        1,
+        13,
+        "apiVersion",
+        "expected \"setpoint.dev/v1alpha1\"",
+    );
+    expect(&t, 2, 7, "kind", "expected \"ScalingPolicy\"");
+    expect(&t, 4, 9, "metadata.name", "not a valid name");
+}
+
+#[test]
+fn limits_tolerance_and_fallback() {
+    let t = GOOD.replace(
+        "      stabilization: 5m\n",
+        "      stabilization: 5m\n      limits: [{pods: 2, percent: 5, per: 1m}, {per: 1m}, {pods: 1, per: 2h}]\n",
+    );
+    expect(
+        &t,
+        16,
+        16,
+        "spec.horizontal.scaleDown.limits[0]",
+        "either pods or percent, not both",
+    );
+    expect(
+        &t,
+        16,
+        48,
+        "spec.horizontal.scaleDown.limits[1]",
+        "missing limit",
+    );
+    expect(
+        &t,
+        16,
+        59,
+        "spec.horizontal.scaleDown.limits[2].per",
+        "between 1s and 30m",
+    );
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    tolerance: {up: 0.1, down: 1.5}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        16,
+        "spec.horizontal.tolerance",
+        "1.5 is out of range",
+    );
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    onMetricError: {fallback: {replicas: 50}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        20,
+        "spec.horizontal.onMetricError.fallback.replicas",
+        "outside replicas [2, 10]",
+    );
+    let t = GOOD.replace("    scaleDown:", "    onMetricError: retry\n    scaleDown:");
+    expect(
+        &t,
+        14,
+        20,
+        "spec.horizontal.onMetricError",
+        "unknown variant `retry`",
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_location() {
+    let p = problems("apiVersion: [setpoint\nkind: x\n");
+    assert!(p[0].line >= 1 && p[0].column >= 1, "{p:?}");
+    let p = problems("");
+    assert_eq!(p.len(), 1);
+    let p = problems("- just\n- a list\n");
+    assert!(p[0].message.contains("expected"), "{p:?}");
+}
+
+#[test]
+fn rendered_error_is_file_line_column_field_message() {
+    let t = GOOD.replace("min: 2", "min: 12");
+    let e = policy::parse(&t, Path::new("policies/web.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "policies/web.yaml:9:15: spec.horizontal.replicas: min (12) is greater than max (10)"
+    );
+}

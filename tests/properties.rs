@@ -1,0 +1,273 @@
+//! Property tests: the engine never leaves [min, max], a metric inside the tolerance band never
+//! changes the replica count, and the parsers never panic on any input.
+
+use proptest::prelude::*;
+use setpoint::engine::governor::OnMissing;
+use setpoint::engine::{
+    self, Governor, Horizontal, MetricTarget, Observation, Sample, ScalingRules, Select, State,
+    StepLimit, Target,
+};
+use std::path::Path;
+
+fn select() -> impl Strategy<Value = Select> {
+    prop_oneof![Just(Select::Max), Just(Select::Min), Just(Select::Disabled)]
+}
+
+fn limit() -> impl Strategy<Value = StepLimit> {
+    prop_oneof![
+        (1u32..20, 1.0..600.0f64).prop_map(|(value, period)| StepLimit::Pods { value, period }),
+        (1.0..300.0f64, 1.0..600.0f64)
+            .prop_map(|(value, period)| StepLimit::Percent { value, period }),
+    ]
+}
+
+fn rules() -> impl Strategy<Value = ScalingRules> {
+    (
+        0.0..900.0f64,
+        0.0..300.0f64,
+        select(),
+        prop::collection::vec(limit(), 0..3),
+    )
+        .prop_map(|(stabilization, cooldown, select, limits)| ScalingRules {
+            stabilization,
+            cooldown,
+            select,
+            limits,
+        })
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        (0.01..1000.0f64).prop_map(Target::PerReplica),
+        (0.05..2.0f64).prop_map(Target::Utilization),
+    ]
+}
+
+fn horizontal() -> impl Strategy<Value = Horizontal> {
+    (
+        1u32..50,
+        0u32..200,
+        0.0..0.9f64,
+        0.0..0.9f64,
+        rules(),
+        rules(),
+        prop::collection::vec(target(), 1..4),
+        prop::option::of((0u32..300, 1u32..5)),
+    )
+        .prop_map(
+            |(min, span, up, down, scale_up, scale_down, targets, fallback)| {
+                let max = min + span;
+                Horizontal {
+                    metrics: targets
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, target)| MetricTarget {
+                            name: format!("m{i}"),
+                            target,
+                        })
+                        .collect(),
+                    governor: Governor {
+                        min,
+                        max,
+                        tolerance_up: up,
+                        tolerance_down: down,
+                        scale_up,
+                        scale_down,
+                        on_missing: match fallback {
+                            None => OnMissing::Hold,
+                            Some((r, after)) => OnMissing::Fallback {
+                                replicas: r.clamp(min, max),
+                                after,
+                            },
+                        },
+                    },
+                }
+            },
+        )
+}
+
+fn sample() -> impl Strategy<Value = Sample> {
+    prop_oneof![
+        6 => (0.0..1e4f64).prop_map(Sample::from_f64),
+        1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(0.0), Just(1e300), Just(-5.0)]
+            .prop_map(Sample::from_f64),
+        1 => Just(Sample::no_data("query failed")),
+    ]
+}
+
+/// One tick's input: a jump of the current count (someone else scaled), ready share, samples,
+/// and the time step.
+fn tick_input() -> impl Strategy<Value = (Option<u32>, f64, Vec<Sample>, f64)> {
+    (
+        prop::option::weighted(0.05, 0u32..400),
+        0.0..=1.0f64,
+        prop::collection::vec(sample(), 0..4),
+        prop_oneof![Just(15.0), 0.0..120.0f64],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn replicas_never_leave_bounds(h in horizontal(), start in 0u32..400,
+                                   ticks in prop::collection::vec(tick_input(), 1..120)) {
+        let g = &h.governor;
+        let mut current = start;
+        let mut state = State::conservative(current, 0.0);
+        let mut now = 0.0;
+        for (jump, ready_share, samples, dt) in ticks {
+            if let Some(j) = jump { current = j; }
+            now += dt;
+            let obs = Observation {
+                current_replicas: current,
+                ready_replicas: (current as f64 * ready_share) as u32,
+                samples,
+            };
+            let d = engine::tick(&h, &mut state, &obs, now);
+            prop_assert!(d.desired_replicas >= g.min && d.desired_replicas <= g.max,
+                "{} outside [{}, {}]: {}", d.desired_replicas, g.min, g.max, d);
+            current = d.desired_replicas;
+        }
+    }
+
+    #[test]
+    fn metrics_inside_the_tolerance_band_never_change_replicas(
+        h in horizontal(),
+        history in prop::collection::vec(tick_input(), 0..40),
+        pos in prop::collection::vec(-1.0..=1.0f64, 4),
+        pick in 0u32..1000,
+    ) {
+        let g = h.governor.clone();
+        // Any history first.
+        let mut current = g.min;
+        let mut state = State::conservative(current, 0.0);
+        let mut now = 0.0;
+        for (_, ready_share, samples, dt) in history {
+            now += dt;
+            let obs = Observation { current_replicas: current, ready_replicas: (current as f64 * ready_share) as u32, samples };
+            current = engine::tick(&h, &mut state, &obs, now).desired_replicas;
+        }
+        // Then every metric inside its band, at a count within bounds, with all pods ready.
+        let current = g.min + pick % (g.max - g.min + 1);
+        let samples = h.metrics.iter().zip(pos).map(|(m, p)| {
+            let ratio = if p >= 0.0 { 1.0 + p * g.tolerance_up } else { 1.0 + p * g.tolerance_down };
+            Sample::from_f64(match m.target {
+                Target::Utilization(t) => t * ratio,
+                Target::PerReplica(t) => t * current as f64 * ratio,
+            })
+        }).collect();
+        let obs = Observation { current_replicas: current, ready_replicas: current, samples };
+        let d = engine::tick(&h, &mut state, &obs, now + 15.0);
+        prop_assert_eq!(d.desired_replicas, current, "{}", d);
+    }
+
+    #[test]
+    fn policy_parser_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = setpoint::policy::parse(&text, Path::new("fuzz.yaml"));
+    }
+
+    #[test]
+    fn policy_parser_never_panics_on_yaml(doc in yaml_doc()) {
+        let _ = setpoint::policy::parse(&doc, Path::new("fuzz.yaml"));
+    }
+
+    #[test]
+    fn policy_parser_never_panics_on_mutated_examples(cut in 0usize..2000, insert in "[ -~\n]{0,12}") {
+        for example in [include_str!("../policies/examples/hpa.yaml"), include_str!("../policies/examples/threshold.yaml")] {
+            let mut s = example.to_string();
+            let at = (0..=cut.min(s.len())).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            s.insert_str(at, &insert);
+            let _ = setpoint::policy::parse(&s, Path::new("fuzz.yaml"));
+        }
+    }
+
+    #[test]
+    fn trace_parser_never_panics(text in "(timestamp_s,value\n)?([-0-9.eE,a-z ]{0,12}\n){0,20}") {
+        let _ = setpoint::sim::Trace::parse(&text, Path::new("fuzz.csv"));
+    }
+}
+
+/// Arbitrary YAML built from the policy's own vocabulary, so that the parser is driven deep into
+/// the model, with scalars of every type in every place.
+fn yaml_doc() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        Just("apiVersion"),
+        Just("kind"),
+        Just("metadata"),
+        Just("name"),
+        Just("spec"),
+        Just("target"),
+        Just("horizontal"),
+        Just("replicas"),
+        Just("min"),
+        Just("max"),
+        Just("metrics"),
+        Just("prometheus"),
+        Just("targetPerReplica"),
+        Just("utilization"),
+        Just("tolerance"),
+        Just("up"),
+        Just("down"),
+        Just("scaleUp"),
+        Just("scaleDown"),
+        Just("stabilization"),
+        Just("cooldown"),
+        Just("limits"),
+        Just("pods"),
+        Just("percent"),
+        Just("per"),
+        Just("select"),
+        Just("onMetricError"),
+        Just("fallback"),
+        Just("after"),
+        Just("interval"),
+        Just("mode"),
+        Just("preset"),
+        Just("policy"),
+        Just("threshold"),
+        Just("x"),
+    ];
+    let scalar = prop_oneof![
+        Just("setpoint.dev/v1alpha1".to_string()),
+        Just("ScalingPolicy".to_string()),
+        Just("15s".to_string()),
+        Just("-1m".to_string()),
+        Just("~".to_string()),
+        Just("hold".to_string()),
+        Just("hpa".to_string()),
+        Just(".nan".to_string()),
+        Just("*a".to_string()),
+        Just("&a 3".to_string()),
+        Just("[]".to_string()),
+        Just("{}".to_string()),
+        any::<i64>().prop_map(|v| v.to_string()),
+        any::<f64>().prop_map(|v| v.to_string()),
+        "[a-z0-9 :\\-\\[\\]{},'\"]{0,10}",
+    ];
+    let leaf = scalar.prop_map(|s| s);
+    let node = leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec((key.clone(), inner.clone()), 0..6).prop_map(|kvs| {
+                let items: Vec<String> = kvs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                format!("{{{}}}", items.join(", "))
+            }),
+            prop::collection::vec(inner, 0..4).prop_map(|vs| format!("[{}]", vs.join(", "))),
+        ]
+    });
+    prop::collection::vec(
+        (
+            prop_oneof![
+                Just("apiVersion"),
+                Just("kind"),
+                Just("metadata"),
+                Just("spec"),
+                Just("zzz")
+            ],
+            node,
+        ),
+        0..5,
+    )
+    .prop_map(|kvs| kvs.iter().map(|(k, v)| format!("{k}: {v}\n")).collect())
+}
