@@ -1,0 +1,47 @@
+//! Policy quality on real traces: every example policy on every trace in ../shared/traces
+//! (capacity = trace mean / 20, start-up 60 s). `cargo bench --bench policies` prints the table;
+//! skips with a message when the traces folder is absent. Under `cargo test` it runs the same
+//! table on the shortest trace only, as a smoke test.
+
+use setpoint::sim::{self, ServiceModel, Trace};
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("../shared/traces");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        println!("skipped: {} is absent", dir.display());
+        return;
+    };
+    let mut traces: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    traces.sort();
+    if !bench {
+        traces.retain(|p| p.to_string_lossy().contains("azure"));
+    }
+    let (policies, errors) = setpoint::policy::load_all(&[root.join("policies/examples")]);
+    assert!(errors.is_empty(), "{errors:?}");
+    println!(
+        "| trace | policy | unserved % | under-capacity time % | cost vs oracle | actions/day |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for t in &traces {
+        let trace = Trace::load(t).unwrap();
+        let name = t.file_stem().unwrap().to_string_lossy();
+        for p in &policies {
+            let r = sim::run(p, &trace, ServiceModel::for_trace(&trace));
+            let s = &r.summary;
+            println!(
+                "| {name} | {} | {:.3} | {:.2} | {:.3} | {:.1} |",
+                p.name,
+                s.unserved_pct,
+                s.under_time_pct,
+                s.cost_vs_oracle,
+                s.actions as f64 * 24.0 / s.hours
+            );
+        }
+    }
+}
