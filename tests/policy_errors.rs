@@ -287,3 +287,47 @@ fn rendered_error_is_file_line_column_field_message() {
         "policies/web.yaml:9:15: spec.horizontal.replicas: min (12) is greater than max (10)"
     );
 }
+
+#[test]
+fn pid_gains_are_checked() {
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {pid: {kp: 0.5, ki: 0}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        19,
+        "spec.horizontal.policy.pid.ki",
+        "must be above 0",
+    );
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {pid: {kp: -1, ki: 0.1, derivativeFilter: 2h}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        19,
+        "spec.horizontal.policy.pid.kp",
+        "-1 is out of range",
+    );
+    expect(
+        &t,
+        14,
+        55,
+        "spec.horizontal.policy.pid.derivativeFilter",
+        "out of range",
+    );
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {pid: {kp: 1, ki: 0.1, gain: 2}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        36,
+        "spec.horizontal.policy.pid.gain",
+        "unknown field `gain`",
+    );
+}

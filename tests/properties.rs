@@ -3,9 +3,10 @@
 
 use proptest::prelude::*;
 use setpoint::engine::governor::OnMissing;
+use setpoint::engine::pid::PidParams;
 use setpoint::engine::{
-    self, Governor, Horizontal, MetricTarget, Observation, Sample, ScalingRules, Select, State,
-    StepLimit, Target,
+    self, Algorithm, Governor, Horizontal, MetricTarget, Observation, Sample, ScalingRules, Select,
+    State, StepLimit, Target,
 };
 use std::path::Path;
 
@@ -43,8 +44,31 @@ fn target() -> impl Strategy<Value = Target> {
     ]
 }
 
+fn algorithm() -> impl Strategy<Value = Algorithm> {
+    prop_oneof![
+        Just(Algorithm::Threshold),
+        (
+            0.0..5.0f64,
+            0.0001..0.2f64,
+            0.0..60.0f64,
+            0.0..120.0f64,
+            5.0..60.0f64
+        )
+            .prop_map(|(kp, ki, kd, derivative_filter, interval)| Algorithm::Pid(
+                PidParams {
+                    kp,
+                    ki,
+                    kd,
+                    derivative_filter,
+                    interval,
+                }
+            )),
+    ]
+}
+
 fn horizontal() -> impl Strategy<Value = Horizontal> {
     (
+        algorithm(),
         1u32..50,
         0u32..200,
         0.0..0.9f64,
@@ -55,9 +79,10 @@ fn horizontal() -> impl Strategy<Value = Horizontal> {
         prop::option::of((0u32..300, 1u32..5)),
     )
         .prop_map(
-            |(min, span, up, down, scale_up, scale_down, targets, fallback)| {
+            |(algorithm, min, span, up, down, scale_up, scale_down, targets, fallback)| {
                 let max = min + span;
                 Horizontal {
+                    algorithm,
                     metrics: targets
                         .into_iter()
                         .enumerate()

@@ -5,11 +5,12 @@
 //! call [`tick`], so a result shown by the simulator is a result of the daemon's own code.
 //!
 //! - [`Observation`]: what was seen this tick (replicas and one [`Sample`] per metric).
-//! - [`threshold`]: the threshold policy turns an observation into a [`Recommendation`].
+//! - [`threshold`], [`pid`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
 
 pub mod governor;
+pub mod pid;
 pub mod threshold;
 
 use serde::{Deserialize, Serialize};
@@ -205,11 +206,22 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
-/// A horizontal policy: what to measure and how to govern it.
+/// Which policy turns observations into proposals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Algorithm {
+    /// [`threshold`]: size so that each metric sits at its target.
+    Threshold,
+    /// [`pid`]: a PID controller per metric.
+    Pid(pid::PidParams),
+}
+
+/// A horizontal policy: what to measure, which policy proposes, and how to govern it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Horizontal {
     /// The metrics and their targets.
     pub metrics: Vec<MetricTarget>,
+    /// The policy.
+    pub algorithm: Algorithm,
     /// Bounds, tolerance, stabilization, cooldowns, rate limits and the missing-data rule.
     pub governor: Governor,
 }
@@ -221,6 +233,9 @@ pub struct Horizontal {
 pub struct State {
     /// The governor's memory.
     pub governor: GovernorState,
+    /// The PID controllers, one per metric (empty for other policies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pid: Vec<Option<pid::PidState>>,
 }
 
 impl State {
@@ -230,12 +245,16 @@ impl State {
     pub fn conservative(current_replicas: u32, now: Seconds) -> State {
         State {
             governor: GovernorState::conservative(current_replicas, now),
+            ..State::default()
         }
     }
 }
 
 /// One tick: decide with the policy, then govern. The one entry point that every driver uses.
 pub fn tick(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seconds) -> Decision {
-    let rec = threshold::recommend(&policy.metrics, obs);
+    let rec = match &policy.algorithm {
+        Algorithm::Threshold => threshold::recommend(&policy.metrics, obs),
+        Algorithm::Pid(p) => pid::recommend(p, &policy.metrics, &mut state.pid, obs, now),
+    };
     policy.governor.govern(&mut state.governor, obs, rec, now)
 }

@@ -7,10 +7,10 @@
 pub mod model;
 
 use crate::engine::{
-    Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
-    governor::ScalingRules, governor::Select, governor::StepLimit,
+    Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
+    governor::ScalingRules, governor::Select, governor::StepLimit, pid::PidParams,
 };
-use model::{Dur, OnMetricError, PolicyFile, Preset, SelectModel};
+use model::{Dur, OnMetricError, PolicyFile, PolicyKind, Preset, SelectModel};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::fmt;
@@ -316,7 +316,7 @@ impl Validator {
             );
             return None;
         };
-        let (horizontal, queries) = self.horizontal(h)?;
+        let (horizontal, queries) = self.horizontal(h, interval)?;
         Some(Policy {
             name: name.value.clone(),
             source: path.to_owned(),
@@ -346,8 +346,46 @@ impl Validator {
         s
     }
 
-    fn horizontal(&mut self, h: &model::Horizontal) -> Option<(Horizontal, Vec<MetricQuery>)> {
+    fn algorithm(&mut self, p: Option<&PolicyKind>, f: &str, interval: Seconds) -> Algorithm {
+        match p {
+            None | Some(PolicyKind::Threshold(_)) => Algorithm::Threshold,
+            Some(PolicyKind::Pid(m)) => {
+                let pf = format!("{f}.policy.pid");
+                let g = &m.value;
+                for (name, v) in [("kp", g.kp), ("ki", g.ki), ("kd", g.kd)] {
+                    if !(v.is_finite() && (0.0..=1000.0).contains(&v)) {
+                        self.err(
+                            m,
+                            &format!("{pf}.{name}"),
+                            format!("{v} is out of range: expected 0 to 1000"),
+                        );
+                    }
+                }
+                if g.ki == 0.0 {
+                    self.err(m, &format!("{pf}.ki"), "must be above 0: without an integral term the metric never settles on its target");
+                }
+                let derivative_filter = match &g.derivative_filter {
+                    None => 30.0,
+                    Some(d) => self.duration(d, &format!("{pf}.derivativeFilter"), 0.0, 3600.0),
+                };
+                Algorithm::Pid(PidParams {
+                    kp: g.kp,
+                    ki: g.ki,
+                    kd: g.kd,
+                    derivative_filter,
+                    interval,
+                })
+            }
+        }
+    }
+
+    fn horizontal(
+        &mut self,
+        h: &model::Horizontal,
+        interval: Seconds,
+    ) -> Option<(Horizontal, Vec<MetricQuery>)> {
         let f = "spec.horizontal";
+        let algorithm = self.algorithm(h.policy.as_ref(), f, interval);
         let r = &h.replicas;
         if r.value.min < 1 {
             self.err(r, &format!("{f}.replicas.min"), "must be at least 1");
@@ -485,6 +523,7 @@ impl Validator {
         Some((
             Horizontal {
                 metrics,
+                algorithm,
                 governor: Governor {
                     min: r.value.min,
                     max: r.value.max,

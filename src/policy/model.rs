@@ -156,6 +156,25 @@ pub struct Metric {
 pub enum PolicyKind {
     /// Size so that each metric sits at its target.
     Threshold(ThresholdParams),
+    /// Hold each metric at its target with a PID controller.
+    Pid(Spanned<PidModel>),
+}
+
+/// PID gains: `{kp: 0.5, ki: 0.02, kd: 5, derivativeFilter: 30s}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PidModel {
+    /// Proportional gain, per unit of relative error (default 0).
+    #[serde(default)]
+    pub kp: f64,
+    /// Integral gain, per unit of relative error per second.
+    pub ki: f64,
+    /// Derivative gain in seconds (default 0).
+    #[serde(default)]
+    pub kd: f64,
+    /// Time constant of the derivative's low-pass filter (default 30s).
+    #[serde(default)]
+    pub derivative_filter: Option<Spanned<Dur>>,
 }
 
 /// The threshold policy has no parameters of its own yet.
