@@ -6,8 +6,11 @@
 //! - simulate: simulated hours per second for the hpa example on a 14-day trace
 //!   (../shared/traces/nasa_http_1995jul_14d.csv when present, else the synthetic workload
 //!   repeated seven times).
+//! - predictive: the time to fit the model (season detection + Holt-Winters grid search) on 7 days
+//!   of 1-minute history, the time per tick afterwards, and the memory held per policy.
 
-use setpoint::engine::{self, Observation, Sample, State};
+use setpoint::engine::predictive::{self, PredictiveParams, PredictiveState};
+use setpoint::engine::{self, MetricTarget, Observation, Sample, State, Target};
 use setpoint::sim::{self, ServiceModel, Trace};
 use std::hint::black_box;
 use std::path::Path;
@@ -68,6 +71,57 @@ fn main() {
         secs.push(dt);
         rates.push(r.summary.hours / dt);
     }
+    // Predictive: fit on 7 days of 1-minute history, then ticks.
+    let params = PredictiveParams {
+        history: 7.0 * 86400.0,
+        season: None,
+        quantile: 0.9,
+        horizon: 105.0,
+        target_scale: 1.0,
+    };
+    let metrics = vec![MetricTarget {
+        name: "load".into(),
+        target: Target::PerReplica(trace.mean() / 20.0),
+    }];
+    let obs_at = |t: f64| Observation {
+        current_replicas: 20,
+        ready_replicas: 20,
+        samples: vec![Sample::from_f64(trace.values[trace.step_at(t)])],
+    };
+    let mut st = PredictiveState::default();
+    let week = 7.0 * 86400.0;
+    let mut t = 0.0;
+    while t < week {
+        predictive::recommend(&params, &metrics, &mut st, &obs_at(t), t);
+        t += 60.0;
+    }
+    let mut fits = Vec::new();
+    for _ in 0..rounds.min(5) {
+        let mut f = st.metrics[0].forecaster().clone();
+        let start = Instant::now();
+        f.refit();
+        fits.push(start.elapsed().as_secs_f64());
+        black_box(f);
+    }
+    let n_ticks = if bench { 20_000 } else { 200 };
+    let mut per_tick = Vec::new();
+    for _ in 0..rounds.min(5) {
+        let mut s2 = st.clone();
+        let start = Instant::now();
+        for k in 0..n_ticks {
+            let tt = week + k as f64 * 15.0;
+            black_box(predictive::recommend(
+                &params,
+                &metrics,
+                &mut s2,
+                &obs_at(tt),
+                tt,
+            ));
+        }
+        per_tick.push(start.elapsed().as_secs_f64() / n_ticks as f64);
+    }
+    let memory = st.memory_bytes();
+
     println!("| benchmark | median |");
     println!("|---|---|");
     println!("| engine: threshold + hpa governor (5 min window), decisions/s | {decisions:.3e} |");
@@ -78,6 +132,18 @@ fn main() {
     println!(
         "| simulate: one 14-day run, ms | {:.1} |",
         median(secs) * 1e3
+    );
+    println!(
+        "| predictive: fit on 7 d of 1-min history ({name}), ms | {:.1} |",
+        median(fits) * 1e3
+    );
+    println!(
+        "| predictive: one tick after the fit (incl. refits every 6 h), µs | {:.2} |",
+        median(per_tick) * 1e6
+    );
+    println!(
+        "| predictive: memory held per policy (one metric), KiB | {:.0} |",
+        memory as f64 / 1024.0
     );
     if !bench {
         println!("(smoke run: use `cargo bench --bench engine` for figures)");

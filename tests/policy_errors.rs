@@ -331,3 +331,40 @@ fn pid_gains_are_checked() {
         "unknown field `gain`",
     );
 }
+
+#[test]
+fn predictive_settings_are_checked() {
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {predictive: {quantile: 1.5, season: weekly, history: 1d}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        50,
+        "spec.horizontal.policy.predictive.season",
+        "(or \"auto\" to detect the season)",
+    );
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {predictive: {quantile: 1.5, season: 1d, history: 2d}}\n    scaleDown:",
+    );
+    let p = problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.field == "spec.horizontal.policy.predictive.quantile"
+                && p.message.contains("1.5 is out of range")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.field == "spec.horizontal.policy.predictive.season"
+                && p.message.contains("a third of the history")),
+        "{p:#?}"
+    );
+    let ok = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {predictive: {season: auto}}\n    scaleDown:",
+    );
+    policy::parse(&ok, Path::new("p.yaml")).unwrap();
+}

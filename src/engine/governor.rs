@@ -329,6 +329,7 @@ impl Governor {
                 proposed_replicas: proposed,
                 proposals: rec.proposals,
                 missing: rec.missing,
+                forecasts: rec.forecasts,
                 steps: steps.0,
             },
         }
@@ -595,7 +596,7 @@ mod tests {
                 ratio: replicas as f64 / current.max(1) as f64,
                 replicas,
             }],
-            missing: vec![],
+            ..Recommendation::default()
         }
     }
 
@@ -606,6 +607,7 @@ mod tests {
                 metric: "m".into(),
                 reason: "down".into(),
             }],
+            ..Recommendation::default()
         }
     }
 

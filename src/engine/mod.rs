@@ -5,12 +5,13 @@
 //! call [`tick`], so a result shown by the simulator is a result of the daemon's own code.
 //!
 //! - [`Observation`]: what was seen this tick (replicas and one [`Sample`] per metric).
-//! - [`threshold`], [`pid`]: the policies turn an observation into a [`Recommendation`].
+//! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
 
 pub mod governor;
 pub mod pid;
+pub mod predictive;
 pub mod threshold;
 
 use serde::{Deserialize, Serialize};
@@ -116,6 +117,9 @@ pub struct Recommendation {
     pub proposals: Vec<Proposal>,
     /// Metrics that had none.
     pub missing: Vec<Missing>,
+    /// What the predictive policy forecast, per metric with data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forecasts: Vec<predictive::ForecastNote>,
 }
 
 /// The governed outcome of one tick.
@@ -147,6 +151,9 @@ pub struct Explanation {
     pub proposals: Vec<Proposal>,
     /// Metrics without data.
     pub missing: Vec<Missing>,
+    /// The predictive policy's forecasts (empty for other policies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forecasts: Vec<predictive::ForecastNote>,
     /// The largest proposal, after the tolerance band (None when no metric had data).
     pub proposed_replicas: Option<u32>,
     /// Each rule of the governor that changed the number, in the order applied.
@@ -188,6 +195,22 @@ impl fmt::Display for Decision {
             write!(f, "{sep}{} no data ({})", m.metric, m.reason)?;
             sep = ", ";
         }
+        for n in &e.forecasts {
+            match (&n.fallback, n.expected, n.upper) {
+                (Some(why), _, _) => write!(f, "; forecast {}: {why}", n.metric)?,
+                (None, Some(exp), Some(up)) => write!(
+                    f,
+                    "; forecast {} over {}s: now {}, expected {}, p{} {}",
+                    n.metric,
+                    n.horizon_s,
+                    fmt_num(n.current),
+                    fmt_num(exp),
+                    (n.quantile * 100.0).round(),
+                    fmt_num(up)
+                )?,
+                _ => {}
+            }
+        }
         for s in &e.steps {
             write!(f, "; {}", s.detail)?;
         }
@@ -213,6 +236,8 @@ pub enum Algorithm {
     Threshold,
     /// [`pid`]: a PID controller per metric.
     Pid(pid::PidParams),
+    /// [`predictive`]: the threshold proposal, raised to a quantile of the forecast load.
+    Predictive(predictive::PredictiveParams),
 }
 
 /// A horizontal policy: what to measure, which policy proposes, and how to govern it.
@@ -227,8 +252,9 @@ pub struct Horizontal {
 }
 
 /// Everything a horizontal policy remembers between ticks. Serializable so that the daemon can
-/// keep it on the target across restarts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// keep it on the target across restarts (all but the predictive history, which the daemon
+/// re-reads from Prometheus).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct State {
     /// The governor's memory.
@@ -236,6 +262,9 @@ pub struct State {
     /// The PID controllers, one per metric (empty for other policies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pid: Vec<Option<pid::PidState>>,
+    /// The predictive policy's histories.
+    #[serde(skip)]
+    pub predictive: predictive::PredictiveState,
 }
 
 impl State {
@@ -255,6 +284,9 @@ pub fn tick(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seco
     let rec = match &policy.algorithm {
         Algorithm::Threshold => threshold::recommend(&policy.metrics, obs),
         Algorithm::Pid(p) => pid::recommend(p, &policy.metrics, &mut state.pid, obs, now),
+        Algorithm::Predictive(p) => {
+            predictive::recommend(p, &policy.metrics, &mut state.predictive, obs, now)
+        }
     };
     policy.governor.govern(&mut state.governor, obs, rec, now)
 }

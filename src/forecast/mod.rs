@@ -373,6 +373,8 @@ pub struct Forecaster {
     abs_model: VecDeque<f64>,
     abs_naive: VecDeque<f64>,
     actual: VecDeque<f64>,
+    /// Sums of |h-step error| of the model and of seasonal naive over the whole run, for MASE.
+    total_abs: (f64, f64),
     /// h-step forecasts made, oldest first: front is for the next step once h are queued.
     ahead: VecDeque<f64>,
 }
@@ -391,6 +393,7 @@ impl Forecaster {
             abs_model: VecDeque::new(),
             abs_naive: VecDeque::new(),
             actual: VecDeque::new(),
+            total_abs: (0.0, 0.0),
             ahead: VecDeque::new(),
         }
     }
@@ -448,6 +451,8 @@ impl Forecaster {
                 if n >= m.period {
                     let naive = self.history[n - m.period];
                     Self::push_bounded(&mut self.abs_naive, (x - naive).abs(), MASE_WINDOW);
+                    self.total_abs.0 += (x - f).abs();
+                    self.total_abs.1 += (x - naive).abs();
                 }
             }
             m.update(x);
@@ -523,6 +528,12 @@ impl Forecaster {
         }
         let n = mean(&self.abs_naive);
         (n > 0.0).then(|| mean(&self.abs_model) / n)
+    }
+
+    /// MASE of the h-step forecasts over everything seen since the start, against a seasonal
+    /// naive forecast with the same season (None before any forecast).
+    pub fn mase(&self) -> Option<f64> {
+        (self.total_abs.1 > 0.0).then(|| self.total_abs.0 / self.total_abs.1)
     }
 
     /// Recent mean absolute error over the mean value (None until enough online errors).

@@ -9,6 +9,7 @@ pub mod model;
 use crate::engine::{
     Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
     governor::ScalingRules, governor::Select, governor::StepLimit, pid::PidParams,
+    predictive::PredictiveParams,
 };
 use model::{Dur, OnMetricError, PolicyFile, PolicyKind, Preset, SelectModel};
 use serde::Deserialize;
@@ -374,6 +375,92 @@ impl Validator {
                     kd: g.kd,
                     derivative_filter,
                     interval,
+                })
+            }
+            Some(PolicyKind::Predictive(m)) => {
+                let pf = format!("{f}.policy.predictive");
+                let p = &m.value;
+                let dur = |v: &mut Self,
+                           d: &Option<Spanned<Dur>>,
+                           name: &str,
+                           default: f64,
+                           lo: f64,
+                           hi: f64| {
+                    d.as_ref()
+                        .map_or(default, |d| v.duration(d, &format!("{pf}.{name}"), lo, hi))
+                };
+                let history = dur(
+                    self,
+                    &p.history,
+                    "history",
+                    7.0 * 86400.0,
+                    3600.0,
+                    35.0 * 86400.0,
+                );
+                let startup = dur(self, &p.startup, "startup", 60.0, 0.0, 3600.0);
+                let margin = dur(self, &p.margin, "margin", 30.0, 0.0, 3600.0);
+                let season = match &p.season {
+                    None
+                    | Some(Spanned {
+                        value: model::Season::Auto,
+                        ..
+                    }) => None,
+                    Some(
+                        s @ Spanned {
+                            value: model::Season::Fixed(d),
+                            ..
+                        },
+                    ) => {
+                        let secs = d.as_secs_f64();
+                        if secs < 900.0 || secs * 3.0 > history {
+                            self.err(
+                                s,
+                                &format!("{pf}.season"),
+                                format!(
+                                    "{} is out of range: expected from 15m to a third of the history ({})",
+                                    humantime::format_duration(*d),
+                                    humantime::format_duration(std::time::Duration::from_secs_f64(history / 3.0))
+                                ),
+                            );
+                        }
+                        Some(secs)
+                    }
+                };
+                let quantile = match &p.quantile {
+                    None => 0.9,
+                    Some(q) => {
+                        if !(0.5..1.0).contains(&q.value) {
+                            self.err(
+                                q,
+                                &format!("{pf}.quantile"),
+                                format!(
+                                    "{} is out of range: expected 0.5 <= quantile < 1",
+                                    q.value
+                                ),
+                            );
+                        }
+                        q.value
+                    }
+                };
+                let target_scale = match &p.target_scale {
+                    None => 1.0,
+                    Some(t) => {
+                        if !(0.5..=2.0).contains(&t.value) {
+                            self.err(
+                                t,
+                                &format!("{pf}.targetScale"),
+                                format!("{} is out of range: expected 0.5 to 2", t.value),
+                            );
+                        }
+                        t.value
+                    }
+                };
+                Algorithm::Predictive(PredictiveParams {
+                    history,
+                    season,
+                    quantile,
+                    horizon: startup + interval + margin,
+                    target_scale,
                 })
             }
         }

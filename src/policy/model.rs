@@ -157,7 +157,55 @@ pub enum PolicyKind {
     /// Size so that each metric sits at its target.
     Threshold(ThresholdParams),
     /// Hold each metric at its target with a PID controller.
-    Pid(Spanned<PidModel>),
+    Pid(Box<Spanned<PidModel>>),
+    /// The threshold proposal, raised to a quantile of the forecast load.
+    Predictive(Box<Spanned<PredictiveModel>>),
+}
+
+/// Predictive settings: `{history: 7d, season: auto, quantile: 0.9, startup: 60s, margin: 30s}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PredictiveModel {
+    /// History kept and fitted (default 7d).
+    #[serde(default)]
+    pub history: Option<Spanned<Dur>>,
+    /// Season length, or `auto` to detect it (default auto).
+    #[serde(default)]
+    pub season: Option<Spanned<Season>>,
+    /// Quantile of the forecast to size for (default 0.9).
+    #[serde(default)]
+    pub quantile: Option<Spanned<f64>>,
+    /// Replica start-up time (default 60s).
+    #[serde(default)]
+    pub startup: Option<Spanned<Dur>>,
+    /// Extra horizon beyond start-up and one interval (default 30s).
+    #[serde(default)]
+    pub margin: Option<Spanned<Dur>>,
+    /// The forecast proposal holds each metric at this multiple of its target (default 1).
+    #[serde(default)]
+    pub target_scale: Option<Spanned<f64>>,
+}
+
+/// A season: `auto` or a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Season {
+    /// Detect it from the history.
+    Auto,
+    /// This long.
+    Fixed(Duration),
+}
+
+impl<'de> Deserialize<'de> for Season {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "auto" {
+            return Ok(Season::Auto);
+        }
+        let dur: Result<Dur, D::Error> =
+            Dur::deserialize(de::value::StrDeserializer::<D::Error>::new(&s));
+        dur.map(|d| Season::Fixed(d.0))
+            .map_err(|e| de::Error::custom(format!("{e} (or \"auto\" to detect the season)")))
+    }
 }
 
 /// PID gains: `{kp: 0.5, ki: 0.02, kd: 5, derivativeFilter: 30s}`.

@@ -81,6 +81,9 @@ pub struct Summary {
     pub ticks: u64,
     /// Highest desired replica count.
     pub max_replicas: u32,
+    /// Predictive policies: MASE of the load forecast against seasonal naive over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast_mase: Option<f64>,
 }
 
 /// A point of the plotted series.
@@ -276,6 +279,11 @@ pub fn run_with(
             startup_s: model.startup,
             ticks,
             max_replicas,
+            forecast_mase: state
+                .predictive
+                .metrics
+                .first()
+                .and_then(|m| m.forecaster().mase()),
         },
         decisions,
         series,

@@ -1,0 +1,334 @@
+//! The predictive policy: forecast each metric's load over the horizon that matters (replica
+//! start-up plus one interval plus a margin) and size for a quantile of that forecast, on top of
+//! the threshold policy's reactive proposal. The governor takes the larger, so a forecast can add
+//! capacity early but never withholds what the current load needs.
+//!
+//! The load forecast is the metric's own value for a `targetPerReplica` metric (a total), and
+//! `value × ready replicas` for a `utilization` metric (busy replica-equivalents), so that the
+//! forecast does not depend on how many replicas there were. Samples are averaged per minute
+//! into a bounded history ([`crate::forecast::Forecaster`]), which detects the season, fits
+//! Holt-Winters, and tracks its own errors. With too little history, no season, or a large recent
+//! error, the policy says so in the explanation and proposes reactively only.
+
+use super::{Observation, Proposal, Recommendation, Sample, Seconds, Target, threshold};
+use crate::forecast::{ForecastConfig, Forecaster};
+use serde::{Deserialize, Serialize};
+
+/// Seconds per history step.
+pub const STEP: Seconds = 60.0;
+/// Seconds between refits (season detection and parameter search); the model is updated with
+/// every step in between.
+pub const REFIT: Seconds = 6.0 * 3600.0;
+/// Longest gap, in steps, filled by carrying the last value forward; a longer one restarts the
+/// history.
+const MAX_GAP: i64 = 30;
+
+/// The predictive policy's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PredictiveParams {
+    /// History kept and fitted, seconds.
+    pub history: Seconds,
+    /// Season length in seconds; None detects it.
+    pub season: Option<Seconds>,
+    /// Quantile of the forecast to size for.
+    pub quantile: f64,
+    /// Forecast horizon: start-up + interval + margin, seconds.
+    pub horizon: Seconds,
+    /// The forecast proposal holds each metric at this multiple of its target: the quantile
+    /// already covers the forecast's uncertainty, so it may size closer to capacity than the
+    /// reactive proposal does (1.0: at the target).
+    pub target_scale: f64,
+}
+
+impl PredictiveParams {
+    fn config(&self) -> ForecastConfig {
+        let steps = |s: Seconds| (s / STEP).round().max(1.0) as usize;
+        let history = steps(self.history);
+        ForecastConfig {
+            step_s: STEP,
+            history,
+            season: self.season.map(steps),
+            min_season: steps(900.0),
+            max_season: steps(7.0 * 86400.0).min(history / 3),
+            refit_every: steps(REFIT),
+            // From the end of the last completed minute: the open minute, then the horizon.
+            horizon: (self.horizon / STEP).ceil().max(1.0) as usize + 1,
+            quantile: self.quantile,
+        }
+    }
+}
+
+/// What the explanation shows of one metric's forecast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastNote {
+    /// The metric.
+    pub metric: String,
+    /// The load now (the metric, or busy replica-equivalents for a utilization).
+    pub current: f64,
+    /// Highest expected load over the horizon.
+    pub expected: Option<f64>,
+    /// Highest load at the quantile over the horizon.
+    pub upper: Option<f64>,
+    /// The quantile.
+    pub quantile: f64,
+    /// Horizon, seconds.
+    pub horizon_s: Seconds,
+    /// Season found, seconds.
+    pub season_s: Option<Seconds>,
+    /// Why the policy fell back to reactive only.
+    pub fallback: Option<String>,
+}
+
+/// One metric's history.
+#[derive(Debug, Clone)]
+pub struct MetricHistory {
+    forecaster: Forecaster,
+    /// Minute index, sum and count of the step being filled.
+    bucket: Option<(i64, f64, u32)>,
+    last: Option<f64>,
+}
+
+impl MetricHistory {
+    fn new(cfg: ForecastConfig) -> MetricHistory {
+        MetricHistory {
+            forecaster: Forecaster::new(cfg),
+            bucket: None,
+            last: None,
+        }
+    }
+
+    /// Adds a load sample taken at `t`. Samples within a minute are averaged; a completed minute
+    /// goes to the forecaster; missing minutes (up to half an hour) carry the last value.
+    pub fn observe(&mut self, t: Seconds, x: f64) {
+        let minute = (t / STEP).floor() as i64;
+        match self.bucket {
+            Some((m, sum, n)) if m == minute => self.bucket = Some((m, sum + x, n + 1)),
+            Some((m, _, _)) if minute < m => {} // out of order: ignore
+            Some((m, sum, n)) => {
+                let mean = sum / n as f64;
+                self.forecaster.push(mean);
+                self.last = Some(mean);
+                let gap = minute - m - 1;
+                if gap > MAX_GAP {
+                    self.forecaster = Forecaster::new(*self.forecaster.config());
+                } else {
+                    for _ in 0..gap {
+                        self.forecaster.push(mean);
+                    }
+                }
+                self.bucket = Some((minute, x, 1));
+            }
+            None => self.bucket = Some((minute, x, 1)),
+        }
+    }
+
+    /// The forecaster.
+    pub fn forecaster(&self) -> &Forecaster {
+        &self.forecaster
+    }
+}
+
+/// The predictive policy's memory: one history per metric. Not kept across restarts: the daemon
+/// re-reads history from Prometheus.
+#[derive(Debug, Clone, Default)]
+pub struct PredictiveState {
+    /// One per metric.
+    pub metrics: Vec<MetricHistory>,
+}
+
+impl PredictiveState {
+    /// Makes sure there is one history per metric.
+    pub fn ensure(&mut self, params: &PredictiveParams, n: usize) {
+        while self.metrics.len() < n {
+            self.metrics.push(MetricHistory::new(params.config()));
+        }
+    }
+
+    /// Approximate bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        self.metrics
+            .iter()
+            .map(|m| m.forecaster.memory_bytes())
+            .sum()
+    }
+}
+
+/// The load a metric's sample stands for: the value for a total, busy replica-equivalents for a
+/// utilization.
+pub fn load_of(target: Target, value: f64, obs: &Observation) -> f64 {
+    match target {
+        Target::PerReplica(_) => value,
+        Target::Utilization(_) => value * obs.ready_replicas.max(1) as f64,
+    }
+}
+
+/// Replicas for a load: the inverse of [`load_of`] at `scale` times the target.
+fn replicas_for(target: Target, load: f64, scale: f64) -> f64 {
+    match target {
+        Target::PerReplica(t) | Target::Utilization(t) => load / (t * scale),
+    }
+}
+
+/// The reactive proposals plus one forecast proposal per metric with data and a forecast.
+pub fn recommend(
+    params: &PredictiveParams,
+    metrics: &[super::MetricTarget],
+    state: &mut PredictiveState,
+    obs: &Observation,
+    now: Seconds,
+) -> Recommendation {
+    state.ensure(params, metrics.len());
+    let mut rec = threshold::recommend(metrics, obs);
+    for (i, m) in metrics.iter().enumerate() {
+        let Some(Sample::Value { value }) = obs.samples.get(i) else {
+            continue; // no data: no forecast proposal either
+        };
+        let x = load_of(m.target, *value, obs);
+        let hist = &mut state.metrics[i];
+        hist.observe(now, x);
+        let mut note = ForecastNote {
+            metric: m.name.clone(),
+            current: x,
+            expected: None,
+            upper: None,
+            quantile: params.quantile,
+            horizon_s: params.horizon,
+            season_s: None,
+            fallback: None,
+        };
+        match hist.forecaster.forecast() {
+            Err(why) => note.fallback = Some(format!("reactive only: {why}")),
+            Ok(fc) => {
+                note.expected = Some(fc.expected);
+                note.upper = Some(fc.upper);
+                note.season_s = Some(fc.period as f64 * STEP);
+                let want = replicas_for(m.target, fc.upper, params.target_scale);
+                let current = obs.current_replicas.max(1) as f64;
+                rec.proposals.push(Proposal {
+                    metric: format!(
+                        "{} (forecast p{})",
+                        m.name,
+                        (params.quantile * 100.0).round()
+                    ),
+                    value: fc.upper,
+                    target: m.target,
+                    ratio: want / current,
+                    replicas: (want - 1e-9).ceil().clamp(0.0, u32::MAX as f64) as u32,
+                });
+            }
+        }
+        rec.forecasts.push(note);
+    }
+    rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MetricTarget;
+
+    fn params() -> PredictiveParams {
+        PredictiveParams {
+            history: 7.0 * 86400.0,
+            season: None,
+            quantile: 0.9,
+            horizon: 120.0,
+            target_scale: 1.0,
+        }
+    }
+
+    fn obs(current: u32, value: f64) -> Observation {
+        Observation {
+            current_replicas: current,
+            ready_replicas: current,
+            samples: vec![Sample::from_f64(value)],
+        }
+    }
+
+    fn metrics() -> Vec<MetricTarget> {
+        vec![MetricTarget {
+            name: "rps".into(),
+            target: Target::PerReplica(10.0),
+        }]
+    }
+
+    #[test]
+    fn minutes_are_averaged_and_gaps_carried() {
+        let mut h = MetricHistory::new(params().config());
+        h.observe(0.0, 10.0);
+        h.observe(30.0, 20.0);
+        assert_eq!(h.forecaster.len(), 0, "the first minute is still open");
+        h.observe(60.0, 5.0);
+        assert_eq!(h.forecaster.len(), 1);
+        // Minutes 2-4 missing: carried.
+        h.observe(300.0, 5.0);
+        assert_eq!(h.forecaster.len(), 5);
+        // A gap of over half an hour restarts the history.
+        h.observe(300.0 + 3600.0, 5.0);
+        assert_eq!(h.forecaster.len(), 0);
+    }
+
+    #[test]
+    fn without_history_it_is_reactive_and_says_so() {
+        let mut st = PredictiveState::default();
+        let r = recommend(&params(), &metrics(), &mut st, &obs(5, 80.0), 0.0);
+        assert_eq!(r.proposals.len(), 1, "only the reactive proposal");
+        assert_eq!(r.proposals[0].replicas, 8);
+        let f = &r.forecasts[0];
+        assert!(
+            f.fallback
+                .as_deref()
+                .unwrap()
+                .starts_with("reactive only: not enough history"),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_daily_rise_is_met_before_it_arrives() {
+        // Three days of a daily cycle at 15 s ticks; on day four, just before the morning rise,
+        // the forecast proposal is above the reactive one.
+        let load = |t: f64| {
+            let day = (t % 86400.0) / 3600.0;
+            if (8.0..20.0).contains(&day) {
+                400.0
+            } else {
+                100.0
+            }
+        };
+        let mut st = PredictiveState::default();
+        let mut t = 0.0;
+        while t < 3.0 * 86400.0 + 8.0 * 3600.0 - 90.0 {
+            recommend(&params(), &metrics(), &mut st, &obs(10, load(t)), t);
+            t += 15.0;
+        }
+        let r = recommend(&params(), &metrics(), &mut st, &obs(10, load(t)), t);
+        let f = &r.forecasts[0];
+        assert_eq!(f.fallback, None, "{f:?}");
+        assert_eq!(f.season_s, Some(86400.0));
+        assert_eq!(r.proposals[0].replicas, 10, "reactive: 100 req/s now");
+        assert!(
+            r.proposals[1].replicas >= 35,
+            "forecast: {:?}",
+            r.proposals[1]
+        );
+        assert!(r.proposals[1].metric.contains("forecast p90"));
+        assert!(st.memory_bytes() < 1 << 20, "{}", st.memory_bytes());
+    }
+
+    #[test]
+    fn missing_samples_give_no_forecast_proposal() {
+        let mut st = PredictiveState::default();
+        let o = Observation {
+            current_replicas: 4,
+            ready_replicas: 4,
+            samples: vec![Sample::no_data("down")],
+        };
+        let r = recommend(&params(), &metrics(), &mut st, &o, 0.0);
+        assert!(r.proposals.is_empty());
+        assert_eq!(r.missing.len(), 1);
+        assert!(r.forecasts.is_empty());
+    }
+}
