@@ -73,13 +73,7 @@ fn it_explains_falling_back_then_meets_the_ramp_early() {
         };
         assert!(at_six(&with) >= 30, "day {day}: {}", at_six(&with));
         assert!(at_six(&without) <= 15, "day {day}: {}", at_six(&without));
-        let reason = &with
-            .decisions
-            .iter()
-            .filter(|d| d.t <= six)
-            .next_back()
-            .unwrap()
-            .reason;
+        let reason = &with.decisions.iter().rfind(|d| d.t <= six).unwrap().reason;
         assert!(
             reason.contains("forecast utilization over 105s"),
             "{reason}"
