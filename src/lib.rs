@@ -5,6 +5,7 @@
 //! - [`policy`]: the ScalingPolicy file model, validation with `file:line:column` errors, loading.
 //! - [`engine`]: the pure core. [`engine::tick`] takes (policy, state, observation, now) and
 //!   returns a [`engine::Decision`] with its [`engine::Explanation`]. No clock, no I/O.
+//! - [`metrics`]: metric sources for the observe step: the Prometheus HTTP API client.
 //! - [`sim`]: the simulator: a virtual clock, a trace-driven service model and its report
 //!   (JSON, a table, an SVG plot), driving the same [`engine::tick`] as the daemon.
 //! - [`cli`]: the `setpoint` commands.
@@ -23,5 +24,6 @@
 
 pub mod cli;
 pub mod engine;
+pub mod metrics;
 pub mod policy;
 pub mod sim;
