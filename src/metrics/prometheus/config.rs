@@ -87,8 +87,8 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryConfig {
-    /// Total time for one query, all attempts and waits included (default 30s). Zero means a
-    /// single attempt.
+    /// Total time for one query, all attempts and waits included (default 30s): the timeout of
+    /// an attempt is cut to what is left. Zero means a single attempt with the full timeout.
     #[serde(default = "default_budget", deserialize_with = "duration")]
     pub budget: Duration,
     /// Wait before the first retry (default 100ms); doubled after each retry.

@@ -270,13 +270,15 @@ impl PrometheusClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            // The first attempt always gets the full timeout; later ones what is left.
-            let timeout = if attempts == 1 {
+            // Each attempt's timeout is cut to what is left of the budget. A zero budget means
+            // one attempt with the full timeout.
+            let timeout = if self.retry.budget.is_zero() {
                 self.inner.timeout
             } else {
                 self.inner
                     .timeout
                     .min(deadline.saturating_duration_since(Instant::now()))
+                    .max(MIN_ATTEMPT)
             };
             let failure = match self.attempt(&request, endpoint, timeout).await {
                 Ok(body) => return Ok((body, attempts, start.elapsed())),
