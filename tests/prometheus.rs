@@ -265,6 +265,63 @@ async fn basic_auth_through_web_config() {
 }
 
 #[tokio::test]
+async fn tls_with_a_private_ca_and_a_client_certificate() {
+    let what = "tls_with_a_private_ca_and_a_client_certificate";
+    if !prom::available(what) || !prom::openssl_available(what) {
+        return;
+    }
+    bounded(async {
+        let certs_dir = TempDir::new("certs");
+        let certs = prom::make_certificates(&certs_dir);
+        let server = Prometheus::start(Options {
+            tls: Some(certs.clone()),
+            ..Options::default()
+        });
+        assert!(server.url().starts_with("https://127.0.0.1:"));
+
+        let mut cfg = config(server.url());
+        cfg.tls.ca_file = Some(certs.ca_cert.clone());
+        cfg.tls.cert_file = Some(certs.client_cert.clone());
+        cfg.tls.key_file = Some(certs.client_key.clone());
+        let c = PrometheusClient::new(&cfg).unwrap();
+        let answer = c.instant("vector(2)", None).await.unwrap();
+        assert_eq!(answer.sample(false).unwrap(), Sample::Value { value: 2.0 });
+
+        // Without a client certificate the server ends the handshake; without the CA the
+        // server's certificate is not trusted. Both are connection failures, retried within the
+        // (short) budget, and neither message shows the key.
+        let key = std::fs::read_to_string(&certs.client_key).unwrap();
+        let key_body = key.lines().nth(1).unwrap();
+        let mut no_client_cert = cfg.clone();
+        no_client_cert.tls.cert_file = None;
+        no_client_cert.tls.key_file = None;
+        let mut no_ca = cfg.clone();
+        no_ca.tls.ca_file = None;
+        for (name, mut cfg) in [("no client certificate", no_client_cert), ("no CA", no_ca)] {
+            cfg.retry.budget = Duration::from_millis(500);
+            let e = PrometheusClient::new(&cfg)
+                .unwrap()
+                .instant("vector(2)", None)
+                .await
+                .unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(
+                    e.failure(),
+                    Some(QueryFailure::Connect { .. } | QueryFailure::Transport { .. })
+                ),
+                "{name}: {e:?}"
+            );
+            assert!(!text.contains(key_body), "{name}: {text}");
+            if name == "no CA" {
+                assert!(text.contains("certificate"), "{name}: {text}");
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_broken_query_is_a_permanent_bad_data_error() {
     if !prom::available("a_broken_query_is_a_permanent_bad_data_error") {
         return;

@@ -74,6 +74,8 @@ pub struct Options {
     pub scrape_interval: Duration,
     /// Serve the API under this prefix (`--web.route-prefix`), such as `/tenant-a`.
     pub route_prefix: Option<String>,
+    /// Serve HTTPS with these certificates and require a client certificate signed by their CA.
+    pub tls: Option<Certificates>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             scrape_target: None,
             scrape_interval: Duration::from_secs(1),
             route_prefix: None,
+            tls: None,
         }
     }
 }
@@ -108,14 +111,27 @@ impl Prometheus {
             backfill(&dir, &options.backfill);
         }
         let config = dir.write("prometheus.yml", config_file(&options));
-        let web_config = options.basic_auth.as_ref().map(|(user, password)| {
+        let mut web = String::new();
+        if let Some((user, password)) = &options.basic_auth {
             // Cost 4, the lowest: Prometheus checks the hash on requests, and tests make many.
             let hash = bcrypt::hash(password, 4).expect("bcrypt hash");
-            dir.write(
-                "web.yml",
-                format!("basic_auth_users:\n  {user:?}: {hash:?}\n"),
+            writeln!(web, "basic_auth_users:\n  {user:?}: {hash:?}").unwrap();
+        }
+        if let Some(tls) = &options.tls {
+            writeln!(
+                web,
+                "tls_server_config:\n  cert_file: {:?}\n  key_file: {:?}\n  \
+                 client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {:?}",
+                tls.server_cert, tls.server_key, tls.ca_cert
             )
-        });
+            .unwrap();
+        }
+        let web_config = (!web.is_empty()).then(|| dir.write("web.yml", web));
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let auth_header = options
             .basic_auth
             .as_ref()
@@ -156,17 +172,23 @@ impl Prometheus {
                 cmd.spawn()
                     .unwrap_or_else(|e| panic!("cannot start {PROMETHEUS}: {e}")),
             );
-            let ready = wait_ready(
-                &mut child.0,
-                port,
-                &format!("{prefix}/-/ready"),
-                auth_header.as_deref(),
-            );
+            let ready = if options.tls.is_some() {
+                // The check below speaks plain HTTP: over TLS, wait for the port only, and let
+                // the test's client retry the 503s of a server that is not ready yet.
+                wait_listening(&mut child.0, port)
+            } else {
+                wait_ready(
+                    &mut child.0,
+                    port,
+                    &format!("{prefix}/-/ready"),
+                    auth_header.as_deref(),
+                )
+            };
             match ready {
                 Ok(()) => {
                     return Prometheus {
                         child,
-                        url: format!("http://127.0.0.1:{port}{prefix}"),
+                        url: format!("{scheme}://127.0.0.1:{port}{prefix}"),
                         dir,
                         auth_header,
                     };
@@ -230,6 +252,21 @@ fn wait_ready(child: &mut Child, port: u16, path: &str, auth: Option<&str>) -> R
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().unwrap().port()
+}
+
+/// Waits until the server accepts connections on `port`, exits, or [`READY_TIMEOUT`] passes.
+fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < READY_TIMEOUT {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("the server exited with {status}"));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("not listening after {READY_TIMEOUT:?}"))
 }
 
 /// `GET path` on 127.0.0.1:port over plain HTTP/1.0; returns the status code.
@@ -320,5 +357,138 @@ fn value_text(v: f64) -> String {
         "-Inf".into()
     } else {
         format!("{v}")
+    }
+}
+
+/// The tool that makes test certificates.
+pub const OPENSSL: &str = "openssl";
+
+/// A private CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+#[derive(Debug, Clone)]
+pub struct Certificates {
+    /// The CA's certificate.
+    pub ca_cert: PathBuf,
+    /// The server's certificate (subjectAltName IP:127.0.0.1).
+    pub server_cert: PathBuf,
+    /// The server's key.
+    pub server_key: PathBuf,
+    /// The client's certificate.
+    pub client_cert: PathBuf,
+    /// The client's key (PKCS#8).
+    pub client_key: PathBuf,
+}
+
+/// Whether the `openssl` command is there to make certificates; like [`available`], a skip
+/// outside CI and a failure under `CI=true`.
+pub fn openssl_available(what: &str) -> bool {
+    let found = Command::new(OPENSSL)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    let why =
+        "the openssl command is missing: install Debian's `openssl` package (scripts/test does)";
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and {why}");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+    false
+}
+
+/// Makes a CA valid for two days and two certificates it signs (P-256 keys), in `dir`.
+pub fn make_certificates(dir: &TempDir) -> Certificates {
+    let p = |name: &str| dir.path().join(name);
+    let run = |args: &[&str]| {
+        let out = Command::new(OPENSSL)
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {OPENSSL}: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509", "-new"][..],
+        &ec,
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=setpoint-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    ]
+    .concat());
+    for (name, cn, extensions, serial) in [
+        (
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            "2",
+        ),
+        ("client", "setpoint", "extendedKeyUsage=clientAuth\n", "3"),
+    ] {
+        let ext = format!("{name}.ext");
+        dir.write(&ext, format!("basicConstraints=CA:FALSE\n{extensions}"));
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let subj = format!("/CN={cn}");
+        run(&[
+            &["req", "-new"][..],
+            &ec,
+            &["-subj", &subj, "-keyout", &key, "-out", &csr],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            serial,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ]);
+    }
+    Certificates {
+        ca_cert: p("ca.crt"),
+        server_cert: p("server.crt"),
+        server_key: p("server.key"),
+        client_cert: p("client.crt"),
+        client_key: p("client.key"),
     }
 }
