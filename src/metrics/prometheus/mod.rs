@@ -647,6 +647,31 @@ mod tests {
     }
 
     #[test]
+    fn credential_files_are_re_read_after_a_minute() {
+        let dir = std::env::temp_dir().join(format!("setpoint-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "first-SECRET\n").unwrap();
+        let file = SecretFile::open("bearer token", &path).unwrap();
+        assert!(!format!("{file:?}").contains("SECRET"));
+        std::fs::write(&path, "second-SECRET\n").unwrap();
+        assert_eq!(&*file.get().unwrap(), "first-SECRET", "cached");
+        // A monotonic clock may start at boot: without a minute of it, stop here.
+        let Some(past) = Instant::now().checked_sub(CREDENTIAL_REFRESH) else {
+            return;
+        };
+        let age = |f: &SecretFile| f.cached.lock().unwrap().0 = past;
+        age(&file);
+        assert_eq!(&*file.get().unwrap(), "second-SECRET", "re-read");
+        std::fs::remove_file(&path).unwrap();
+        age(&file);
+        let e = file.get().unwrap_err().to_string();
+        assert!(e.starts_with("bearer token file"), "{e}");
+        assert!(!e.contains("SECRET"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn cert_and_key_go_together() {
         let mut c = PrometheusConfig::new("https://p");
         c.tls.cert_file = Some("/nonexistent/cert.pem".into());
