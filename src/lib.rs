@@ -6,6 +6,7 @@
 //! - [`engine`]: the pure core. [`engine::tick`] takes (policy, state, observation, now) and
 //!   returns a [`engine::Decision`] with its [`engine::Explanation`]. No clock, no I/O.
 //! - [`forecast`]: pure time-series code for the predictive policy (seasonality, Holt-Winters).
+//! - [`metrics`]: metric sources for the observe step: the Prometheus HTTP API client.
 //! - [`sim`]: the simulator: a virtual clock, a trace-driven service model and its report
 //!   (JSON, a table, an SVG plot), driving the same [`engine::tick`] as the daemon.
 //! - [`cli`]: the `setpoint` commands.
@@ -25,5 +26,6 @@
 pub mod cli;
 pub mod engine;
 pub mod forecast;
+pub mod metrics;
 pub mod policy;
 pub mod sim;
