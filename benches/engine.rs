@@ -41,7 +41,12 @@ fn main() {
                 ready_replicas: current,
                 samples: vec![Sample::from_f64(u)],
             };
-            let d = engine::tick(&policy.horizontal, &mut state, &obs, i as f64 * 15.0);
+            let d = engine::tick(
+                policy.horizontal.as_ref().unwrap(),
+                &mut state,
+                &obs,
+                i as f64 * 15.0,
+            );
             current = black_box(d).desired_replicas;
         }
         rates.push(ticks as f64 / start.elapsed().as_secs_f64());

@@ -33,7 +33,7 @@ fn main() {
     for t in &traces {
         let trace = Trace::load(t).unwrap();
         let name = t.file_stem().unwrap().to_string_lossy();
-        for p in &policies {
+        for p in policies.iter().filter(|p| p.horizontal.is_some()) {
             let r = sim::run(p, &trace, ServiceModel::for_trace(&trace));
             let s = &r.summary;
             let mase = s
@@ -46,6 +46,31 @@ fn main() {
                 s.under_time_pct,
                 s.cost_vs_oracle,
                 s.actions as f64 * 24.0 / s.hours
+            );
+        }
+    }
+
+    // The vertical examples: the trace as one container's usage shape (mean 0.5 core, 512 MiB).
+    println!();
+    println!(
+        "| trace | policy | slack % (cpu / memory) | OOM kills | throttled minutes | request changes/day |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for t in &traces {
+        let trace = Trace::load(t).unwrap();
+        let name = t.file_stem().unwrap().to_string_lossy();
+        for p in &policies {
+            let Some(v) = &p.vertical else { continue };
+            let s = sim::vertical::run(v, &trace, None).summary;
+            println!(
+                "| {name} | {} | {:.1} ({:.1} / {:.1}) | {} | {:.0} | {:.1} |",
+                p.name,
+                s.slack_pct,
+                s.cpu_slack_pct.unwrap_or(f64::NAN),
+                s.memory_slack_pct.unwrap_or(f64::NAN),
+                s.oom_kills,
+                s.throttled_minutes,
+                s.request_changes_per_day
             );
         }
     }

@@ -56,6 +56,10 @@ pub struct SimulateArgs {
     /// Write an SVG plot of load, ready capacity and replicas.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Vertical part: usage = trace value × SCALE (cores for CPU, MiB for memory) instead of the
+    /// trace rescaled to a mean of 0.5 core and 512 MiB.
+    #[arg(long)]
+    pub scale: Option<f64>,
 }
 
 /// An error for the user, already worded; exit code 1.
@@ -115,46 +119,74 @@ fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
     })
 }
 
-/// `setpoint simulate`.
+/// `setpoint simulate`: the horizontal part against the trace as load, the vertical part against
+/// the trace as one replica's usage shape.
 pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
     let policy = load_policy(a.policy.as_deref())?;
     let trace = match &a.trace {
         Some(p) => Trace::load(p)?,
         None => Trace::synthetic(),
     };
-    let mut model = ServiceModel::for_trace(&trace);
-    if let Some(c) = a.capacity {
-        if !(c.is_finite() && c > 0.0) {
-            return Err(Failure(format!(
-                "--capacity {c}: expected a positive number"
-            )));
-        }
-        model.capacity = c;
+    if let Some(k) = a.scale
+        && !(k.is_finite() && k > 0.0)
+    {
+        return Err(Failure(format!("--scale {k}: expected a positive number")));
     }
-    model.startup = a.startup.as_secs_f64();
-    if model.capacity <= 0.0 {
-        return Err(Failure(
-            "the trace's mean load is 0: give --capacity".into(),
-        ));
-    }
-    let result = sim::run(&policy, &trace, model);
     let trace_name = a
         .trace
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in synthetic workload".into());
-    if let Some(svg) = &a.plot {
-        report::plot(&result, &format!("{} on {trace_name}", policy.name), svg).map_err(Failure)?;
+    let mut doc = serde_json::Map::new();
+    let mut summary = serde_json::Map::new();
+    let mut table = format!("policy {} on {trace_name}\n", policy.name);
+    if policy.horizontal.is_some() {
+        let mut model = ServiceModel::for_trace(&trace);
+        if let Some(c) = a.capacity {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Failure(format!(
+                    "--capacity {c}: expected a positive number"
+                )));
+            }
+            model.capacity = c;
+        }
+        model.startup = a.startup.as_secs_f64();
+        if model.capacity <= 0.0 {
+            return Err(Failure(
+                "the trace's mean load is 0: give --capacity".into(),
+            ));
+        }
+        let result = sim::run(&policy, &trace, model);
+        if let Some(svg) = &a.plot {
+            report::plot(&result, &format!("{} on {trace_name}", policy.name), svg)
+                .map_err(Failure)?;
+        }
+        table += &report::table(&result);
+        doc.insert("decisions".into(), serde_json::to_value(&result.decisions)?);
+        merge(&mut summary, serde_json::to_value(&result.summary)?);
     }
+    if let Some(v) = &policy.vertical {
+        let result = sim::vertical::run(v, &trace, a.scale);
+        table += &report::vertical_table(&result);
+        doc.insert(
+            "requestChanges".into(),
+            serde_json::to_value(&result.request_changes)?,
+        );
+        merge(&mut summary, serde_json::to_value(&result.summary)?);
+    }
+    doc.insert("summary".into(), serde_json::Value::Object(summary));
+    let json = serde_json::to_string_pretty(&doc)?;
     match a.output.as_deref() {
-        Some(p) if p == Path::new("-") => println!("{}", report::to_json(&result)),
-        Some(p) => std::fs::write(p, report::to_json(&result))
+        Some(p) if p == Path::new("-") => println!("{json}"),
+        Some(p) => std::fs::write(p, json)
             .map_err(|e| Failure(format!("{}: cannot write: {e}", p.display())))?,
-        None => print!(
-            "policy {} on {trace_name}\n{}",
-            policy.name,
-            report::table(&result)
-        ),
+        None => print!("{table}"),
     }
     Ok(())
+}
+
+fn merge(into: &mut serde_json::Map<String, serde_json::Value>, v: serde_json::Value) {
+    if let serde_json::Value::Object(m) = v {
+        into.extend(m);
+    }
 }

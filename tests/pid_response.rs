@@ -36,10 +36,11 @@ fn replicas_at(r: &SimResult, t: f64) -> u32 {
 
 /// (lowest, highest) replica counts inside the tolerance band for a load, and the ideal count.
 fn band(p: &policy::Policy, load: f64) -> (u32, u32, f64) {
-    let setpoint::engine::Target::Utilization(u) = p.horizontal.metrics[0].target else {
+    let setpoint::engine::Target::Utilization(u) = p.horizontal.as_ref().unwrap().metrics[0].target
+    else {
         panic!()
     };
-    let g = &p.horizontal.governor;
+    let g = &p.horizontal.as_ref().unwrap().governor;
     let per = |ratio: f64| load / (MODEL.capacity * u * ratio);
     (
         per(1.0 + g.tolerance_up).ceil() as u32,
@@ -152,7 +153,7 @@ fn a_period_at_max_does_not_wind_up() {
     // Far above what max = 12 can carry for two hours, then back to 50 req/s.
     let mut p = pid_policy();
     let (_, hi, _) = band(&p, 50.0);
-    p.horizontal.governor.max = 12;
+    p.horizontal.as_mut().unwrap().governor.max = 12;
     let r = sim::run(
         &p,
         &trace(240, |m| if m < 120 { 500.0 } else { 50.0 }),

@@ -48,7 +48,7 @@ fn the_good_file_parses_with_hpa_defaults() {
     assert_eq!(p.name, "web");
     assert_eq!(p.interval, 15.0);
     assert_eq!(p.target.api_version, "apps/v1");
-    let g = &p.horizontal.governor;
+    let g = &p.horizontal.as_ref().unwrap().governor;
     assert_eq!(
         (g.min, g.max, g.tolerance_up, g.tolerance_down),
         (2, 10, 0.1, 0.1)

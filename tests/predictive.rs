@@ -41,7 +41,7 @@ fn it_explains_falling_back_then_meets_the_ramp_early() {
     };
     let with = sim::run(&p, &trace, model);
     let mut reactive = p.clone();
-    reactive.horizontal.algorithm = Algorithm::Threshold;
+    reactive.horizontal.as_mut().unwrap().algorithm = Algorithm::Threshold;
     let without = sim::run(&reactive, &trace, model);
 
     // Day one: the explanation says why there is no forecast.

@@ -5,6 +5,7 @@
 //! call [`tick`], so a result shown by the simulator is a result of the daemon's own code.
 //!
 //! - [`Observation`]: what was seen this tick (replicas and one [`Sample`] per metric).
+//! - [`vertical`]: the container right-sizing recommender.
 //! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
@@ -13,6 +14,7 @@ pub mod governor;
 pub mod pid;
 pub mod predictive;
 pub mod threshold;
+pub mod vertical;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -5,6 +5,7 @@
 //! input.
 
 pub mod model;
+pub mod quantity;
 
 use crate::engine::{
     Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
@@ -17,7 +18,8 @@ use serde_saphyr::Spanned;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use model::{Mode, TargetRef};
+use crate::engine::vertical::{MIB, Resource, ResourceParams, VerticalParams};
+pub use model::{LimitsMode, Mode, ResizeFallback, TargetRef, UpdateMode};
 
 /// The only apiVersion understood.
 pub const API_VERSION: &str = "setpoint.dev/v1alpha1";
@@ -48,8 +50,29 @@ pub struct Policy {
     pub interval: Seconds,
     /// One query per metric, in the order of `horizontal.metrics`.
     pub queries: Vec<MetricQuery>,
-    /// The engine's configuration.
-    pub horizontal: Horizontal,
+    /// The horizontal part (None for a vertical-only policy).
+    pub horizontal: Option<Horizontal>,
+    /// The vertical part.
+    pub vertical: Option<VerticalSpec>,
+}
+
+/// A validated vertical part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerticalSpec {
+    /// Containers to right-size.
+    pub containers: Vec<String>,
+    /// Resources to right-size.
+    pub resources: Vec<Resource>,
+    /// The recommender's settings.
+    pub params: VerticalParams,
+    /// How recommendations are applied.
+    pub update: UpdateMode,
+    /// Whether limits follow requests.
+    pub limits: LimitsMode,
+    /// How long an in-place resize may stay Deferred, seconds.
+    pub deferred_timeout: Seconds,
+    /// What to do when a resize cannot happen in place.
+    pub fallback: ResizeFallback,
 }
 
 /// One problem in a policy file.
@@ -309,15 +332,25 @@ impl Validator {
             None => 15.0,
             Some(i) => self.duration(i, "spec.interval", 1.0, 3600.0),
         };
-        let Some(h) = &spec.horizontal else {
+        if spec.horizontal.is_none() && spec.vertical.is_none() {
             self.err(
                 &f.spec,
                 "spec",
-                "missing field `horizontal`: nothing to scale",
+                "nothing to scale: expected `horizontal`, `vertical` or both",
             );
             return None;
+        }
+        let (horizontal, queries) = match &spec.horizontal {
+            Some(h) => {
+                let (h, q) = self.horizontal(h, interval)?;
+                (Some(h), q)
+            }
+            None => (None, Vec::new()),
         };
-        let (horizontal, queries) = self.horizontal(h, interval)?;
+        let vertical = spec.vertical.as_ref().map(|v| self.vertical(v));
+        if let (Some(h), Some(v), Some(hm)) = (&horizontal, &vertical, &spec.horizontal) {
+            self.feedback_loop(h, v, &queries, hm);
+        }
         Some(Policy {
             name: name.value.clone(),
             source: path.to_owned(),
@@ -326,7 +359,200 @@ impl Validator {
             interval,
             queries,
             horizontal,
+            vertical,
         })
+    }
+
+    /// Rejects a policy whose horizontal side holds CPU utilization relative to the request
+    /// while its vertical side changes that request: each request change would move the
+    /// utilization and so the replica count (a feedback loop between the two).
+    fn feedback_loop(
+        &mut self,
+        h: &Horizontal,
+        v: &VerticalSpec,
+        queries: &[MetricQuery],
+        hm: &model::Horizontal,
+    ) {
+        if !v.resources.contains(&Resource::Cpu) {
+            return;
+        }
+        for (i, (m, q)) in h.metrics.iter().zip(queries).enumerate() {
+            let relative_to_request = matches!(m.target, Target::Utilization(_)) && {
+                let text = q.prometheus.to_ascii_lowercase();
+                text.contains("cpu") && text.contains("resource_requests")
+            };
+            if relative_to_request {
+                self.err(
+                    &hm.metrics.value[i],
+                    &format!("spec.horizontal.metrics[{i}]"),
+                    "scales on CPU utilization relative to the request, which spec.vertical changes: \
+                     every request change would move the utilization and the replica count (a feedback \
+                     loop). Scale on absolute usage instead, e.g. `prometheus: sum(rate(container_cpu_usage_seconds_total{...}[1m]))` \
+                     with `targetPerReplica: 0.5` (cores per replica), or remove cpu from spec.vertical.resources",
+                );
+            }
+        }
+    }
+
+    fn vertical(&mut self, v: &Spanned<model::Vertical>) -> VerticalSpec {
+        let f = "spec.vertical";
+        let m = &v.value;
+        if m.containers.value.is_empty() || m.containers.value.iter().any(|c| c.trim().is_empty()) {
+            self.err(
+                &m.containers,
+                &format!("{f}.containers"),
+                "expected one or more container names",
+            );
+        }
+        let resources: Vec<Resource> = match &m.resources {
+            None => vec![Resource::Cpu, Resource::Memory],
+            Some(r) => {
+                if r.value.is_empty() {
+                    self.err(r, &format!("{f}.resources"), "expected cpu, memory or both");
+                }
+                let mut out = Vec::new();
+                for n in &r.value {
+                    let res = match n {
+                        model::ResourceName::Cpu => Resource::Cpu,
+                        model::ResourceName::Memory => Resource::Memory,
+                    };
+                    if !out.contains(&res) {
+                        out.push(res);
+                    }
+                }
+                out
+            }
+        };
+        let unit =
+            |v: &mut Self, x: &Option<Spanned<f64>>, name: &str, default: f64, lo: f64, hi: f64| {
+                match x {
+                    None => default,
+                    Some(s) => {
+                        if !(lo..=hi).contains(&s.value) {
+                            v.err(
+                                s,
+                                &format!("{f}.{name}"),
+                                format!("{} is out of range: expected {lo} to {hi}", s.value),
+                            );
+                        }
+                        s.value
+                    }
+                }
+            };
+        let cpu_p = unit(self, &m.cpu_percentile, "cpuPercentile", 0.9, 0.01, 1.0);
+        let mem_p = unit(
+            self,
+            &m.memory_percentile,
+            "memoryPercentile",
+            0.9,
+            0.01,
+            1.0,
+        );
+        let margin = unit(self, &m.margin, "margin", 0.15, 0.0, 1.0);
+        let (lower, upper) = match &m.bounds {
+            None => (0.5, 0.95),
+            Some(b) => {
+                let (l, u) = (b.value.lower, b.value.upper);
+                if !(0.0 < l && l <= cpu_p.min(mem_p) && cpu_p.max(mem_p) <= u && u <= 1.0) {
+                    self.err(
+                        b,
+                        &format!("{f}.bounds"),
+                        format!(
+                            "expected 0 < lower ({l}) <= the target percentiles <= upper ({u}) <= 1"
+                        ),
+                    );
+                }
+                (l, u)
+            }
+        };
+        let dur = |v: &mut Self, d: &Option<Spanned<Dur>>, name: &str, default: f64| {
+            d.as_ref().map_or(default, |d| {
+                v.duration(d, &format!("{f}.{name}"), 60.0, 30.0 * 86400.0)
+            })
+        };
+        let half_life = dur(self, &m.half_life, "halfLife", 86400.0);
+        let window = dur(self, &m.memory_peak_window, "memoryPeakWindow", 86400.0);
+        let q = |x: &Option<Spanned<model::Quantities>>, cpu: bool| {
+            x.as_ref()
+                .and_then(|q| {
+                    if cpu {
+                        q.value.cpu.clone()
+                    } else {
+                        q.value.memory.clone()
+                    }
+                })
+                .map(|q| q.value())
+        };
+        // The VPA's minimums per container: 25 millicores and 250 MiB.
+        let (min_cpu, min_mem) = (
+            q(&m.min, true).unwrap_or(0.025),
+            q(&m.min, false).unwrap_or(250.0 * MIB),
+        );
+        let (max_cpu, max_mem) = (
+            q(&m.max, true).unwrap_or(1000.0),
+            q(&m.max, false).unwrap_or(1024.0 * 1024.0 * MIB),
+        );
+        if let Some(mx) = &m.max {
+            for (name, lo, hi) in [("cpu", min_cpu, max_cpu), ("memory", min_mem, max_mem)] {
+                if lo > hi {
+                    self.err(
+                        mx,
+                        &format!("{f}.max.{name}"),
+                        format!(
+                            "max ({}) is below min ({})",
+                            quantity::format(name == "cpu", hi),
+                            quantity::format(name == "cpu", lo)
+                        ),
+                    );
+                }
+            }
+        }
+        let (stale_difference, stale_after) = match &m.min_change {
+            None => (0.1, 12.0 * 3600.0),
+            Some(c) => {
+                if !(0.0..=10.0).contains(&c.value.difference) {
+                    self.err(
+                        c,
+                        &format!("{f}.minChange.difference"),
+                        "expected 0 to 10 (a share of the target)",
+                    );
+                }
+                (c.value.difference, c.value.after.0.as_secs_f64())
+            }
+        };
+        let (deferred_timeout, fallback) = match &m.resize {
+            None => (300.0, ResizeFallback::Report),
+            Some(r) => (
+                r.value
+                    .deferred_timeout
+                    .map_or(300.0, |d| d.0.as_secs_f64()),
+                r.value.fallback,
+            ),
+        };
+        let rp = |target_percentile, min, max| ResourceParams {
+            target_percentile,
+            lower_percentile: lower,
+            upper_percentile: upper,
+            margin,
+            min,
+            max,
+        };
+        VerticalSpec {
+            containers: m.containers.value.clone(),
+            resources,
+            params: VerticalParams {
+                half_life,
+                memory_peak_window: window,
+                cpu: rp(cpu_p, min_cpu, max_cpu),
+                memory: rp(mem_p, min_mem, max_mem),
+                stale_difference,
+                stale_after,
+            },
+            update: m.update,
+            limits: m.limits,
+            deferred_timeout,
+            fallback,
+        }
     }
 
     /// A duration in seconds within [lo, hi] (None bound checks when lo = 0).

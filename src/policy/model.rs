@@ -54,6 +54,194 @@ pub struct Spec {
     /// Horizontal scaling.
     #[serde(default)]
     pub horizontal: Option<Horizontal>,
+    /// Vertical scaling (container requests).
+    #[serde(default)]
+    pub vertical: Option<Spanned<Vertical>>,
+}
+
+/// The vertical part: right-size container requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Vertical {
+    /// Defaults for the fields left out (default `vpa`: the VPA recommender's defaults).
+    #[serde(default)]
+    pub preset: VerticalPreset,
+    /// Containers to right-size.
+    pub containers: Spanned<Vec<String>>,
+    /// Resources to right-size (default both).
+    #[serde(default)]
+    pub resources: Option<Spanned<Vec<ResourceName>>>,
+    /// Percentile of CPU usage for the target.
+    #[serde(default)]
+    pub cpu_percentile: Option<Spanned<f64>>,
+    /// Percentile of memory peaks for the target.
+    #[serde(default)]
+    pub memory_percentile: Option<Spanned<f64>>,
+    /// Percentiles of the lower and upper bounds.
+    #[serde(default)]
+    pub bounds: Option<Spanned<Bounds>>,
+    /// Safety margin added to every percentile.
+    #[serde(default)]
+    pub margin: Option<Spanned<f64>>,
+    /// Half-life of usage samples.
+    #[serde(default)]
+    pub half_life: Option<Spanned<Dur>>,
+    /// Memory peaks are taken per window of this length.
+    #[serde(default)]
+    pub memory_peak_window: Option<Spanned<Dur>>,
+    /// Smallest requests.
+    #[serde(default)]
+    pub min: Option<Spanned<Quantities>>,
+    /// Largest requests.
+    #[serde(default)]
+    pub max: Option<Spanned<Quantities>>,
+    /// How recommendations are applied (default off).
+    #[serde(default)]
+    pub update: UpdateMode,
+    /// Whether limits follow requests (default proportional).
+    #[serde(default)]
+    pub limits: LimitsMode,
+    /// Change a request inside the bounds only when it is this far from the target for this long.
+    #[serde(default)]
+    pub min_change: Option<Spanned<MinChange>>,
+    /// In-place resize settings.
+    #[serde(default)]
+    pub resize: Option<Spanned<Resize>>,
+}
+
+/// Defaults of the vertical part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VerticalPreset {
+    /// The VPA recommender's and updater's defaults.
+    #[default]
+    Vpa,
+}
+
+/// cpu or memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResourceName {
+    /// CPU.
+    Cpu,
+    /// Memory.
+    Memory,
+}
+
+/// Bound percentiles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    /// Lower bound percentile.
+    pub lower: f64,
+    /// Upper bound percentile.
+    pub upper: f64,
+}
+
+/// Quantities per resource.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quantities {
+    /// CPU ("100m", "2").
+    #[serde(default)]
+    pub cpu: Option<Quantity>,
+    /// Memory ("128Mi", "8Gi").
+    #[serde(default)]
+    pub memory: Option<Quantity>,
+}
+
+/// A Kubernetes quantity written as a string ("100m", "512Mi") or a plain number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantity(pub String);
+
+impl<'de> Deserialize<'de> for Quantity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a quantity such as \"500m\", \"2\" or \"512Mi\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Quantity, E> {
+                super::quantity::parse(s).map_err(E::custom)?;
+                Ok(Quantity(s.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Quantity, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Quantity, E> {
+                self.visit_str(&v.to_string())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Quantity {
+    /// The value (cores or bytes); validated when parsed.
+    pub fn value(&self) -> f64 {
+        super::quantity::parse(&self.0).unwrap_or(0.0)
+    }
+}
+
+/// How recommendations are applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateMode {
+    /// Recommend only.
+    #[default]
+    Off,
+    /// The pods/resize subresource, one pod at a time.
+    InPlace,
+    /// Patch the workload's pod template (a rolling update applies it).
+    Rollout,
+}
+
+/// Whether limits follow requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LimitsMode {
+    /// Limits keep their ratio to requests.
+    #[default]
+    Proportional,
+    /// Only requests change.
+    RequestsOnly,
+}
+
+/// When a request inside the bounds still changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinChange {
+    /// Relative difference from the target (0.1 = 10 %).
+    pub difference: f64,
+    /// For at least this long.
+    pub after: Dur,
+}
+
+/// In-place resize settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Resize {
+    /// How long a resize may stay Deferred before the fallback.
+    #[serde(default)]
+    pub deferred_timeout: Option<Dur>,
+    /// What to do when a resize is Infeasible or Deferred too long.
+    #[serde(default)]
+    pub fallback: ResizeFallback,
+}
+
+/// Fallback for a resize that cannot happen in place.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResizeFallback {
+    /// Patch the pod template instead.
+    Rollout,
+    /// Only report it.
+    #[default]
+    Report,
 }
 
 /// Reference to the workload to scale.

@@ -16,6 +16,7 @@
 
 pub mod report;
 pub mod trace;
+pub mod vertical;
 
 use crate::engine::{self, Observation, Sample, State, Target};
 use crate::policy::Policy;
@@ -145,6 +146,14 @@ impl Replicas {
     }
 }
 
+/// The policy's horizontal part. The drivers check that there is one before running it.
+fn horizontal(policy: &Policy) -> &engine::Horizontal {
+    policy
+        .horizontal
+        .as_ref()
+        .expect("callers check that the policy has a horizontal part")
+}
+
 /// What the simulated Prometheus shows at time `t`: the load averaged over the 60 s before the
 /// latest scrape (None before the first scrape has a window).
 pub fn observed_load(trace: &Trace, t: f64) -> Option<f64> {
@@ -154,8 +163,7 @@ pub fn observed_load(trace: &Trace, t: f64) -> Option<f64> {
 
 /// The samples a policy's metrics read, given the observed total load.
 pub fn samples(policy: &Policy, load: Option<f64>, ready: u32, capacity: f64) -> Vec<Sample> {
-    policy
-        .horizontal
+    horizontal(policy)
         .metrics
         .iter()
         .map(|m| match (load, m.target) {
@@ -183,7 +191,8 @@ pub fn run_with(
     model: ServiceModel,
     mut observe: impl FnMut(f64, u32) -> Vec<Sample>,
 ) -> SimResult {
-    let g = &policy.horizontal.governor;
+    let h = horizontal(policy);
+    let g = &h.governor;
     let cap = model.capacity;
     let initial = ((trace.values[0] / cap).ceil() as u32).clamp(g.min, g.max);
     let mut reps = Replicas {
@@ -246,7 +255,7 @@ pub fn run_with(
                 ready_replicas: reps.ready,
                 samples: observe(t, reps.ready),
             };
-            let d = engine::tick(&policy.horizontal, &mut state, &obs, t);
+            let d = engine::tick(h, &mut state, &obs, t);
             if d.desired_replicas != d.current_replicas {
                 reps.scale_to(d.desired_replicas, t + model.startup);
                 reps.promote(t);
@@ -383,7 +392,7 @@ mod tests {
     fn utilization_reads_load_over_ready_capacity() {
         let p = {
             let mut p = policy("");
-            p.horizontal.metrics[0].target = Target::Utilization(0.5);
+            p.horizontal.as_mut().unwrap().metrics[0].target = Target::Utilization(0.5);
             p
         };
         let s = samples(&p, Some(50.0), 4, 25.0);

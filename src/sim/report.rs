@@ -36,6 +36,33 @@ pub fn table(r: &SimResult) -> String {
     rows.iter().map(|(k, v)| format!("{k:<18}{v}\n")).collect()
 }
 
+/// A short human table of a vertical run.
+pub fn vertical_table(r: &super::vertical::VerticalResult) -> String {
+    let s = &r.summary;
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} %"));
+    let rows = [
+        (
+            "slack",
+            format!(
+                "{:.1} % of request (cpu {}, memory {})",
+                s.slack_pct,
+                opt(s.cpu_slack_pct),
+                opt(s.memory_slack_pct)
+            ),
+        ),
+        ("OOM kills", s.oom_kills.to_string()),
+        ("throttled", format!("{:.0} minutes", s.throttled_minutes)),
+        (
+            "request changes",
+            format!(
+                "{} ({:.1}/day)",
+                s.request_changes, s.request_changes_per_day
+            ),
+        ),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<18}{v}\n")).collect()
+}
+
 /// Folds the series into at most `n` buckets (mean load, mean ready capacity, max replicas), so a
 /// two-week trace still draws as a readable, small SVG.
 fn downsample(series: &[SeriesPoint], n: usize) -> Vec<SeriesPoint> {

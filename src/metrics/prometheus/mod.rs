@@ -9,7 +9,7 @@
 //! - [`error`]: [`PrometheusError`] and [`QueryFailure`].
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), setpoint::metrics::prometheus::PrometheusError> {
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
 //! let client = PrometheusClient::new(&PrometheusConfig::new("http://prometheus:9090"))?;
 //! let answer = client.instant("sum(rate(http_requests_total[1m]))", None).await?;

@@ -1,0 +1,192 @@
+//! The vertical part: policy validation (including the CPU feedback-loop rule), the simulator,
+//! and a property test that no recommendation leaves [min, max].
+
+use proptest::prelude::*;
+use setpoint::engine::vertical::{ContainerRecommender, MIB, Resource};
+use setpoint::policy::{self, PolicyError, UpdateMode};
+use setpoint::sim::{Trace, vertical};
+use std::path::Path;
+
+const VERTICAL: &str = "\
+apiVersion: setpoint.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: web}
+spec:
+  target: {kind: Deployment, name: web}
+  vertical:
+    containers: [web]
+    min: {cpu: 50m, memory: 64Mi}
+    max: {cpu: 2, memory: 4Gi}
+    update: inPlace
+";
+
+fn problems(text: &str) -> Vec<String> {
+    match policy::parse(text, Path::new("v.yaml")) {
+        Err(PolicyError::Invalid { problems, .. }) => problems
+            .iter()
+            .map(|p| format!("{}:{}: {}: {}", p.line, p.column, p.field, p.message))
+            .collect(),
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_vertical_only_policy_parses_with_vpa_defaults() {
+    let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
+    assert!(p.horizontal.is_none());
+    let v = p.vertical.unwrap();
+    assert_eq!(v.containers, vec!["web"]);
+    assert_eq!(v.update, UpdateMode::InPlace);
+    assert_eq!(
+        (v.params.cpu.target_percentile, v.params.cpu.margin),
+        (0.9, 0.15)
+    );
+    assert_eq!((v.params.cpu.min, v.params.cpu.max), (0.05, 2.0));
+    assert_eq!(v.params.memory.max, 4096.0 * MIB);
+    assert_eq!(v.params.half_life, 86400.0);
+}
+
+#[test]
+fn bad_vertical_settings_name_their_field() {
+    let t = VERTICAL.replace("memory: 64Mi", "memory: 64Qi");
+    assert!(
+        problems(&t)[0].contains("spec.vertical.min.memory: unknown unit \"Qi\""),
+        "{:?}",
+        problems(&t)
+    );
+    let t = VERTICAL.replace("cpu: 2,", "cpu: 10m,");
+    assert!(
+        problems(&t)
+            .iter()
+            .any(|p| p.contains("spec.vertical.max.cpu: max (10m) is below min (50m)")),
+        "{:?}",
+        problems(&t)
+    );
+    let t = VERTICAL.replace("containers: [web]", "containers: []");
+    assert!(
+        problems(&t)[0].contains("7:17: spec.vertical.containers: expected one or more"),
+        "{:?}",
+        problems(&t)
+    );
+    let t = VERTICAL.replace(
+        "    update: inPlace\n",
+        "    update: inPlace\n    bounds: {lower: 0.95, upper: 0.5}\n",
+    );
+    assert!(
+        problems(&t)[0].contains("spec.vertical.bounds: expected 0 < lower"),
+        "{:?}",
+        problems(&t)
+    );
+    let t = VERTICAL.replace("update: inPlace", "update: evict");
+    assert!(
+        problems(&t)[0].contains("unknown variant `evict`, expected one of off, inPlace, rollout"),
+        "{:?}",
+        problems(&t)
+    );
+    let t = VERTICAL.replace("  vertical:\n    containers: [web]\n    min: {cpu: 50m, memory: 64Mi}\n    max: {cpu: 2, memory: 4Gi}\n    update: inPlace\n", "");
+    assert!(
+        problems(&t)[0].contains("nothing to scale"),
+        "{:?}",
+        problems(&t)
+    );
+}
+
+#[test]
+fn cpu_utilization_of_requests_with_vertical_cpu_is_a_feedback_loop() {
+    let both = VERTICAL.replace(
+        "  vertical:",
+        "  horizontal:\n    replicas: {min: 1, max: 10}\n    metrics:\n      - prometheus: sum(rate(container_cpu_usage_seconds_total[1m])) / sum(kube_pod_container_resource_requests{resource=\"cpu\"})\n        utilization: 0.7\n  vertical:",
+    );
+    let p = problems(&both);
+    assert!(
+        p[0].contains(
+            "spec.horizontal.metrics[0]: scales on CPU utilization relative to the request"
+        ),
+        "{p:?}"
+    );
+    assert!(p[0].contains("targetPerReplica"), "says what to do instead");
+    // Memory only on the vertical side, or absolute usage per replica: fine.
+    let mem_only = both.replace(
+        "    containers: [web]\n",
+        "    containers: [web]\n    resources: [memory]\n",
+    );
+    policy::parse(&mem_only, Path::new("v.yaml")).unwrap();
+    let absolute = both
+        .replace(
+            " / sum(kube_pod_container_resource_requests{resource=\"cpu\"})",
+            "",
+        )
+        .replace("utilization: 0.7", "targetPerReplica: 0.5");
+    policy::parse(&absolute, Path::new("v.yaml")).unwrap();
+}
+
+/// Two days of a usage shape that doubles every afternoon.
+fn shape() -> Trace {
+    let n = 2 * 1440;
+    let v = (0..n)
+        .map(|i| if (i % 1440) > 720 { 2.0 } else { 1.0 })
+        .collect();
+    Trace::new((0..n).map(|i| i as f64 * 60.0).collect(), v)
+}
+
+#[test]
+fn simulation_counts_ooms_and_answers_them_at_once() {
+    let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
+    let r = vertical::run(p.vertical.as_ref().unwrap(), &shape(), None);
+    // The first afternoon doubles memory past the hand-set limit: one OOM kill, answered at once
+    // with a larger request, and no second kill at the same level.
+    assert_eq!(r.summary.oom_kills, 1, "{:#?}", r.request_changes);
+    let oom = r
+        .request_changes
+        .iter()
+        .find(|c| c.reason.starts_with("OOM kill"))
+        .unwrap();
+    assert_eq!(oom.t, 721.0 * 60.0);
+    assert!(r.summary.slack_pct > 0.0 && r.summary.slack_pct < 100.0);
+    assert!(
+        r.summary.request_changes_per_day <= 4.0,
+        "{:#?}",
+        r.request_changes
+    );
+}
+
+#[test]
+fn update_off_only_recommends() {
+    let t = VERTICAL.replace("update: inPlace", "update: off");
+    let p = policy::parse(&t, Path::new("v.yaml")).unwrap();
+    let r = vertical::run(p.vertical.as_ref().unwrap(), &shape(), None);
+    assert_eq!(r.summary.request_changes, 0);
+    assert!(
+        r.summary.oom_kills >= 2,
+        "the hand-set limit stays and keeps failing"
+    );
+}
+
+proptest! {
+    #[test]
+    fn recommendations_never_leave_min_and_max(
+        samples in prop::collection::vec((0.0..50.0f64, 0.0..(20.0 * 1024.0)), 1..300),
+        ooms in prop::collection::vec(0.0..(30.0 * 1024.0f64), 0..3),
+        half_life in 60.0..200_000.0f64,
+    ) {
+        let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
+        let mut params = p.vertical.unwrap().params;
+        params.half_life = half_life;
+        let mut r = ContainerRecommender::new(&params);
+        for (i, (cpu, mem)) in samples.iter().enumerate() {
+            let t = i as f64 * 600.0;
+            r.add_cpu(*cpu, t);
+            r.add_memory(&params, mem * MIB, t);
+            if let Some(o) = ooms.get(i) {
+                r.oom(&params, o * MIB, t);
+            }
+            for (res, rp) in [(Resource::Cpu, params.cpu), (Resource::Memory, params.memory)] {
+                let rec = r.recommend(&params, res).unwrap();
+                for v in [rec.lower, rec.target, rec.upper] {
+                    prop_assert!(v >= rp.min && v <= rp.max, "{res:?} {v} outside [{}, {}]", rp.min, rp.max);
+                }
+                prop_assert!(rec.lower <= rec.target && rec.target <= rec.upper);
+            }
+        }
+    }
+}
