@@ -141,6 +141,7 @@ fn the_role_grants_exactly_what_the_daemon_needs() {
         "coordination.k8s.io/leases:get",
         "coordination.k8s.io/leases:create",
         "coordination.k8s.io/leases:update",
+        "coordination.k8s.io/leases:patch",
         "metrics.k8s.io/pods:get",
         "metrics.k8s.io/pods:list",
     ]
