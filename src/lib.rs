@@ -7,6 +7,7 @@
 //!   returns a [`engine::Decision`] with its [`engine::Explanation`]. No clock, no I/O.
 //! - [`forecast`]: pure time-series code for the predictive policy (seasonality, Holt-Winters).
 //! - [`metrics`]: metric sources for the observe step: the Prometheus HTTP API client.
+//! - [`daemon`]: the in-cluster daemon: its metrics and its admin HTTP server.
 //! - [`sim`]: the simulator: a virtual clock, a trace-driven service model and its report
 //!   (JSON, a table, an SVG plot), driving the same [`engine::tick`] as the daemon.
 //! - [`cli`]: the `setpoint` commands.
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod forecast;
 pub mod metrics;
