@@ -123,7 +123,7 @@ fn decide(policy: &Policy, current: u32, u: Option<f64>) -> Decision {
             ),
         }],
     };
-    engine::tick(&policy.horizontal, &mut state, &obs, now)
+    engine::tick(policy.horizontal.as_ref().unwrap(), &mut state, &obs, now)
 }
 
 fn at(unix_ms: u64) -> SystemTime {
@@ -455,7 +455,7 @@ async fn label_values_stay_within_their_sets() {
                 ready_replicas: current.saturating_sub((x % 2) as u32),
                 samples: vec![sample],
             };
-            let d = engine::tick(&p.horizontal, &mut state, &obs, now);
+            let d = engine::tick(p.horizontal.as_ref().unwrap(), &mut state, &obs, now);
             let name = policies[i % 3];
             s.state.telemetry().record_tick(name);
             s.state.telemetry().record_decision(name, &d);
