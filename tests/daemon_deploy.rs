@@ -404,7 +404,10 @@ fn the_overlays_render_with_kustomize() {
         assert_eq!(binding["subjects"][0]["namespace"], ns);
         let cm = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
         assert_eq!(cm["metadata"]["name"], "setpoint-policies");
-        assert_eq!(cm["data"].as_object().unwrap().len(), 4);
+        let examples = setpoint::policy::files(&root().join("policies/examples"))
+            .unwrap()
+            .len();
+        assert_eq!(cm["data"].as_object().unwrap().len(), examples);
         let dep = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let c = &dep["spec"]["template"]["spec"]["containers"][0];
         assert!(c["image"].as_str().unwrap().contains("setpoint:"));
