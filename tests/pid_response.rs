@@ -63,6 +63,23 @@ fn peak_after(r: &SimResult, t: f64) -> u32 {
         .max(replicas_at(r, t))
 }
 
+/// Settled inside [lo, hi] at the end, with no change after `quiet_from` seconds.
+fn assert_settles(r: &SimResult, lo: u32, hi: u32, quiet_from: f64) -> u32 {
+    let settled = replicas_at(r, 240.0 * 60.0 - 1.0);
+    assert!(
+        (lo..=hi).contains(&settled),
+        "settled at {settled}, band [{lo}, {hi}]: {:#?}",
+        r.decisions
+    );
+    assert_eq!(
+        changes_between(r, quiet_from, 240.0 * 60.0),
+        0,
+        "no sustained oscillation: {:#?}",
+        r.decisions
+    );
+    settled
+}
+
 #[test]
 fn step_response_settles_with_bounded_overshoot() {
     // 100 → 200 req/s at minute 60.
@@ -73,23 +90,12 @@ fn step_response_settles_with_bounded_overshoot() {
         &trace(240, |m| if m < 60 { 100.0 } else { 200.0 }),
         MODEL,
     );
-    let settled = replicas_at(&r, 240.0 * 60.0 - 1.0);
-    assert!(
-        (lo..=hi).contains(&settled),
-        "settled at {settled}, band [{lo}, {hi}]: {:#?}",
-        r.decisions
-    );
+    // Nothing moves in the last two hours.
+    assert_settles(&r, lo, hi, 120.0 * 60.0);
     // Inside the band within 5 minutes of the step.
     assert!(replicas_at(&r, 65.0 * 60.0) >= lo, "{:#?}", r.decisions);
     let peak = peak_after(&r, 60.0 * 60.0);
     assert!(peak as f64 <= ideal * 1.3, "peak {peak} vs ideal {ideal}");
-    // No sustained oscillation: nothing moves in the last two hours.
-    assert_eq!(
-        changes_between(&r, 120.0 * 60.0, 240.0 * 60.0),
-        0,
-        "{:#?}",
-        r.decisions
-    );
     assert!(r.summary.unserved_pct < 1.0, "{}", r.summary.unserved_pct);
 }
 
@@ -102,12 +108,7 @@ fn step_down_settles_without_undershoot() {
         &trace(240, |m| if m < 60 { 200.0 } else { 100.0 }),
         MODEL,
     );
-    let settled = replicas_at(&r, 240.0 * 60.0 - 1.0);
-    assert!(
-        (lo..=hi).contains(&settled),
-        "settled at {settled}, band [{lo}, {hi}]: {:#?}",
-        r.decisions
-    );
+    assert_settles(&r, lo, hi, 120.0 * 60.0);
     let low = r
         .decisions
         .iter()
@@ -116,7 +117,6 @@ fn step_down_settles_without_undershoot() {
         .min()
         .unwrap();
     assert!(low >= lo, "undershoot to {low}");
-    assert_eq!(changes_between(&r, 120.0 * 60.0, 240.0 * 60.0), 0);
     assert_eq!(r.summary.unserved_pct, 0.0);
 }
 
@@ -132,19 +132,9 @@ fn ramp_response_tracks_and_settles() {
         }),
         MODEL,
     );
-    let settled = replicas_at(&r, 240.0 * 60.0 - 1.0);
-    assert!(
-        (lo..=hi).contains(&settled),
-        "settled at {settled}, band [{lo}, {hi}]"
-    );
+    assert_settles(&r, lo, hi, 150.0 * 60.0);
     let peak = peak_after(&r, 60.0 * 60.0);
     assert!(peak as f64 <= ideal * 1.3, "peak {peak} vs ideal {ideal}");
-    assert_eq!(
-        changes_between(&r, 150.0 * 60.0, 240.0 * 60.0),
-        0,
-        "{:#?}",
-        r.decisions
-    );
     assert!(r.summary.unserved_pct < 1.0, "{}", r.summary.unserved_pct);
 }
 

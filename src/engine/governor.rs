@@ -118,6 +118,50 @@ pub struct ScalingRules {
     pub limits: Vec<StepLimit>,
 }
 
+impl ScalingRules {
+    /// The HPA v2 default for scale-up: no stabilization, at most max(+100 %, +4 pods) per 15 s.
+    pub fn hpa_up() -> ScalingRules {
+        ScalingRules {
+            stabilization: 0.0,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits: vec![
+                StepLimit::Percent {
+                    value: 100.0,
+                    period: 15.0,
+                },
+                StepLimit::Pods {
+                    value: 4,
+                    period: 15.0,
+                },
+            ],
+        }
+    }
+
+    /// The HPA v2 default for scale-down: a 300 s stabilization window, then up to 100 % per 15 s.
+    pub fn hpa_down() -> ScalingRules {
+        ScalingRules {
+            stabilization: 300.0,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits: vec![StepLimit::Percent {
+                value: 100.0,
+                period: 15.0,
+            }],
+        }
+    }
+
+    /// No stabilization, cooldown or limit.
+    pub fn unlimited() -> ScalingRules {
+        ScalingRules {
+            stabilization: 0.0,
+            cooldown: 0.0,
+            select: Select::Max,
+            limits: Vec::new(),
+        }
+    }
+}
+
 /// What to do when no metric gave data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -533,15 +577,6 @@ mod tests {
     use super::*;
     use crate::engine::{Proposal, Target};
 
-    fn rules(stabilization: Seconds, limits: Vec<StepLimit>) -> ScalingRules {
-        ScalingRules {
-            stabilization,
-            cooldown: 0.0,
-            select: Select::Max,
-            limits,
-        }
-    }
-
     /// The HPA v2 defaults, as the `hpa` preset gives them.
     fn hpa(min: u32, max: u32) -> Governor {
         Governor {
@@ -549,26 +584,8 @@ mod tests {
             max,
             tolerance_up: 0.1,
             tolerance_down: 0.1,
-            scale_up: rules(
-                0.0,
-                vec![
-                    StepLimit::Percent {
-                        value: 100.0,
-                        period: 15.0,
-                    },
-                    StepLimit::Pods {
-                        value: 4,
-                        period: 15.0,
-                    },
-                ],
-            ),
-            scale_down: rules(
-                300.0,
-                vec![StepLimit::Percent {
-                    value: 100.0,
-                    period: 15.0,
-                }],
-            ),
+            scale_up: ScalingRules::hpa_up(),
+            scale_down: ScalingRules::hpa_down(),
             on_missing: OnMissing::Hold,
         }
     }
@@ -580,8 +597,8 @@ mod tests {
             max,
             tolerance_up: 0.0,
             tolerance_down: 0.0,
-            scale_up: rules(0.0, vec![]),
-            scale_down: rules(0.0, vec![]),
+            scale_up: ScalingRules::unlimited(),
+            scale_down: ScalingRules::unlimited(),
             on_missing: OnMissing::Hold,
         }
     }

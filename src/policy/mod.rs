@@ -905,38 +905,9 @@ impl Validator {
 /// The rules a preset gives a direction.
 pub fn preset_rules(preset: Preset, up: bool) -> ScalingRules {
     match (preset, up) {
-        // HPA v2: scale up by max(100 %, 4 pods) per 15 s with no stabilization; scale down by up to
-        // 100 % per 15 s after a 300 s stabilization window.
-        (Preset::Hpa, true) => ScalingRules {
-            stabilization: 0.0,
-            cooldown: 0.0,
-            select: Select::Max,
-            limits: vec![
-                StepLimit::Percent {
-                    value: 100.0,
-                    period: 15.0,
-                },
-                StepLimit::Pods {
-                    value: 4,
-                    period: 15.0,
-                },
-            ],
-        },
-        (Preset::Hpa, false) => ScalingRules {
-            stabilization: 300.0,
-            cooldown: 0.0,
-            select: Select::Max,
-            limits: vec![StepLimit::Percent {
-                value: 100.0,
-                period: 15.0,
-            }],
-        },
-        (Preset::None, _) => ScalingRules {
-            stabilization: 0.0,
-            cooldown: 0.0,
-            select: Select::Max,
-            limits: Vec::new(),
-        },
+        (Preset::Hpa, true) => ScalingRules::hpa_up(),
+        (Preset::Hpa, false) => ScalingRules::hpa_down(),
+        (Preset::None, _) => ScalingRules::unlimited(),
     }
 }
 
