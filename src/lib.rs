@@ -14,6 +14,8 @@
 //!   its pods, their metrics.k8s.io usage.
 //! - [`sim`]: the simulator: a virtual clock, a trace-driven service model and its report
 //!   (JSON, a table, an SVG plot), driving the same [`engine::tick`] as the daemon.
+//! - [`backtest`]: replays a policy's queries over a past range of Prometheus history through the
+//!   simulator's service model.
 //! - [`cli`]: the `setpoint` commands (`check`, `simulate`, `recommend`, `backtest`).
 //!
 //! # Data flow of one tick
@@ -25,10 +27,11 @@
 //!  (I/O)       (pure)     (pure)     (I/O)   (I/O)
 //! ```
 //!
-//! Dependencies point one way: engine ← policy ← adapters (metrics, cluster) ← sim ←
+//! Dependencies point one way: engine ← policy ← adapters (metrics, cluster) ← sim, backtest ←
 //! cli ← main.
 #![warn(missing_docs)]
 
+pub mod backtest;
 pub mod cli;
 pub mod cluster;
 pub mod engine;

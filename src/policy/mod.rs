@@ -110,6 +110,8 @@ impl fmt::Display for MetricQuery {
 pub struct Policy {
     /// metadata.name.
     pub name: String,
+    /// metadata.namespace: the target's namespace, when the file says.
+    pub namespace: Option<String>,
     /// The file it came from.
     pub source: PathBuf,
     /// The scale target.
@@ -401,6 +403,7 @@ impl Validator {
         let (horizontal, queries) = self.horizontal(h, interval)?;
         Some(Policy {
             name: name.value.clone(),
+            namespace: f.metadata.namespace.clone(),
             source: path.to_owned(),
             target: t.value.clone(),
             mode: spec.mode,
