@@ -225,6 +225,49 @@ async fn pod_usage_from_metrics_k8s_io() {
     .await;
 }
 
+#[tokio::test]
+async fn injected_faults_reach_the_adapter() {
+    bounded(async {
+        let api = KubeStandIn::start(world());
+        let dir = TempDir::new("kube");
+        let c = connect(&api, &dir).await;
+        let web = target("apps/v1", "Deployment", "web");
+        let fault = |status: Option<u16>, delay_ms: u64| k::Fault {
+            method: Some("GET".into()),
+            path_contains: "/scale".into(),
+            status,
+            delay: Duration::from_millis(delay_ms),
+            times: 1,
+        };
+
+        api.world().faults.push_back(fault(Some(403), 0));
+        let e = c.scale(&web).await.unwrap_err();
+        assert_eq!(e.code(), Some(403));
+        assert!(
+            e.to_string()
+                .contains("check the Role bound to this identity"),
+            "{e}"
+        );
+
+        api.world().faults.push_back(fault(Some(500), 0));
+        assert_eq!(c.scale(&web).await.unwrap_err().code(), Some(500));
+
+        // kube-rs retries a 429 after the server's Retry-After (1 s).
+        api.world().faults.push_back(fault(Some(429), 0));
+        let start = Instant::now();
+        assert_eq!(c.scale(&web).await.unwrap().spec_replicas, 3);
+        assert!(start.elapsed() >= Duration::from_millis(900));
+
+        // A slow answer is still an answer.
+        api.world().faults.push_back(fault(None, 300));
+        let start = Instant::now();
+        assert_eq!(c.scale(&web).await.unwrap().spec_replicas, 3);
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(api.world().faults.is_empty(), "each fault used once");
+    })
+    .await;
+}
+
 /// The stand-in against the recorded answers of a real API server, where shared/ has them.
 #[tokio::test]
 async fn the_stand_in_answers_as_the_recorded_server() {
