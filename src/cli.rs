@@ -1,9 +1,15 @@
-//! The `setpoint` command line: `check` and `simulate`.
+//! The `setpoint` command line: `check`, `simulate`, `recommend` and `backtest`.
 //!
 //! Exit codes: 0 success, 1 invalid input (a policy or trace that does not validate, a file that
 //! cannot be written), 2 usage errors (from clap).
 
-use crate::policy::{self, Policy};
+use crate::backtest;
+use crate::cluster::{Cluster, ClusterConfig, KubeCluster};
+use crate::engine::{self, Algorithm, Decision, Observation, State};
+use crate::metrics::history;
+use crate::metrics::prometheus::{PrometheusClient, PrometheusConfig};
+use crate::metrics::{MetricReading, Observer, TargetState};
+use crate::policy::{self, MetricQuery, Policy};
 use crate::sim::{self, ServiceModel, Trace, report};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -32,6 +38,84 @@ pub enum Command {
     },
     /// Run a policy against a simulated service on a virtual clock.
     Simulate(SimulateArgs),
+    /// One tick now, read-only: what the policy would do and why.
+    Recommend(RecommendArgs),
+    /// Replay a policy over a past range of Prometheus history through the simulator's service
+    /// model.
+    Backtest(BacktestArgs),
+}
+
+/// Output format of `recommend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for a person.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `recommend`.
+#[derive(Debug, clap::Args)]
+pub struct RecommendArgs {
+    /// The policy file.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Prometheus base URL, for a policy without `spec.prometheus`.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// The target's current replicas; without it they are read from the cluster (kubeconfig).
+    #[arg(long)]
+    pub replicas: Option<u32>,
+    /// Ready replicas (default: with --replicas, all of them; otherwise the ready pods).
+    #[arg(long)]
+    pub ready: Option<u32>,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Namespace of the target (default: the policy's metadata.namespace, then the context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+}
+
+/// Arguments of `backtest`.
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    /// The policy file.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Prometheus base URL, for a policy without `spec.prometheus`.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// Start: RFC 3339, Unix seconds, or relative such as now-7d.
+    #[arg(long)]
+    pub from: String,
+    /// End: RFC 3339, Unix seconds, now, or relative such as now-1h.
+    #[arg(long, default_value = "now")]
+    pub to: String,
+    /// Grid step of the replay.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub step: std::time::Duration,
+    /// PromQL of the offered load (default: the policy's first targetPerReplica metric).
+    #[arg(long)]
+    pub load: Option<String>,
+    /// Load one ready replica serves (default: the load's mean / 20).
+    #[arg(long)]
+    pub capacity: Option<f64>,
+    /// Time from scale-up to ready, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub startup: std::time::Duration,
+    /// Write the JSON result here (`-` for standard output) instead of printing the table.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Write an SVG plot of load, ready capacity and replicas.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Arguments of `simulate`.
@@ -78,6 +162,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
         Command::Simulate(a) => simulate(&a),
+        Command::Recommend(a) => runtime().and_then(|rt| rt.block_on(recommend(&a))),
+        Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest(&a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,6 +172,13 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))
 }
 
 /// `setpoint check`: prints one line per good policy and every problem of the bad ones.
@@ -107,6 +200,80 @@ pub fn check(paths: &[PathBuf]) -> Result<(), Failure> {
         bad.len(),
         good.len() + bad.len()
     )))
+}
+
+/// The capacity given with `--capacity`, checked.
+fn capacity(c: Option<f64>) -> Result<Option<f64>, Failure> {
+    match c {
+        Some(c) if !(c.is_finite() && c > 0.0) => Err(Failure(format!(
+            "--capacity {c}: expected a positive number"
+        ))),
+        c => Ok(c),
+    }
+}
+
+/// Writes a run as `simulate` does: JSON (`{"decisions", "requestChanges", "summary"}`) to a file
+/// or standard output, or the tables; and the plot of the horizontal part.
+fn write_run(
+    horizontal: Option<&sim::SimResult>,
+    vertical: Option<&sim::vertical::VerticalResult>,
+    title: &str,
+    output: Option<&Path>,
+    plot: Option<&Path>,
+) -> Result<(), Failure> {
+    let mut doc = serde_json::Map::new();
+    let mut summary = serde_json::Map::new();
+    let mut table = format!("{title}\n");
+    if let Some(r) = horizontal {
+        if let Some(svg) = plot {
+            report::plot(r, title, svg).map_err(Failure)?;
+        }
+        table += &report::table(r);
+        doc.insert("decisions".into(), serde_json::to_value(&r.decisions)?);
+        merge(&mut summary, serde_json::to_value(&r.summary)?);
+    }
+    if let Some(v) = vertical {
+        table += &report::vertical_table(v);
+        doc.insert(
+            "requestChanges".into(),
+            serde_json::to_value(&v.request_changes)?,
+        );
+        merge(&mut summary, serde_json::to_value(&v.summary)?);
+    }
+    doc.insert("summary".into(), serde_json::Value::Object(summary));
+    let json = serde_json::to_string_pretty(&doc)?;
+    match output {
+        Some(p) if p == Path::new("-") => println!("{json}"),
+        Some(p) => std::fs::write(p, json)
+            .map_err(|e| Failure(format!("{}: cannot write: {e}", p.display())))?,
+        None => print!("{table}"),
+    }
+    Ok(())
+}
+
+/// The horizontal part, for the commands that only handle that part so far.
+fn horizontal_of(policy: &Policy) -> Result<&engine::Horizontal, Failure> {
+    policy.horizontal.as_ref().ok_or_else(|| {
+        Failure(format!(
+            "{}: policy {} has no horizontal part; this command handles horizontal scaling only \
+             (simulate the vertical part with `setpoint simulate`)",
+            policy.source.display(),
+            policy.name
+        ))
+    })
+}
+
+fn merge(into: &mut serde_json::Map<String, serde_json::Value>, v: serde_json::Value) {
+    if let serde_json::Value::Object(m) = v {
+        into.extend(m);
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
@@ -132,61 +299,424 @@ pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
     {
         return Err(Failure(format!("--scale {k}: expected a positive number")));
     }
+    let horizontal = match &policy.horizontal {
+        None => None,
+        Some(_) => {
+            let mut model = ServiceModel::for_trace(&trace);
+            if let Some(c) = capacity(a.capacity)? {
+                model.capacity = c;
+            }
+            model.startup = a.startup.as_secs_f64();
+            if model.capacity <= 0.0 {
+                return Err(Failure(
+                    "the trace's mean load is 0: give --capacity".into(),
+                ));
+            }
+            Some(sim::run(&policy, &trace, model))
+        }
+    };
+    let vertical = policy
+        .vertical
+        .as_ref()
+        .map(|v| sim::vertical::run(v, &trace, a.scale));
     let trace_name = a
         .trace
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in synthetic workload".into());
-    let mut doc = serde_json::Map::new();
-    let mut summary = serde_json::Map::new();
-    let mut table = format!("policy {} on {trace_name}\n", policy.name);
-    if policy.horizontal.is_some() {
-        let mut model = ServiceModel::for_trace(&trace);
-        if let Some(c) = a.capacity {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(Failure(format!(
-                    "--capacity {c}: expected a positive number"
-                )));
+    write_run(
+        horizontal.as_ref(),
+        vertical.as_ref(),
+        &format!("policy {} on {trace_name}", policy.name),
+        a.output.as_deref(),
+        a.plot.as_deref(),
+    )
+}
+
+/// `setpoint backtest`.
+pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
+    let policy = policy::load(&a.policy)?;
+    let config = match (&policy.prometheus, &a.prometheus) {
+        (Some(c), _) => c.clone(),
+        (None, Some(url)) => PrometheusConfig::new(url.clone()),
+        (None, None) => {
+            return Err(Failure(format!(
+                "{}: the policy names no Prometheus (spec.prometheus): give --prometheus URL",
+                policy.source.display()
+            )));
+        }
+    };
+    let client = PrometheusClient::new(&config)?;
+    let now = unix_now();
+    let from = backtest::parse_time(&a.from, now).map_err(|e| Failure(format!("--from: {e}")))?;
+    let to = backtest::parse_time(&a.to, now).map_err(|e| Failure(format!("--to: {e}")))?;
+    let range = backtest::Range {
+        from,
+        to,
+        step: a.step,
+    };
+    let capacity = capacity(a.capacity)?;
+    let bar = progress_bar(range.steps() as u64);
+    let recorded = backtest::record(
+        &policy,
+        &client,
+        a.load.as_deref(),
+        range,
+        &mut |done, total| {
+            if let Some(b) = &bar {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
             }
-            model.capacity = c;
-        }
-        model.startup = a.startup.as_secs_f64();
-        if model.capacity <= 0.0 {
-            return Err(Failure(
-                "the trace's mean load is 0: give --capacity".into(),
-            ));
-        }
-        let result = sim::run(&policy, &trace, model);
-        if let Some(svg) = &a.plot {
-            report::plot(&result, &format!("{} on {trace_name}", policy.name), svg)
-                .map_err(Failure)?;
-        }
-        table += &report::table(&result);
-        doc.insert("decisions".into(), serde_json::to_value(&result.decisions)?);
-        merge(&mut summary, serde_json::to_value(&result.summary)?);
+        },
+    )
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
     }
-    if let Some(v) = &policy.vertical {
-        let result = sim::vertical::run(v, &trace, a.scale);
-        table += &report::vertical_table(&result);
-        doc.insert(
-            "requestChanges".into(),
-            serde_json::to_value(&result.request_changes)?,
-        );
-        merge(&mut summary, serde_json::to_value(&result.summary)?);
+    let recorded = recorded?;
+    let result = backtest::replay(&policy, &recorded, capacity, a.startup.as_secs_f64())?;
+    let title = format!(
+        "policy {} from {} to {} (load: {})",
+        policy.name,
+        backtest::show_time(from),
+        backtest::show_time(to),
+        recorded.load_source
+    );
+    write_run(
+        Some(&result),
+        None,
+        &title,
+        a.output.as_deref(),
+        a.plot.as_deref(),
+    )
+}
+
+/// A progress bar on standard error, when it is a terminal.
+fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
     }
-    doc.insert("summary".into(), serde_json::Value::Object(summary));
-    let json = serde_json::to_string_pretty(&doc)?;
-    match a.output.as_deref() {
-        Some(p) if p == Path::new("-") => println!("{json}"),
-        Some(p) => std::fs::write(p, json)
-            .map_err(|e| Failure(format!("{}: cannot write: {e}", p.display())))?,
-        None => print!("{table}"),
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "fetching history [{bar:40}] {pos}/{len} steps, {eta} left",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+/// What `recommend` prints as JSON.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendReport {
+    /// The policy's name.
+    pub policy: String,
+    /// The scale target.
+    pub target: crate::policy::TargetRef,
+    /// The namespace, when the cluster was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// When, RFC 3339.
+    pub time: String,
+    /// Where the replica counts came from: `cluster` or `flags`.
+    pub replicas_from: &'static str,
+    /// Each metric's reading.
+    pub metrics: Vec<MetricReading>,
+    /// The decision and its explanation.
+    pub decision: Decision,
+    /// The decision in one line.
+    pub summary: String,
+    /// Caveats of a single read-only tick.
+    pub notes: Vec<String>,
+}
+
+/// `setpoint recommend`.
+pub async fn recommend(a: &RecommendArgs) -> Result<(), Failure> {
+    let report = recommendation(a).await?;
+    match a.output {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serializes")
+        ),
+        Format::Text => print!("{}", recommend_text(&report)),
     }
     Ok(())
 }
 
-fn merge(into: &mut serde_json::Map<String, serde_json::Value>, v: serde_json::Value) {
-    if let serde_json::Value::Object(m) = v {
-        into.extend(m);
+/// One read-only tick of the policy named by `a`.
+pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failure> {
+    let policy = policy::load(&a.policy)?;
+    // A tick's retries end with its interval, as in the daemon.
+    let default = a.prometheus.as_ref().map(|u| {
+        let mut c = PrometheusConfig::new(u.clone());
+        c.retry.budget = std::time::Duration::from_secs_f64(policy.interval);
+        c
+    });
+    let mut observer = Observer::new(&policy, default.as_ref())?;
+    let needs_cluster = a.replicas.is_none() || observer.reads_pods();
+    let cluster = if needs_cluster {
+        let namespace = a.namespace.clone().or_else(|| policy.namespace.clone());
+        Some(
+            KubeCluster::connect(&ClusterConfig {
+                kubeconfig: a.kubeconfig.clone(),
+                context: a.context.clone(),
+                namespace,
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    let mut target = TargetState::default();
+    let mut notes = Vec::new();
+    if let Some(c) = &cluster {
+        let scale = c.scale(&policy.target).await?;
+        target.current = scale.spec_replicas;
+        target.ready = scale.status_replicas;
+        match &scale.selector {
+            Some(sel) => {
+                let pods = c.pods(sel).await?;
+                target.ready = pods.iter().filter(|p| p.is_ready()).count() as u32;
+                target.pods = Some(pods);
+                target.selector = Some(sel.clone());
+            }
+            None if observer.reads_pods() => {
+                return Err(Failure(format!(
+                    "the scale subresource of {} {} reports no pod selector: pod metrics need one",
+                    policy.target.kind, policy.target.name
+                )));
+            }
+            None => notes.push(
+                "the scale subresource reports no pod selector: ready replicas are its \
+                 status.replicas"
+                    .to_string(),
+            ),
+        }
     }
+    if let Some(n) = a.replicas {
+        target.current = n;
+        target.ready = n;
+    }
+    if let Some(r) = a.ready {
+        target.ready = r;
+    }
+    if observer.reads_pods()
+        && policy
+            .queries
+            .iter()
+            .any(|q| matches!(q, MetricQuery::Pods(_)))
+    {
+        // Counters need two scrapes: one now, the reading one an interval later.
+        observer.prime(&policy, &target, unix_now()).await;
+        tokio::time::sleep(std::time::Duration::from_secs_f64(policy.interval)).await;
+    }
+    let now = unix_now();
+    let mut state = State::default();
+    if let Algorithm::Predictive(params) = &horizontal_of(&policy)?.algorithm {
+        seed_history(
+            &policy,
+            params,
+            &observer,
+            &mut state,
+            target.ready,
+            now,
+            &mut notes,
+        )
+        .await;
+    }
+    let readings = observer
+        .observe(&policy, cluster.as_ref(), &target, now, None)
+        .await;
+    let obs = Observation {
+        current_replicas: target.current,
+        ready_replicas: target.ready,
+        samples: readings.iter().map(|r| r.sample.clone()).collect(),
+    };
+    let decision = engine::tick(horizontal_of(&policy)?, &mut state, &obs, now);
+    notes.push(
+        "one read-only tick without the daemon's memory: stabilization windows, cooldowns and \
+         rate limits see no earlier recommendation or action"
+            .to_string(),
+    );
+    Ok(RecommendReport {
+        policy: policy.name.clone(),
+        target: policy.target.clone(),
+        namespace: cluster.as_ref().map(|c| c.namespace().to_string()),
+        time: backtest::show_time(now),
+        replicas_from: if a.replicas.is_some() {
+            "flags"
+        } else {
+            "cluster"
+        },
+        metrics: readings,
+        summary: decision.to_string(),
+        decision,
+        notes,
+    })
+}
+
+/// Seeds the predictive policy's history with a range query over its `history` window, one
+/// point a minute, for each Prometheus metric. A utilization's load is its value times the
+/// ready replicas of now (the replicas of the past are not known).
+async fn seed_history(
+    policy: &Policy,
+    params: &engine::predictive::PredictiveParams,
+    observer: &Observer,
+    state: &mut State,
+    ready: u32,
+    now: f64,
+    notes: &mut Vec<String>,
+) {
+    state.predictive.ensure(params, policy.metrics().len());
+    let step = engine::predictive::STEP;
+    let from = ((now - params.history) / step).ceil() * step;
+    let to = (now / step).floor() * step - step;
+    let as_now = Observation {
+        current_replicas: ready,
+        ready_replicas: ready,
+        samples: vec![],
+    };
+    for (i, (m, q)) in policy.metrics().iter().zip(&policy.queries).enumerate() {
+        let (Some(client), MetricQuery::Prometheus { query, sum }) = (observer.prometheus(i), q)
+        else {
+            notes.push(format!(
+                "metric {}: no history for the forecast (not a Prometheus metric)",
+                m.name
+            ));
+            continue;
+        };
+        let grid = history::grid(
+            client,
+            query,
+            *sum,
+            from,
+            to,
+            std::time::Duration::from_secs_f64(step),
+            &mut |_| {},
+        )
+        .await;
+        match grid {
+            Err(e) => notes.push(format!(
+                "metric {}: no history for the forecast: {e}",
+                m.name
+            )),
+            Ok(grid) => {
+                let mut n = 0;
+                for (k, v) in grid.iter().enumerate() {
+                    if let Some(v) = v {
+                        let t = from + k as f64 * step;
+                        state.predictive.metrics[i]
+                            .observe(t, engine::predictive::load_of(m.target, *v, &as_now));
+                        n += 1;
+                    }
+                }
+                notes.push(format!(
+                    "metric {}: forecast history read from Prometheus: {n} minutes of the last {}",
+                    m.name,
+                    humantime::format_duration(std::time::Duration::from_secs_f64(params.history))
+                ));
+            }
+        }
+    }
+}
+
+/// `recommend`'s text form.
+pub fn recommend_text(r: &RecommendReport) -> String {
+    let mut out = String::new();
+    let d = &r.decision;
+    let e = &d.explanation;
+    let ns = r
+        .namespace
+        .as_ref()
+        .map(|n| format!(" in namespace {n}"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "policy {}: {} {}{ns}, at {}\n",
+        r.policy, r.target.kind, r.target.name, r.time
+    ));
+    out.push_str(&format!(
+        "replicas: {} current, {} ready (from the {})\n",
+        d.current_replicas,
+        e.ready_replicas,
+        if r.replicas_from == "flags" {
+            "command line"
+        } else {
+            "cluster"
+        }
+    ));
+    out.push_str("metrics:\n");
+    for m in &r.metrics {
+        let value = match &m.sample {
+            crate::engine::Sample::Value { value } => engine::fmt_num(*value),
+            crate::engine::Sample::NoData { reason } => format!("no data ({reason})"),
+        };
+        out.push_str(&format!(
+            "  {} = {value}\n    from {}\n",
+            m.metric, m.source
+        ));
+        if let Some(note) = &m.note {
+            out.push_str(&format!("    {note}\n"));
+        }
+    }
+    out.push_str("proposals:\n");
+    if e.proposals.is_empty() {
+        out.push_str("  none: no metric had data\n");
+    }
+    for p in &e.proposals {
+        out.push_str(&format!(
+            "  {}: {} vs {} → {} replicas (ratio {})\n",
+            p.metric,
+            engine::fmt_num(p.value),
+            p.target,
+            p.replicas,
+            engine::fmt_num(p.ratio)
+        ));
+    }
+    if !e.forecasts.is_empty() {
+        out.push_str("forecasts:\n");
+        for f in &e.forecasts {
+            match (&f.fallback, f.expected, f.upper) {
+                (Some(why), _, _) => out.push_str(&format!(
+                    "  {}: now {}; {why}\n",
+                    f.metric,
+                    engine::fmt_num(f.current)
+                )),
+                (None, Some(exp), Some(up)) => out.push_str(&format!(
+                    "  {}: now {}, over the next {}s expected {}, p{} {}{}\n",
+                    f.metric,
+                    engine::fmt_num(f.current),
+                    f.horizon_s,
+                    engine::fmt_num(exp),
+                    (f.quantile * 100.0).round(),
+                    engine::fmt_num(up),
+                    f.season_s
+                        .map(|s| format!(
+                            " (season {})",
+                            humantime::format_duration(std::time::Duration::from_secs_f64(s))
+                        ))
+                        .unwrap_or_default()
+                )),
+                _ => {}
+            }
+        }
+    }
+    out.push_str("governor:\n");
+    if e.steps.is_empty() {
+        out.push_str("  no rule changed the proposal\n");
+    }
+    for s in &e.steps {
+        out.push_str(&format!(
+            "  {}: {} → {}: {}\n",
+            s.rule.as_str(),
+            s.from,
+            s.to,
+            s.detail
+        ));
+    }
+    out.push_str(&format!("decision: {}\n", r.summary));
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
 }

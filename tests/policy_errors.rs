@@ -56,9 +56,10 @@ fn the_good_file_parses_with_hpa_defaults() {
     assert_eq!(g.scale_down.stabilization, 300.0);
     assert_eq!(g.scale_up.limits.len(), 2);
     assert_eq!(
-        p.queries[0].prometheus,
-        "sum(rate(http_requests_total[1m]))"
+        p.queries[0].promql(),
+        Some("sum(rate(http_requests_total[1m]))")
     );
+    assert_eq!(p.prometheus, None);
 }
 
 #[test]
@@ -152,8 +153,8 @@ fn empty_query_and_missing_target() {
     );
     expect(
         &t,
-        11,
-        9,
+        12,
+        21,
         "spec.horizontal.metrics[0].prometheus",
         "empty query",
     );
@@ -367,4 +368,173 @@ fn predictive_settings_are_checked() {
         "    policy: {predictive: {season: auto}}\n    scaleDown:",
     );
     policy::parse(&ok, Path::new("p.yaml")).unwrap();
+}
+
+#[test]
+fn metric_sources_are_one_of_three() {
+    let t = GOOD.replace(
+        "        targetPerReplica: 80\n",
+        "        targetPerReplica: 80\n        resource: {name: cpu}\n",
+    );
+    expect(
+        &t,
+        11,
+        9,
+        "spec.horizontal.metrics[0]",
+        "give one source, not prometheus and resource",
+    );
+    let t = GOOD.replace(
+        "        prometheus: sum(rate(http_requests_total[1m]))\n",
+        "",
+    );
+    expect(
+        &t,
+        11,
+        9,
+        "spec.horizontal.metrics[0]",
+        "missing source: expected prometheus, resource or pods",
+    );
+    let t = GOOD.replace(
+        "        prometheus: sum(rate(http_requests_total[1m]))\n",
+        "        resource: {name: cpu}\n        sum: true\n",
+    );
+    expect(
+        &t,
+        13,
+        14,
+        "spec.horizontal.metrics[0].sum",
+        "sum goes with a prometheus query only",
+    );
+    let t = GOOD.replace(
+        "        prometheus: sum(rate(http_requests_total[1m]))\n",
+        "        resource: {name: disk}\n",
+    );
+    expect(
+        &t,
+        12,
+        26,
+        "spec.horizontal.metrics[0].resource.name",
+        "unknown variant `disk`, expected one of cpu, memory",
+    );
+}
+
+#[test]
+fn pods_metrics_are_checked() {
+    let with = |pods: &str| {
+        GOOD.replace(
+            "        prometheus: sum(rate(http_requests_total[1m]))\n",
+            &format!("        pods: {pods}\n"),
+        )
+    };
+    let good = with("{metric: http_requests_total, port: 8080}");
+    let p = policy::parse(&good, Path::new("p.yaml")).unwrap();
+    match &p.queries[0] {
+        policy::MetricQuery::Pods(q) => {
+            assert_eq!(
+                (q.metric.as_str(), q.port, q.path.as_str()),
+                ("http_requests_total", 8080, "/metrics")
+            );
+            assert!(q.labels.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    expect(
+        &with("{metric: 9lives, port: 8080}"),
+        12,
+        15,
+        "spec.horizontal.metrics[0].pods.metric",
+        "\"9lives\" is not a metric name",
+    );
+    expect(
+        &with("{metric: up, port: 0}"),
+        12,
+        15,
+        "spec.horizontal.metrics[0].pods.port",
+        "expected a port from 1 to 65535",
+    );
+    expect(
+        &with("{metric: up, port: 70000}"),
+        12,
+        34,
+        "spec.horizontal.metrics[0].pods.port",
+        "",
+    );
+    expect(
+        &with("{metric: up, port: 80, path: metrics}"),
+        12,
+        15,
+        "spec.horizontal.metrics[0].pods.path",
+        "not an absolute path",
+    );
+    expect(
+        &with("{metric: up, port: 80, kind: histogram}"),
+        12,
+        44,
+        "spec.horizontal.metrics[0].pods.kind",
+        "unknown variant `histogram`, expected one of counter, gauge",
+    );
+}
+
+#[test]
+fn a_policy_may_name_its_prometheus() {
+    let with = |prom: &str| {
+        GOOD.replace(
+            "  interval: 15s\n",
+            &format!("  interval: 15s\n  prometheus: {prom}\n"),
+        )
+    };
+    let p = policy::parse(
+        &with("{url: \"http://thanos:9090/tenant-a\", timeout: 3s, headers: {X-Scope-OrgID: a}}"),
+        Path::new("p.yaml"),
+    )
+    .unwrap();
+    let c = p.prometheus.unwrap();
+    assert_eq!(c.url, "http://thanos:9090/tenant-a");
+    assert_eq!(c.timeout, std::time::Duration::from_secs(3));
+    expect(
+        &with("{url: \"ftp://x\"}"),
+        8,
+        15,
+        "spec.prometheus",
+        "expected an http:// or https:// URL",
+    );
+    expect(
+        &with("{url: \"http://x\", timeout: 3}"),
+        8,
+        42,
+        "spec.prometheus.timeout",
+        "no unit",
+    );
+    expect(
+        &with("{url: \"http://x\", tiemout: 3s}"),
+        8,
+        33,
+        "spec.prometheus.tiemout",
+        "unknown field `tiemout`",
+    );
+    expect(
+        &with(
+            "{url: \"http://x\", bearerTokenFile: /t, basicAuth: {username: u, passwordFile: /p}}",
+        ),
+        8,
+        15,
+        "spec.prometheus",
+        "exclude each other",
+    );
+}
+
+#[test]
+fn sum_is_read() {
+    let t = GOOD.replace(
+        "        targetPerReplica: 80\n",
+        "        targetPerReplica: 80\n        sum: true\n",
+    );
+    let p = policy::parse(&t, Path::new("p.yaml")).unwrap();
+    assert_eq!(
+        p.queries[0],
+        policy::MetricQuery::Prometheus {
+            query: "sum(rate(http_requests_total[1m]))".into(),
+            sum: true
+        }
+    );
 }

@@ -17,12 +17,21 @@ spec:
   target: {apiVersion: apps/v1, kind: StatefulSet, name: db}
   mode: recommend
   interval: 30s
+  prometheus:
+    url: https://thanos.monitoring:9090/tenant-a
+    bearerTokenFile: /var/run/secrets/token
+    tls: {caFile: /ca.crt, certFile: /c.crt, keyFile: /c.key}
+    headers: {X-Scope-OrgID: tenant-a}
+    timeout: 5s
+    retry: {budget: 20s, initialBackoff: 50ms, maxBackoff: 2s}
   horizontal:
     preset: none
     replicas: {min: 2, max: 10}
     metrics:
       - {name: rps, prometheus: q1, targetPerReplica: 80}
-      - {name: cpu, prometheus: q2, utilization: 0.6}
+      - {name: cpu, prometheus: q2, utilization: 0.6, sum: true}
+      - {name: pod-cpu, resource: {name: cpu, container: app}, utilization: 0.7}
+      - {name: pod-rps, pods: {metric: http_requests_total, port: 8080, path: /metrics, labels: {code: \"200\"}, kind: counter}, targetPerReplica: 50}
     policy: {threshold: {}}
     tolerance: {up: 0.05, down: 0.2}
     scaleUp: {stabilization: 0s, cooldown: 30s, select: max, limits: [{pods: 4, per: 15s}, {percent: 100, per: 15s}]}

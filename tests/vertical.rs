@@ -165,7 +165,7 @@ fn update_off_only_recommends() {
 proptest! {
     #[test]
     fn recommendations_never_leave_min_and_max(
-        samples in prop::collection::vec((0.0..50.0f64, 0.0..(20.0 * 1024.0)), 1..300),
+        samples in prop::collection::vec((0.0..50.0f64, 0.0..(20.0f64 * 1024.0)), 1..300),
         ooms in prop::collection::vec(0.0..(30.0 * 1024.0f64), 0..3),
         half_life in 60.0..200_000.0f64,
     ) {

@@ -2,10 +2,18 @@
 //! [`engine::Sample`](crate::engine::Sample)s.
 //!
 //! - [`prometheus`]: the Prometheus HTTP API client (also for Thanos, Mimir and VictoriaMetrics).
+//! - [`history`]: range queries over long periods, fetched in chunks.
+//! - [`pods`]: metrics.k8s.io usage and scraped pod metrics, with the HPA's rules for pods that
+//!   are not ready, still starting or without a metric.
+//! - [`observer`]: [`Observer`], which reads every metric of one policy for a tick.
 //!
 //! A source never invents a value: a failed, empty, NaN or infinite reading becomes
 //! [`Sample::NoData`](crate::engine::Sample::NoData) with its reason.
 
+pub mod history;
+pub mod observer;
+pub mod pods;
 pub mod prometheus;
 
+pub use observer::{MetricReading, ObserveError, Observer, TargetState};
 pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};

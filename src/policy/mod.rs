@@ -12,6 +12,7 @@ use crate::engine::{
     governor::ScalingRules, governor::Select, governor::StepLimit, pid::PidParams,
     predictive::PredictiveParams,
 };
+use crate::metrics::prometheus::PrometheusConfig;
 use model::{Dur, OnMetricError, PolicyFile, PolicyKind, Preset, SelectModel};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -19,7 +20,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::engine::vertical::{MIB, Resource, ResourceParams, VerticalParams};
-pub use model::{LimitsMode, Mode, ResizeFallback, TargetRef, UpdateMode};
+pub use model::{
+    LimitsMode, Mode, PodsMetricKind, ResizeFallback, ResourceName, TargetRef, UpdateMode,
+};
 
 /// The only apiVersion understood.
 pub const API_VERSION: &str = "setpoint.dev/v1alpha1";
@@ -30,9 +33,80 @@ pub const MAX_REPLICAS: u32 = 100_000;
 
 /// Where a metric's value comes from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MetricQuery {
-    /// PromQL expression.
-    pub prometheus: String,
+pub enum MetricQuery {
+    /// A PromQL expression, evaluated by the policy's Prometheus (or the default one).
+    Prometheus {
+        /// The expression.
+        query: String,
+        /// Add up the series of a vector result instead of refusing several.
+        sum: bool,
+    },
+    /// CPU or memory usage of the target's pods from the metrics.k8s.io API.
+    Resource {
+        /// Which resource.
+        resource: ResourceName,
+        /// Only this container (None: all of each pod's containers).
+        container: Option<String>,
+    },
+    /// A metric scraped from each pod's metrics endpoint.
+    Pods(PodsQuery),
+}
+
+/// A metric scraped from the `/metrics` endpoint of every pod of the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodsQuery {
+    /// Metric name in the exposition text.
+    pub metric: String,
+    /// Port.
+    pub port: u16,
+    /// Path, starting with `/`.
+    pub path: String,
+    /// Only series with these label values.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Counter or gauge (None: from the exposition).
+    pub kind: Option<PodsMetricKind>,
+}
+
+impl MetricQuery {
+    /// The PromQL expression, for a Prometheus metric.
+    pub fn promql(&self) -> Option<&str> {
+        match self {
+            MetricQuery::Prometheus { query, .. } => Some(query),
+            _ => None,
+        }
+    }
+
+    /// Whether the metric is read from the target's pods (metrics.k8s.io or scraping).
+    pub fn reads_pods(&self) -> bool {
+        !matches!(self, MetricQuery::Prometheus { .. })
+    }
+}
+
+impl fmt::Display for MetricQuery {
+    /// A short description of the source, for messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricQuery::Prometheus { query, sum } => {
+                let one_line = query.split_whitespace().collect::<Vec<_>>().join(" ");
+                write!(f, "prometheus `{one_line}`")?;
+                if *sum {
+                    f.write_str(" (summed)")?;
+                }
+                Ok(())
+            }
+            MetricQuery::Resource {
+                resource,
+                container,
+            } => {
+                write!(f, "metrics.k8s.io {resource}")?;
+                if let Some(c) = container {
+                    write!(f, " of container {c}")?;
+                }
+                Ok(())
+            }
+            MetricQuery::Pods(q) => write!(f, "pods' {} on :{}{}", q.metric, q.port, q.path),
+        }
+    }
 }
 
 /// A validated policy, ready for the engine and the drivers.
@@ -40,6 +114,8 @@ pub struct MetricQuery {
 pub struct Policy {
     /// metadata.name.
     pub name: String,
+    /// metadata.namespace: the target's namespace, when the file says.
+    pub namespace: Option<String>,
     /// The file it came from.
     pub source: PathBuf,
     /// The scale target.
@@ -48,12 +124,22 @@ pub struct Policy {
     pub mode: Mode,
     /// Seconds between ticks.
     pub interval: Seconds,
+    /// `spec.prometheus`: the server this policy's Prometheus metrics query (None: the default
+    /// given to the daemon or the command).
+    pub prometheus: Option<PrometheusConfig>,
     /// One query per metric, in the order of `horizontal.metrics`.
     pub queries: Vec<MetricQuery>,
     /// The horizontal part (None for a vertical-only policy).
     pub horizontal: Option<Horizontal>,
     /// The vertical part.
     pub vertical: Option<VerticalSpec>,
+}
+
+impl Policy {
+    /// The horizontal part's metrics (none for a vertical-only policy), in the order of `queries`.
+    pub fn metrics(&self) -> &[MetricTarget] {
+        self.horizontal.as_ref().map_or(&[], |h| &h.metrics)
+    }
 }
 
 /// A validated vertical part.
@@ -347,16 +433,24 @@ impl Validator {
             }
             None => (None, Vec::new()),
         };
+        let prometheus = spec.prometheus.as_ref().map(|p| {
+            if let Err(why) = p.value.check() {
+                self.err(p, "spec.prometheus", why);
+            }
+            p.value.clone()
+        });
         let vertical = spec.vertical.as_ref().map(|v| self.vertical(v));
         if let (Some(h), Some(v), Some(hm)) = (&horizontal, &vertical, &spec.horizontal) {
             self.feedback_loop(h, v, &queries, hm);
         }
         Some(Policy {
             name: name.value.clone(),
+            namespace: f.metadata.namespace.clone(),
             source: path.to_owned(),
             target: t.value.clone(),
             mode: spec.mode,
             interval,
+            prometheus,
             queries,
             horizontal,
             vertical,
@@ -377,10 +471,17 @@ impl Validator {
             return;
         }
         for (i, (m, q)) in h.metrics.iter().zip(queries).enumerate() {
-            let relative_to_request = matches!(m.target, Target::Utilization(_)) && {
-                let text = q.prometheus.to_ascii_lowercase();
-                text.contains("cpu") && text.contains("resource_requests")
-            };
+            // A metrics.k8s.io CPU utilization is relative to the request by definition; a PromQL
+            // utilization is when it divides by the CPU requests.
+            let relative_to_request = matches!(m.target, Target::Utilization(_))
+                && match q {
+                    MetricQuery::Resource { resource, .. } => *resource == ResourceName::Cpu,
+                    MetricQuery::Prometheus { query, .. } => {
+                        let text = query.to_ascii_lowercase();
+                        text.contains("cpu") && text.contains("resource_requests")
+                    }
+                    MetricQuery::Pods(_) => false,
+                };
             if relative_to_request {
                 self.err(
                     &hm.metrics.value[i],
@@ -743,13 +844,7 @@ impl Validator {
                     format!("duplicate metric name \"{name}\""),
                 );
             }
-            if m.value.prometheus.trim().is_empty() {
-                self.err(
-                    m,
-                    &format!("{mf}.prometheus"),
-                    "empty query: expected a PromQL expression",
-                );
-            }
+            let query = self.metric_source(&m.value, m, &mf);
             let target = match (m.value.target_per_replica, m.value.utilization) {
                 (Some(t), None) => Target::PerReplica(t),
                 (None, Some(u)) => Target::Utilization(u),
@@ -779,9 +874,9 @@ impl Validator {
                 );
             }
             metrics.push(MetricTarget { name, target });
-            queries.push(MetricQuery {
-                prometheus: m.value.prometheus.clone(),
-            });
+            if let Some(q) = query {
+                queries.push(q);
+            }
         }
         let preset = h.preset;
         let (tol_up, tol_down) = match &h.tolerance {
@@ -851,6 +946,110 @@ impl Validator {
         ))
     }
 
+    /// The source of one metric: exactly one of `prometheus`, `resource` or `pods`.
+    fn metric_source(
+        &mut self,
+        m: &model::Metric,
+        at: &Spanned<model::Metric>,
+        mf: &str,
+    ) -> Option<MetricQuery> {
+        let given: Vec<&str> = [
+            m.prometheus.is_some().then_some("prometheus"),
+            m.resource.is_some().then_some("resource"),
+            m.pods.is_some().then_some("pods"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() > 1 {
+            self.err(
+                at,
+                mf,
+                format!(
+                    "give one source, not {}: prometheus, resource or pods",
+                    given.join(" and ")
+                ),
+            );
+            return None;
+        }
+        if let Some(s) = &m.sum
+            && m.prometheus.is_none()
+        {
+            self.err(
+                s,
+                &format!("{mf}.sum"),
+                "sum goes with a prometheus query only",
+            );
+        }
+        if let Some(q) = &m.prometheus {
+            if q.value.trim().is_empty() {
+                self.err(
+                    q,
+                    &format!("{mf}.prometheus"),
+                    "empty query: expected a PromQL expression",
+                );
+            }
+            return Some(MetricQuery::Prometheus {
+                query: q.value.clone(),
+                sum: m.sum.as_ref().is_some_and(|s| s.value),
+            });
+        }
+        if let Some(r) = &m.resource {
+            if let Some(c) = &r.value.container
+                && c.trim().is_empty()
+            {
+                self.err(
+                    r,
+                    &format!("{mf}.resource.container"),
+                    "empty container name",
+                );
+            }
+            return Some(MetricQuery::Resource {
+                resource: r.value.name,
+                container: r.value.container.clone(),
+            });
+        }
+        if let Some(p) = &m.pods {
+            let pf = format!("{mf}.pods");
+            let v = &p.value;
+            if !is_metric_name(&v.metric) {
+                self.err(
+                    p,
+                    &format!("{pf}.metric"),
+                    format!(
+                        "\"{}\" is not a metric name: expected letters, digits, '_' or ':', \
+                         not starting with a digit",
+                        v.metric
+                    ),
+                );
+            }
+            if v.port == 0 {
+                self.err(p, &format!("{pf}.port"), "expected a port from 1 to 65535");
+            }
+            let path = v.path.clone().unwrap_or_else(|| "/metrics".into());
+            if !path.starts_with('/') {
+                self.err(
+                    p,
+                    &format!("{pf}.path"),
+                    format!("\"{path}\" is not an absolute path: expected it to start with '/'"),
+                );
+            }
+            return Some(MetricQuery::Pods(PodsQuery {
+                metric: v.metric.clone(),
+                port: v.port,
+                path,
+                labels: v.labels.clone(),
+                kind: v.kind,
+            }));
+        }
+        self.err(
+            at,
+            mf,
+            "missing source: expected prometheus, resource or pods",
+        );
+        None
+    }
+
     fn rules(
         &mut self,
         r: Option<&model::Rules>,
@@ -909,6 +1108,15 @@ pub fn preset_rules(preset: Preset, up: bool) -> ScalingRules {
         (Preset::Hpa, false) => ScalingRules::hpa_down(),
         (Preset::None, _) => ScalingRules::unlimited(),
     }
+}
+
+/// A Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+fn is_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 fn is_dns_label(s: &str) -> bool {

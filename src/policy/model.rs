@@ -51,6 +51,10 @@ pub struct Spec {
     /// How often the policy ticks (default 15s).
     #[serde(default)]
     pub interval: Option<Spanned<Dur>>,
+    /// The Prometheus server this policy's `prometheus` metrics query (default: the one given to
+    /// the daemon or the command with `--prometheus`).
+    #[serde(default)]
+    pub prometheus: Option<Spanned<crate::metrics::prometheus::PrometheusConfig>>,
     /// Horizontal scaling.
     #[serde(default)]
     pub horizontal: Option<Horizontal>,
@@ -116,16 +120,6 @@ pub enum VerticalPreset {
     /// The VPA recommender's and updater's defaults.
     #[default]
     Vpa,
-}
-
-/// cpu or memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ResourceName {
-    /// CPU.
-    Cpu,
-    /// Memory.
-    Memory,
 }
 
 /// Bound percentiles.
@@ -321,7 +315,7 @@ pub struct Replicas {
     pub max: u32,
 }
 
-/// One metric.
+/// One metric: exactly one source (`prometheus`, `resource` or `pods`) and one target.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metric {
@@ -329,13 +323,87 @@ pub struct Metric {
     #[serde(default)]
     pub name: Option<String>,
     /// PromQL expression giving one value.
-    pub prometheus: String,
+    #[serde(default)]
+    pub prometheus: Option<Spanned<String>>,
+    /// With `prometheus`: add up the series of a vector result instead of refusing several.
+    #[serde(default)]
+    pub sum: Option<Spanned<bool>>,
+    /// CPU or memory of the target's pods from the metrics.k8s.io API.
+    #[serde(default)]
+    pub resource: Option<Spanned<ResourceMetric>>,
+    /// A metric scraped from the `/metrics` endpoint of each of the target's pods.
+    #[serde(default)]
+    pub pods: Option<Spanned<PodsMetric>>,
     /// The value is a total; each replica should carry this much.
     #[serde(default)]
     pub target_per_replica: Option<f64>,
     /// The value is a per-replica utilization ratio; hold it at this value.
     #[serde(default)]
     pub utilization: Option<f64>,
+}
+
+/// `resource: {name: cpu, container: app}`: usage from metrics.k8s.io, as a ratio of the pods'
+/// requests (with `utilization`) or per pod in cores or bytes (with `targetPerReplica`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResourceMetric {
+    /// `cpu` or `memory`.
+    pub name: ResourceName,
+    /// Only this container of each pod (default: all containers).
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// A container resource that metrics.k8s.io reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResourceName {
+    /// CPU, in cores.
+    Cpu,
+    /// Memory, in bytes.
+    Memory,
+}
+
+impl fmt::Display for ResourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResourceName::Cpu => "cpu",
+            ResourceName::Memory => "memory",
+        })
+    }
+}
+
+/// `pods: {metric: http_requests_total, port: 8080, path: /metrics}`: one metric family scraped
+/// from every pod of the target.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodsMetric {
+    /// The metric's name in the exposition text (all its series are added up per pod, or those
+    /// matching `labels`).
+    pub metric: String,
+    /// The port the pods serve metrics on.
+    pub port: u16,
+    /// The path (default `/metrics`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only series with these label values.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `counter` (turned into a per-second rate) or `gauge` (taken as it is). Default: from the
+    /// exposition's `# TYPE` line, and a counter for untyped names ending in `_total`, `_count`
+    /// or `_sum`.
+    #[serde(default)]
+    pub kind: Option<PodsMetricKind>,
+}
+
+/// How a scraped metric is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PodsMetricKind {
+    /// A counter: the rate between two scrapes.
+    Counter,
+    /// A gauge: the value as it is.
+    Gauge,
 }
 
 /// The scaling policy kind.

@@ -4,11 +4,6 @@ use super::{SeriesPoint, SimResult};
 use plotters::prelude::*;
 use std::path::Path;
 
-/// The JSON document: `{"decisions": [...], "summary": {...}}`.
-pub fn to_json(r: &SimResult) -> String {
-    serde_json::to_string_pretty(r).expect("a run serializes")
-}
-
 /// A short human table of the summary.
 pub fn table(r: &SimResult) -> String {
     let s = &r.summary;

@@ -99,7 +99,16 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts a server on a free port of 127.0.0.1 that answers with `handler`.
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        HttpServer::start_on("127.0.0.1:0", handler)
+    }
+
+    /// Starts a server on `address` (a loopback address such as `127.0.0.2:0` or
+    /// `127.0.0.3:8080`) that answers with `handler`.
+    pub fn start_on(
+        address: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> HttpServer {
+        let listener = TcpListener::bind(address).unwrap_or_else(|e| panic!("bind {address}: {e}"));
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");

@@ -114,6 +114,28 @@ impl PrometheusConfig {
     }
 }
 
+impl PrometheusConfig {
+    /// Checks what can be checked without reading files: the URL, the header names and values,
+    /// the timeout, and which settings go together. [`PrometheusClient::new`] checks the same
+    /// and reads the files.
+    ///
+    /// [`PrometheusClient::new`]: super::PrometheusClient::new
+    pub fn check(&self) -> Result<(), String> {
+        super::base_url(&self.url).map_err(|e| e.to_string())?;
+        super::headers(self).map_err(|e| e.to_string())?;
+        if self.timeout.is_zero() {
+            return Err("timeout must be more than zero".into());
+        }
+        if self.bearer_token_file.is_some() && self.basic_auth.is_some() {
+            return Err("bearerTokenFile and basicAuth exclude each other: give one".into());
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("tls.certFile and tls.keyFile go together: give both or neither".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for RetryConfig {
     fn default() -> RetryConfig {
         RetryConfig {

@@ -429,7 +429,7 @@ fn seconds(t: f64) -> String {
     format!("{t}")
 }
 
-fn base_url(raw: &str) -> Result<Url, PrometheusError> {
+pub(crate) fn base_url(raw: &str) -> Result<Url, PrometheusError> {
     let bad = |reason: &str| PrometheusError::Url {
         // Never echo credentials, even the refused ones.
         url: redacted(raw),
@@ -464,7 +464,7 @@ fn redacted(raw: &str) -> String {
     }
 }
 
-fn headers(config: &PrometheusConfig) -> Result<HeaderMap, PrometheusError> {
+pub(crate) fn headers(config: &PrometheusConfig) -> Result<HeaderMap, PrometheusError> {
     let mut map = HeaderMap::new();
     for (name, value) in &config.headers {
         let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {

@@ -1,0 +1,164 @@
+//! The cluster seam: what setpoint reads from (and, in the daemon, writes to) Kubernetes.
+//!
+//! - [`Cluster`]: the trait the drivers use: a target's scale (spec replicas and pod selector)
+//!   through its `/scale` subresource, the target's pods, and their metrics.k8s.io usage.
+//! - [`kube`]: [`KubeCluster`], the real implementation with kube-rs (kubeconfig or in-cluster).
+//! - [`pods`]: [`PodInfo`], what a tick needs to know about one pod (phase, readiness and its
+//!   times, requests, IP), taken from a `Pod`.
+//! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
+//! - [`quantity`]: Kubernetes quantities (`250m`, `64Mi`) as numbers.
+//!
+//! Nothing above this module sees a kube-rs type: a test or the simulator can stand in for the
+//! cluster by implementing [`Cluster`].
+
+pub mod kube;
+pub mod metrics_api;
+pub mod pods;
+pub mod quantity;
+
+use crate::engine::Seconds;
+use crate::policy::TargetRef;
+use serde::Serialize;
+
+pub use self::kube::{ClusterConfig, KubeCluster};
+pub use metrics_api::{ContainerUsage, PodUsage};
+pub use pods::{ContainerRequests, PodInfo, Readiness};
+
+/// What the `/scale` subresource of a target says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleState {
+    /// `spec.replicas`: the replicas the target should have.
+    pub spec_replicas: u32,
+    /// `status.replicas`: the pods it has (ready or not).
+    pub status_replicas: u32,
+    /// `status.selector`: the label selector of its pods, in its string form.
+    pub selector: Option<String>,
+    /// `metadata.resourceVersion` of the target.
+    pub resource_version: Option<String>,
+}
+
+/// Errors from the cluster, each naming what was asked and of which object.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No usable kubeconfig or in-cluster configuration.
+    #[error("Kubernetes configuration: {0}")]
+    Config(String),
+    /// The API server answered with an error status.
+    #[error("{what}: HTTP {code} {reason}: {message}{}", hint(*code, what))]
+    Api {
+        /// What was asked, such as `GET scale of Deployment web in namespace demo`.
+        what: String,
+        /// The HTTP status code.
+        code: u16,
+        /// The Status `reason` (`NotFound`, `Forbidden`, ...).
+        reason: String,
+        /// The Status `message`.
+        message: String,
+    },
+    /// No answer, or one that could not be read.
+    #[error("{what}: {message}")]
+    Transport {
+        /// What was asked.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An answer that does not make sense (a negative count, a bad quantity, ...).
+    #[error("{what}: {message}")]
+    Invalid {
+        /// What was asked.
+        what: String,
+        /// What is wrong with the answer.
+        message: String,
+    },
+}
+
+impl ClusterError {
+    /// The HTTP status code of an API error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+fn hint(code: u16, what: &str) -> &'static str {
+    match code {
+        404 if what.contains("metrics.k8s.io") => {
+            " (is metrics-server, or another metrics.k8s.io provider, installed?)"
+        }
+        401 => " (check the kubeconfig's credentials)",
+        403 => " (check the Role bound to this identity)",
+        _ => "",
+    }
+}
+
+/// The cluster, as a tick sees it. Implemented by [`KubeCluster`] and by test stand-ins.
+#[allow(async_fn_in_trait)]
+pub trait Cluster {
+    /// The namespace the cluster adapter works in.
+    fn namespace(&self) -> &str;
+
+    /// The target's `/scale` subresource.
+    async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError>;
+
+    /// The pods matching a label selector (in its string form, `app=web,tier!=db`).
+    async fn pods(&self, selector: &str) -> Result<Vec<PodInfo>, ClusterError>;
+
+    /// The metrics.k8s.io usage of the pods matching a label selector.
+    async fn pod_metrics(&self, selector: &str) -> Result<Vec<PodUsage>, ClusterError>;
+}
+
+/// Parses a Go duration as metrics.k8s.io writes a window (`30s`, `15.024s`, `1m0s`) into seconds.
+pub fn go_duration(text: &str) -> Option<Seconds> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    if rest == "0" {
+        return Some(0.0);
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let (unit, len) = [
+            ("ns", 1e-9),
+            ("us", 1e-6),
+            ("µs", 1e-6),
+            ("ms", 1e-3),
+            ("s", 1.0),
+            ("m", 60.0),
+            ("h", 3600.0),
+        ]
+        .into_iter()
+        .find(|(u, _)| rest.starts_with(u))
+        .map(|(u, f)| (f, u.len()))?;
+        total += value * unit;
+        rest = &rest[len..];
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("30s"), Some(30.0));
+        assert_eq!(go_duration("1m0s"), Some(60.0));
+        assert_eq!(go_duration("1h2m3s"), Some(3723.0));
+        assert!((go_duration("15.024s").unwrap() - 15.024).abs() < 1e-12);
+        assert!((go_duration("500ms").unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(go_duration("0"), Some(0.0));
+        assert_eq!(go_duration(""), None);
+        assert_eq!(go_duration("12"), None);
+        assert_eq!(go_duration("3x"), None);
+    }
+}

@@ -1,0 +1,227 @@
+//! The observe step of one policy: one [`MetricReading`] per metric, from the policy's own
+//! Prometheus (or the default one), from metrics.k8s.io, or by scraping the target's pods.
+
+use super::pods::{self, PodEntry, Scraper};
+use super::prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};
+use crate::cluster::{Cluster, PodInfo};
+use crate::engine::{Sample, Seconds};
+use crate::policy::{MetricQuery, Policy};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Why a policy's metrics cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// A Prometheus metric, and no server to ask.
+    #[error(
+        "metric {metric} is a Prometheus query, and there is no Prometheus: give --prometheus URL \
+         or spec.prometheus in the policy"
+    )]
+    NoPrometheus {
+        /// The metric.
+        metric: String,
+    },
+    /// The Prometheus client could not be built.
+    #[error("{0}")]
+    Prometheus(#[from] PrometheusError),
+}
+
+/// What the tick knows of the target before its metrics are read.
+#[derive(Debug, Clone, Default)]
+pub struct TargetState {
+    /// Replicas the target should have (its spec).
+    pub current: u32,
+    /// Ready pods.
+    pub ready: u32,
+    /// The target's pods, when the cluster was asked.
+    pub pods: Option<Vec<PodInfo>>,
+    /// The label selector of the target's pods.
+    pub selector: Option<String>,
+}
+
+/// One metric's reading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricReading {
+    /// The metric's name.
+    pub metric: String,
+    /// Where it came from, in words.
+    pub source: String,
+    /// What the engine is given.
+    pub sample: Sample,
+    /// For pod metrics: how the pods counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// For pod metrics: each pod.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodEntry>,
+}
+
+enum Source {
+    Prometheus { client: PrometheusClient },
+    Pods,
+}
+
+/// Reads a policy's metrics, tick after tick (it keeps what counters need to become rates).
+pub struct Observer {
+    sources: Vec<Source>,
+    scraper: Scraper,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("metrics", &self.sources.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Observer {
+    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus`, else to `default`.
+    pub fn new(
+        policy: &Policy,
+        default: Option<&PrometheusConfig>,
+    ) -> Result<Observer, ObserveError> {
+        let config = policy.prometheus.as_ref().or(default);
+        let mut client: Option<PrometheusClient> = None;
+        let mut sources = Vec::new();
+        for (m, q) in policy.metrics().iter().zip(&policy.queries) {
+            sources.push(match q {
+                MetricQuery::Prometheus { .. } => {
+                    let c = match (&client, config) {
+                        (Some(c), _) => c.clone(),
+                        (None, Some(cfg)) => {
+                            let c = PrometheusClient::new(cfg)?;
+                            client = Some(c.clone());
+                            c
+                        }
+                        (None, None) => {
+                            return Err(ObserveError::NoPrometheus {
+                                metric: m.name.clone(),
+                            });
+                        }
+                    };
+                    Source::Prometheus { client: c }
+                }
+                MetricQuery::Resource { .. } | MetricQuery::Pods(_) => Source::Pods,
+            });
+        }
+        Ok(Observer {
+            sources,
+            scraper: Scraper::new(Duration::from_secs(5)),
+        })
+    }
+
+    /// The Prometheus client metric `i` reads from, if it is a Prometheus metric.
+    pub fn prometheus(&self, i: usize) -> Option<&PrometheusClient> {
+        match self.sources.get(i) {
+            Some(Source::Prometheus { client }) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Whether some metric reads the target's pods (and so needs the cluster).
+    pub fn reads_pods(&self) -> bool {
+        self.sources.iter().any(|s| matches!(s, Source::Pods))
+    }
+
+    /// Reads every metric of `policy` once. Prometheus metrics are evaluated at `time` (Unix
+    /// seconds; the server's now when None); pod metrics are read now, from `cluster`. A metric
+    /// that cannot be read gives [`Sample::NoData`] with the reason.
+    pub async fn observe<C: Cluster>(
+        &mut self,
+        policy: &Policy,
+        cluster: Option<&C>,
+        target: &TargetState,
+        now: Seconds,
+        time: Option<f64>,
+    ) -> Vec<MetricReading> {
+        let mut usage = None;
+        let mut out = Vec::new();
+        for (i, (m, q)) in policy.metrics().iter().zip(&policy.queries).enumerate() {
+            let mut reading = MetricReading {
+                metric: m.name.clone(),
+                source: q.to_string(),
+                sample: Sample::no_data("not read"),
+                note: None,
+                pods: Vec::new(),
+            };
+            let (pods, selector) = match (&target.pods, &target.selector) {
+                (Some(p), Some(s)) => (p.as_slice(), s.as_str()),
+                _ => (&[][..], ""),
+            };
+            match (q, &self.sources[i]) {
+                (MetricQuery::Prometheus { query, sum }, Source::Prometheus { client }) => {
+                    reading.sample = client.sample(query, time, *sum).await;
+                }
+                (MetricQuery::Resource { .. } | MetricQuery::Pods(_), _)
+                    if cluster.is_none() || target.pods.is_none() =>
+                {
+                    reading.sample = Sample::no_data(
+                        "a pod metric needs the cluster: the target's pods were not read",
+                    );
+                }
+                (
+                    MetricQuery::Resource {
+                        resource,
+                        container,
+                    },
+                    _,
+                ) => {
+                    if usage.is_none() {
+                        let c = cluster.expect("checked above");
+                        usage = Some(c.pod_metrics(selector).await.map_err(|e| e.to_string()));
+                    }
+                    match usage.as_ref().expect("just read") {
+                        Err(e) => reading.sample = Sample::no_data(e.clone()),
+                        Ok(u) => {
+                            let r = pods::resource_reading(
+                                *resource,
+                                container.as_deref(),
+                                m.target,
+                                pods,
+                                u,
+                                target.current,
+                                target.ready,
+                                now,
+                            );
+                            reading.sample = r.sample;
+                            reading.note = Some(r.note).filter(|n| !n.is_empty());
+                            reading.pods = r.pods;
+                        }
+                    }
+                }
+                (MetricQuery::Pods(pq), _) => {
+                    let values = self.scraper.scrape(pq, pods, now).await;
+                    let r = pods::pods_reading(
+                        m.target,
+                        pods,
+                        &values,
+                        target.current,
+                        target.ready,
+                        now,
+                    );
+                    reading.sample = r.sample;
+                    reading.note = Some(r.note).filter(|n| !n.is_empty());
+                    reading.pods = r.pods;
+                }
+                (MetricQuery::Prometheus { .. }, Source::Pods) => {
+                    unreachable!("sources follow the queries")
+                }
+            }
+            out.push(reading);
+        }
+        out
+    }
+
+    /// Scrapes the counters of the pods metrics once, without a reading: the next
+    /// [`observe`](Self::observe) then has a rate for every pod that was scraped here.
+    pub async fn prime(&mut self, policy: &Policy, target: &TargetState, now: Seconds) {
+        let Some(pods) = &target.pods else { return };
+        for q in &policy.queries {
+            if let MetricQuery::Pods(pq) = q {
+                self.scraper.scrape(pq, pods, now).await;
+            }
+        }
+    }
+}

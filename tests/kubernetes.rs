@@ -1,0 +1,499 @@
+//! The cluster adapter (kube-rs) and `recommend` against the Kubernetes API stand-in of
+//! tests/support/kube.rs: scale subresource (with discovery of a custom kind), pods with
+//! readiness and start times, metrics.k8s.io, the API server's own errors, and pod metrics
+//! scraped from pods on loopback addresses. Everything listens on 127.0.0.1 (and 127.0.0.2-3 for
+//! the scraped pods), is bounded in time, and stops with the test.
+
+mod support;
+
+use serde_json::Value;
+use setpoint::cluster::{Cluster, ClusterConfig, ClusterError, KubeCluster};
+use setpoint::policy::TargetRef;
+use std::future::Future;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use support::TempDir;
+use support::http::{HttpServer, Response};
+use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
+
+const TEST_LIMIT: Duration = Duration::from_secs(60);
+const NS: &str = "demo";
+
+async fn bounded<F: Future<Output = ()>>(body: F) {
+    tokio::time::timeout(TEST_LIMIT, body)
+        .await
+        .expect("test took too long");
+}
+
+fn ago(seconds: f64) -> String {
+    k::rfc3339(support::unix_now() - seconds)
+}
+
+fn pod(name: &str, age: f64, ready: Option<(bool, f64)>, ip: &str) -> PodSpec {
+    PodSpec {
+        name: name.into(),
+        namespace: NS.into(),
+        app: "web".into(),
+        phase: "Running".into(),
+        ready: ready.map(|(r, since)| (r, ago(since))),
+        start_time: Some(ago(age)),
+        ip: Some(ip.into()),
+        cpu_request: Some("500m".into()),
+        deleting: false,
+    }
+}
+
+/// A deployment `web` at 3 replicas with two ready pods, one starting, one of another app,
+/// their metrics.k8s.io usage, and a token.
+fn world() -> World {
+    let mut other = pod("db-0", 3600.0, Some((true, 3500.0)), "10.0.0.9");
+    other.app = "db".into();
+    World {
+        scalables: vec![Scalable::deployment(NS, "web", 3)],
+        pods: vec![
+            k::pod(&pod("web-a", 3600.0, Some((true, 3500.0)), "10.0.0.1")),
+            k::pod(&pod("web-b", 3600.0, Some((true, 3500.0)), "10.0.0.2")),
+            k::pod(&pod("web-c", 20.0, Some((false, 19.0)), "10.0.0.3")),
+            k::pod(&other),
+        ],
+        pod_metrics: Some(vec![
+            k::pod_metrics(NS, "web-a", "web", &ago(5.0), "30s", "500m"),
+            k::pod_metrics(NS, "web-b", "web", &ago(5.0), "30.021s", "500000000n"),
+            k::pod_metrics(NS, "web-c", "web", &ago(5.0), "30s", "490m"),
+            k::pod_metrics(NS, "db-0", "db", &ago(5.0), "30s", "2"),
+        ]),
+        token: Some("s3cr3t-token".into()),
+        ..World::default()
+    }
+}
+
+async fn connect(api: &KubeStandIn, dir: &TempDir) -> KubeCluster {
+    KubeCluster::connect(&ClusterConfig {
+        kubeconfig: Some(api.kubeconfig(dir, NS)),
+        ..ClusterConfig::default()
+    })
+    .await
+    .expect("connect")
+}
+
+fn target(api_version: &str, kind: &str, name: &str) -> TargetRef {
+    TargetRef {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: name.into(),
+    }
+}
+
+#[tokio::test]
+async fn scale_of_a_deployment_and_of_a_discovered_custom_kind() {
+    bounded(async {
+        let mut w = world();
+        // A custom kind whose plural cannot be guessed: found through discovery.
+        w.scalables.push(Scalable {
+            group: "example.com".into(),
+            kind: "Widget".into(),
+            plural: "widgetz".into(),
+            selector: "app=widget".into(),
+            ..Scalable::deployment(NS, "w1", 7)
+        });
+        let api = KubeStandIn::start(w);
+        let dir = TempDir::new("kube");
+        let c = connect(&api, &dir).await;
+        assert_eq!(c.namespace(), NS);
+
+        let s = c
+            .scale(&target("apps/v1", "Deployment", "web"))
+            .await
+            .unwrap();
+        assert_eq!((s.spec_replicas, s.status_replicas), (3, 3));
+        assert_eq!(s.selector.as_deref(), Some("app=web"));
+        assert_eq!(s.resource_version.as_deref(), Some("501"));
+
+        let s = c
+            .scale(&target("example.com/v1", "Widget", "w1"))
+            .await
+            .unwrap();
+        assert_eq!(s.spec_replicas, 7);
+        let paths: Vec<String> = api.requests().iter().map(|r| r.uri.clone()).collect();
+        assert!(
+            paths.contains(&"/apis/example.com/v1".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"/apis/example.com/v1/namespaces/demo/widgetz/w1/scale".to_string()),
+            "{paths:?}"
+        );
+        // The built-in kinds need no discovery.
+        assert!(!paths.contains(&"/apis/apps/v1".to_string()), "{paths:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn errors_are_the_api_servers_own() {
+    bounded(async {
+        let mut w = world();
+        w.pod_metrics = None;
+        let api = KubeStandIn::start(w);
+        let dir = TempDir::new("kube");
+        let c = connect(&api, &dir).await;
+
+        let e = c
+            .scale(&target("apps/v1", "Deployment", "nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(404));
+        assert_eq!(
+            e.to_string(),
+            "GET scale of Deployment nope in namespace demo: HTTP 404 NotFound: \
+             deployments/scale.apps \"nope\" not found"
+        );
+
+        let e = c.pod_metrics("app=web").await.unwrap_err();
+        assert_eq!(e.code(), Some(404));
+        assert!(
+            e.to_string()
+                .contains("is metrics-server, or another metrics.k8s.io provider, installed?"),
+            "{e}"
+        );
+
+        api.world().token = Some("another".into());
+        let e = c
+            .scale(&target("apps/v1", "Deployment", "web"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClusterError::Api { code: 401, .. }), "{e}");
+        assert!(e.to_string().contains("Unauthorized"), "{e}");
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pods_with_readiness_start_times_and_requests() {
+    bounded(async {
+        let mut w = world();
+        let mut pending = pod("web-d", 2.0, None, "");
+        pending.phase = "Pending".into();
+        pending.ip = None;
+        pending.start_time = None;
+        w.pods.push(k::pod(&pending));
+        let mut leaving = pod("web-e", 900.0, Some((true, 800.0)), "10.0.0.5");
+        leaving.deleting = true;
+        w.pods.push(k::pod(&leaving));
+        let api = KubeStandIn::start(w);
+        let dir = TempDir::new("kube");
+        let c = connect(&api, &dir).await;
+        let pods = c.pods("app=web").await.unwrap();
+        let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["web-a", "web-b", "web-c", "web-d", "web-e"]);
+        let ready: Vec<bool> = pods.iter().map(|p| p.is_ready()).collect();
+        assert_eq!(ready, [true, true, false, false, false]);
+        let now = support::unix_now();
+        assert!((now - pods[2].start_time.unwrap() - 20.0).abs() < 3.0);
+        assert!(!pods[2].ready.unwrap().ready);
+        assert_eq!(pods[3].phase, "Pending");
+        assert_eq!(pods[3].start_time, None);
+        assert!(pods[4].deleting);
+        assert_eq!(pods[0].requests[0].cpu, Some(0.5));
+        assert_eq!(pods[0].ip.as_deref(), Some("10.0.0.1"));
+        let q: Vec<String> = api
+            .requests()
+            .iter()
+            .filter(|r| r.uri.starts_with("/api/v1/namespaces/demo/pods"))
+            .map(|r| r.uri.clone())
+            .collect();
+        assert_eq!(q, ["/api/v1/namespaces/demo/pods?&labelSelector=app%3Dweb"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pod_usage_from_metrics_k8s_io() {
+    bounded(async {
+        let api = KubeStandIn::start(world());
+        let dir = TempDir::new("kube");
+        let c = connect(&api, &dir).await;
+        let usage = c.pod_metrics("app=web").await.unwrap();
+        assert_eq!(usage.len(), 3);
+        assert_eq!(usage[0].pod, "web-a");
+        assert_eq!(usage[0].containers[0].cpu, Some(0.5));
+        assert_eq!(usage[1].containers[0].cpu, Some(0.5));
+        assert!((usage[1].window - 30.021).abs() < 1e-9);
+        assert_eq!(usage[0].containers[0].memory, Some(40.0 * 1024.0 * 1024.0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn injected_faults_reach_the_adapter() {
+    bounded(async {
+        let api = KubeStandIn::start(world());
+        let dir = TempDir::new("kube");
+        let c = connect(&api, &dir).await;
+        let web = target("apps/v1", "Deployment", "web");
+        let fault = |status: Option<u16>, delay_ms: u64| k::Fault {
+            method: Some("GET".into()),
+            path_contains: "/scale".into(),
+            status,
+            delay: Duration::from_millis(delay_ms),
+            times: 1,
+        };
+
+        api.world().faults.push_back(fault(Some(403), 0));
+        let e = c.scale(&web).await.unwrap_err();
+        assert_eq!(e.code(), Some(403));
+        assert!(
+            e.to_string()
+                .contains("check the Role bound to this identity"),
+            "{e}"
+        );
+
+        api.world().faults.push_back(fault(Some(500), 0));
+        assert_eq!(c.scale(&web).await.unwrap_err().code(), Some(500));
+
+        // kube-rs retries a 429 after the server's Retry-After (1 s).
+        api.world().faults.push_back(fault(Some(429), 0));
+        let start = Instant::now();
+        assert_eq!(c.scale(&web).await.unwrap().spec_replicas, 3);
+        assert!(start.elapsed() >= Duration::from_millis(900));
+
+        // A slow answer is still an answer.
+        api.world().faults.push_back(fault(None, 300));
+        let start = Instant::now();
+        assert_eq!(c.scale(&web).await.unwrap().spec_replicas, 3);
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(api.world().faults.is_empty(), "each fault used once");
+    })
+    .await;
+}
+
+/// The stand-in against the recorded answers of a real API server, where shared/ has them.
+#[tokio::test]
+async fn the_stand_in_answers_as_the_recorded_server() {
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/k8s-api-answers.json");
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        eprintln!(
+            "SKIPPED the_stand_in_answers_as_the_recorded_server: {} not found",
+            file.display()
+        );
+        return;
+    };
+    bounded(async move {
+        let recorded: Value = serde_json::from_str(&text).unwrap();
+        let mut deployment = Scalable::deployment(NS, "web", 2);
+        deployment.status_replicas = 0;
+        let api = KubeStandIn::start(World {
+            scalables: vec![deployment],
+            pod_metrics: None,
+            token: Some("t".into()),
+            ..World::default()
+        });
+        let http = reqwest::Client::new();
+        let mut checked = 0;
+        for call in recorded["calls"].as_array().unwrap() {
+            let name = call["call"].as_str().unwrap();
+            let req = &call["request"];
+            let path = req["path"].as_str().unwrap();
+            let supported = path.contains("/scale") || path.contains("metrics.k8s.io");
+            if !supported {
+                continue;
+            }
+            let method =
+                reqwest::Method::from_bytes(req["method"].as_str().unwrap().as_bytes()).unwrap();
+            let token = if name == "a wrong bearer token" {
+                "wrong"
+            } else {
+                "t"
+            };
+            let mut r = http
+                .request(method, format!("{}{path}", api.url()))
+                .bearer_auth(token);
+            if let Some(ct) = req["content_type"].as_str() {
+                r = r.header("content-type", ct).body(req["body"].to_string());
+            }
+            let answer = r.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let content_type = answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let body = answer.text().await.unwrap();
+            assert_eq!(
+                status,
+                call["status"].as_u64().unwrap() as u16,
+                "{name}: {body}"
+            );
+            let want = &call["response"];
+            if let Some(raw) = want["raw"].as_str() {
+                assert_eq!(body, raw, "{name}");
+                assert!(
+                    content_type.starts_with("text/plain"),
+                    "{name}: {content_type}"
+                );
+            } else {
+                assert_eq!(content_type, "application/json", "{name}");
+                let mut got: Value = serde_json::from_str(&body).unwrap();
+                let mut want = want.clone();
+                // resourceVersions differ between servers; they must be there and increase.
+                if got["kind"] == "Scale" {
+                    let rv = got["metadata"]["resourceVersion"].take();
+                    assert!(rv.as_str().unwrap().parse::<u64>().unwrap() > 500, "{name}");
+                    want["metadata"]["resourceVersion"].take();
+                }
+                assert_eq!(got, want, "{name}");
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 8, "the scale, Status and metrics.k8s.io answers");
+        // The patch took.
+        assert_eq!(api.world().scalables[0].replicas, 5);
+    })
+    .await;
+}
+
+fn setpoint(args: &[&str], kubeconfig: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_setpoint"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run setpoint")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const POLICY_HEAD: &str = "\
+apiVersion: setpoint.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: web, namespace: demo}
+spec:
+  target: {kind: Deployment, name: web}
+  interval: 1s
+  horizontal:
+    replicas: {min: 1, max: 20}
+    metrics:
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_reads_the_cluster_and_metrics_k8s_io() {
+    bounded(async {
+        let api = KubeStandIn::start(world());
+        let dir = TempDir::new("recommend");
+        let kubeconfig = api.kubeconfig(&dir, "elsewhere");
+        let policy = dir.write(
+            "p.yaml",
+            format!(
+                "{POLICY_HEAD}      - {{name: cpu, resource: {{name: cpu}}, utilization: 0.6}}\n"
+            ),
+        );
+        let run = |format: &'static str| {
+            let (p, k) = (policy.clone(), kubeconfig.clone());
+            tokio::task::spawn_blocking(move || {
+                setpoint(
+                    &[
+                        "recommend",
+                        "--policy",
+                        p.to_str().unwrap(),
+                        "--output",
+                        format,
+                    ],
+                    &k,
+                )
+            })
+        };
+        let out = run("json").await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Two ready pods at 100 % of their request, one starting (its CPU is start-up work):
+        // ratio 1.67 recomputed with the starting pod at 0 is 1.11 over 3 pods → 4.
+        assert_eq!(v["replicasFrom"], "cluster");
+        assert_eq!(
+            v["namespace"], "demo",
+            "the policy's namespace wins over the context's"
+        );
+        assert_eq!(v["decision"]["currentReplicas"], 3);
+        assert_eq!(v["decision"]["explanation"]["readyReplicas"], 2);
+        assert_eq!(v["decision"]["desiredReplicas"], 4, "{v:#}");
+        let m = &v["metrics"][0];
+        assert_eq!(m["source"], "metrics.k8s.io cpu");
+        let note = m["note"].as_str().unwrap();
+        assert!(
+            note.starts_with("3 pods: 2 with a metric, 1 unready"),
+            "{note}"
+        );
+        assert!(
+            note.contains("unready counted at 0 on a scale-up"),
+            "{note}"
+        );
+        assert_eq!(m["pods"][2]["group"], "unready");
+        assert_eq!(m["pods"][2]["reason"], "initializing: not ready");
+
+        let out = run("text").await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let s = text(&out.stdout);
+        for want in [
+            "policy web: Deployment web in namespace demo",
+            "replicas: 3 current, 2 ready (from the cluster)",
+            "cpu = 1\n    from metrics.k8s.io cpu\n    3 pods: 2 with a metric, 1 unready",
+            "decision: scale up 3→4: cpu 1 vs 0.600 → 4",
+        ] {
+            assert!(s.contains(want), "{want:?} missing in\n{s}");
+        }
+        // Read-only: no PATCH was sent.
+        assert!(api.requests().iter().all(|r| r.method == "GET"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_turns_scraped_counters_into_rates() {
+    bounded(async {
+        // Two pods on two loopback addresses with the same port, each counting 50 requests/s.
+        let started = Instant::now();
+        let counter = move |_: &support::http::Request| {
+            let n = 1000.0 + 50.0 * started.elapsed().as_secs_f64();
+            Response::text(
+                200,
+                format!(
+                    "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n\
+                     http_requests_total{{code=\"200\"}} {n}\nhttp_requests_total{{code=\"500\"}} 3\n"
+                ),
+            )
+        };
+        let a = HttpServer::start_on("127.0.0.2:0", counter);
+        let port = a.addr().port();
+        let b = HttpServer::start_on(&format!("127.0.0.3:{port}"), counter);
+        let mut w = world();
+        w.pod_metrics = None;
+        w.scalables[0].replicas = 2;
+        w.pods = vec![
+            k::pod(&pod("web-a", 3600.0, Some((true, 3500.0)), "127.0.0.2")),
+            k::pod(&pod("web-b", 3600.0, Some((true, 3500.0)), "127.0.0.3")),
+        ];
+        let api = KubeStandIn::start(w);
+        let dir = TempDir::new("scrape");
+        let kubeconfig = api.kubeconfig(&dir, NS);
+        let policy = dir.write(
+            "p.yaml",
+            format!(
+                "{POLICY_HEAD}      - name: rps\n        pods: {{metric: http_requests_total, port: {port}, labels: {{code: \"200\"}}}}\n        targetPerReplica: 40\n"
+            ),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            setpoint(&["recommend", "--policy", policy.to_str().unwrap(), "--output", "json"], &kubeconfig)
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rate = v["metrics"][0]["sample"]["value"].as_f64().unwrap_or(f64::NAN);
+        assert!((rate - 100.0).abs() < 10.0, "two pods at 50/s: {v:#}");
+        assert_eq!(v["decision"]["desiredReplicas"], 3, "{v:#}");
+        assert!(a.requests().len() >= 2 && b.requests().len() >= 2, "two scrapes each");
+    })
+    .await;
+}
