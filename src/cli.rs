@@ -107,6 +107,14 @@ pub struct BacktestArgs {
     /// Load one ready replica serves (default: the load's mean / 20).
     #[arg(long)]
     pub capacity: Option<f64>,
+    /// Start-up, output and plot.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The service model's start-up and the outputs, shared by `simulate` and `backtest`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
     /// Time from scale-up to ready, e.g. 60s.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub startup: std::time::Duration,
@@ -131,15 +139,9 @@ pub struct SimulateArgs {
     /// Requests/s one ready replica serves (default: the trace's mean / 20).
     #[arg(long)]
     pub capacity: Option<f64>,
-    /// Time from scale-up to ready, e.g. 60s.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub startup: std::time::Duration,
-    /// Write the JSON result here (`-` for standard output) instead of printing the table.
-    #[arg(long)]
-    pub output: Option<PathBuf>,
-    /// Write an SVG plot of load, ready capacity and replicas.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
+    /// Start-up, output and plot.
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Vertical part: usage = trace value × SCALE (cores for CPU, MiB for memory) instead of the
     /// trace rescaled to a mean of 0.5 core and 512 MiB.
     #[arg(long)]
@@ -306,7 +308,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
             if let Some(c) = capacity(a.capacity)? {
                 model.capacity = c;
             }
-            model.startup = a.startup.as_secs_f64();
+            model.startup = a.run.startup.as_secs_f64();
             if model.capacity <= 0.0 {
                 return Err(Failure(
                     "the trace's mean load is 0: give --capacity".into(),
@@ -328,8 +330,8 @@ pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
         horizontal.as_ref(),
         vertical.as_ref(),
         &format!("policy {} on {trace_name}", policy.name),
-        a.output.as_deref(),
-        a.plot.as_deref(),
+        a.run.output.as_deref(),
+        a.run.plot.as_deref(),
     )
 }
 
@@ -374,7 +376,7 @@ pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
         b.finish_and_clear();
     }
     let recorded = recorded?;
-    let result = backtest::replay(&policy, &recorded, capacity, a.startup.as_secs_f64())?;
+    let result = backtest::replay(&policy, &recorded, capacity, a.run.startup.as_secs_f64())?;
     let title = format!(
         "policy {} from {} to {} (load: {})",
         policy.name,
@@ -386,8 +388,8 @@ pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
         Some(&result),
         None,
         &title,
-        a.output.as_deref(),
-        a.plot.as_deref(),
+        a.run.output.as_deref(),
+        a.run.plot.as_deref(),
     )
 }
 

@@ -41,3 +41,4 @@ pub mod forecast;
 pub mod metrics;
 pub mod policy;
 pub mod sim;
+mod text;

@@ -135,23 +135,9 @@ fn api_error(what: String, e: kube::Error) -> ClusterError {
         },
         other => ClusterError::Transport {
             what,
-            message: chain(&other),
+            message: crate::text::error_chain(&other),
         },
     }
-}
-
-/// An error and its sources on one line, without repeats.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 impl Cluster for KubeCluster {

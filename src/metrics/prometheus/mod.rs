@@ -112,7 +112,7 @@ impl PrometheusClient {
                         "client certificate {} with key {}: {}",
                         cert.display(),
                         key.display(),
-                        chain(&e)
+                        crate::text::error_chain(&e)
                     ))
                 })?;
                 builder = builder.identity(identity);
@@ -125,7 +125,10 @@ impl PrometheusClient {
             }
         }
         let http = builder.build().map_err(|e| {
-            PrometheusError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
+            PrometheusError::Config(format!(
+                "cannot build the HTTP client: {}",
+                crate::text::error_chain(&e)
+            ))
         })?;
 
         let auth = match (&config.bearer_token_file, &config.basic_auth) {
@@ -389,30 +392,16 @@ impl Failure {
         } else if e.is_connect() {
             QueryFailure::Connect {
                 url,
-                message: chain(&e.without_url()),
+                message: crate::text::error_chain(&e.without_url()),
             }
         } else {
             QueryFailure::Transport {
                 url,
-                message: chain(&e.without_url()),
+                message: crate::text::error_chain(&e.without_url()),
             }
         };
         Failure::permanent(cause)
     }
-}
-
-/// An error and its sources on one line, without repeats ("a: b: c").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// A random wait between half of `backoff` and all of it ("equal jitter"), so that clients that
