@@ -57,6 +57,15 @@ pub struct MetricReading {
     pub pods: Vec<PodEntry>,
 }
 
+impl MetricReading {
+    /// Takes a pod metric's sample, note and pods.
+    fn take(&mut self, r: pods::PodReading) {
+        self.sample = r.sample;
+        self.note = Some(r.note).filter(|n| !n.is_empty());
+        self.pods = r.pods;
+    }
+}
+
 enum Source {
     Prometheus { client: PrometheusClient },
     Pods,
@@ -185,9 +194,7 @@ impl Observer {
                                 target.ready,
                                 now,
                             );
-                            reading.sample = r.sample;
-                            reading.note = Some(r.note).filter(|n| !n.is_empty());
-                            reading.pods = r.pods;
+                            reading.take(r);
                         }
                     }
                 }
@@ -201,9 +208,7 @@ impl Observer {
                         target.ready,
                         now,
                     );
-                    reading.sample = r.sample;
-                    reading.note = Some(r.note).filter(|n| !n.is_empty());
-                    reading.pods = r.pods;
+                    reading.take(r);
                 }
                 (MetricQuery::Prometheus { .. }, Source::Pods) => {
                     unreachable!("sources follow the queries")
