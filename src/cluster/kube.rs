@@ -18,9 +18,9 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use std::collections::BTreeMap;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// How to reach the cluster.

@@ -123,8 +123,10 @@ pub trait Cluster {
     ) -> Result<ScaleState, ClusterError>;
 
     /// The target object's `metadata.annotations`.
-    async fn annotations(&self, target: &TargetRef)
-    -> Result<BTreeMap<String, String>, ClusterError>;
+    async fn annotations(
+        &self,
+        target: &TargetRef,
+    ) -> Result<BTreeMap<String, String>, ClusterError>;
 
     /// Sets annotations on the target by server-side apply (field manager `setpoint`): the
     /// annotations setpoint applied before and left out of `annotations` are removed.
