@@ -655,7 +655,10 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
     );
     let config = DaemonConfig {
         policies: a.policies.clone(),
-        prometheus: a.prometheus.as_ref().map(|u| PrometheusConfig::new(u.clone())),
+        prometheus: a
+            .prometheus
+            .as_ref()
+            .map(|u| PrometheusConfig::new(u.clone())),
         dry_run: a.dry_run,
         reload_every: a.reload_every,
     };

@@ -138,14 +138,40 @@ impl KubeCluster {
         )
     }
 
-    async fn api(&self, target: &TargetRef) -> Result<Api<DynamicObject>, ClusterError> {
+    async fn api(
+        &self,
+        target: &TargetRef,
+    ) -> Result<(Api<DynamicObject>, ApiResource), ClusterError> {
         let resource = self.resource(target).await?;
-        Ok(Api::namespaced_with(
-            self.client.clone(),
-            &self.namespace,
-            &resource,
-        ))
+        let api = Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        Ok((api, resource))
     }
+}
+
+/// Adds to a 403 the RBAC right that was missing: `verb` on `resource` (with `/sub` for a
+/// subresource).
+fn needs(e: ClusterError, verb: &str, resource: &ApiResource, sub: &str) -> ClusterError {
+    match e {
+        ClusterError::Api {
+            what,
+            code: 403,
+            reason,
+            message,
+        } => ClusterError::Api {
+            what,
+            code: 403,
+            reason,
+            message: format!(
+                "{message} (the Role needs verb {verb:?} on resource \"{}{sub}\" in API group \"{}\")",
+                resource.plural, resource.group
+            ),
+        },
+        other => other,
+    }
+}
+
+fn pods_resource() -> ApiResource {
+    ApiResource::erase::<Pod>(&())
 }
 
 /// `$POD_NAME`, else `$HOSTNAME`, else `setpoint`.
@@ -216,12 +242,12 @@ impl Cluster for KubeCluster {
     }
 
     async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError> {
-        let api = self.api(target).await?;
+        let (api, resource) = self.api(target).await?;
         let what = self.what("GET", "scale of ", target);
         let scale = api
             .get_scale(&target.name)
             .await
-            .map_err(|e| api_error(what.clone(), e))?;
+            .map_err(|e| needs(api_error(what.clone(), e), "get", &resource, "/scale"))?;
         scale_state(&what, scale)
     }
 
@@ -234,7 +260,7 @@ impl Cluster for KubeCluster {
         let list = api
             .list(&ListParams::default().labels(selector))
             .await
-            .map_err(|e| api_error(what.clone(), e))?;
+            .map_err(|e| needs(api_error(what.clone(), e), "list", &pods_resource(), ""))?;
         list.items
             .iter()
             .map(PodInfo::from_pod)
@@ -256,11 +282,16 @@ impl Cluster for KubeCluster {
             what: what.clone(),
             message: e.to_string(),
         })?;
-        let list: PodMetricsList = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| api_error(what.clone(), e))?;
+        let list: PodMetricsList = self.client.request(request).await.map_err(|e| {
+            let resource = ApiResource {
+                group: "metrics.k8s.io".into(),
+                version: "v1beta1".into(),
+                api_version: "metrics.k8s.io/v1beta1".into(),
+                kind: "PodMetrics".into(),
+                plural: "pods".into(),
+            };
+            needs(api_error(what.clone(), e), "list", &resource, "")
+        })?;
         list.items
             .iter()
             .map(|m| m.decode())
@@ -274,7 +305,7 @@ impl Cluster for KubeCluster {
         replicas: u32,
         resource_version: Option<&str>,
     ) -> Result<ScaleState, ClusterError> {
-        let api = self.api(target).await?;
+        let (api, resource) = self.api(target).await?;
         let what = self.what("PATCH", "scale of ", target);
         let mut body = serde_json::json!({"spec": {"replicas": replicas}});
         if let Some(v) = resource_version {
@@ -287,7 +318,7 @@ impl Cluster for KubeCluster {
         let scale = api
             .patch_scale(&target.name, &params, &Patch::Merge(&body))
             .await
-            .map_err(|e| api_error(what.clone(), e))?;
+            .map_err(|e| needs(api_error(what.clone(), e), "patch", &resource, "/scale"))?;
         scale_state(&what, scale)
     }
 
@@ -295,12 +326,12 @@ impl Cluster for KubeCluster {
         &self,
         target: &TargetRef,
     ) -> Result<BTreeMap<String, String>, ClusterError> {
-        let api = self.api(target).await?;
+        let (api, resource) = self.api(target).await?;
         let what = self.what("GET", "", target);
         let object = api
             .get(&target.name)
             .await
-            .map_err(|e| api_error(what, e))?;
+            .map_err(|e| needs(api_error(what, e), "get", &resource, ""))?;
         Ok(object.metadata.annotations.unwrap_or_default())
     }
 
@@ -309,7 +340,7 @@ impl Cluster for KubeCluster {
         target: &TargetRef,
         annotations: &BTreeMap<String, String>,
     ) -> Result<(), ClusterError> {
-        let api = self.api(target).await?;
+        let (api, resource) = self.api(target).await?;
         let what = self.what("PATCH (apply) annotations of", "", target);
         let body = serde_json::json!({
             "apiVersion": target.api_version,
@@ -322,7 +353,7 @@ impl Cluster for KubeCluster {
             &Patch::Apply(&body),
         )
         .await
-        .map_err(|e| api_error(what, e))?;
+        .map_err(|e| needs(api_error(what, e), "patch", &resource, ""))?;
         Ok(())
     }
 
@@ -360,9 +391,10 @@ impl Cluster for KubeCluster {
             }),
             ..Event::default()
         };
+        let events = ApiResource::erase::<Event>(&());
         api.create(&PostParams::default(), &body)
             .await
-            .map_err(|e| api_error(what, e))?;
+            .map_err(|e| needs(api_error(what, e), "create", &events, ""))?;
         Ok(())
     }
 }

@@ -47,7 +47,7 @@ pub enum ClusterError {
     #[error("Kubernetes configuration: {0}")]
     Config(String),
     /// The API server answered with an error status.
-    #[error("{what}: HTTP {code} {reason}: {message}{}", hint(*code, what))]
+    #[error("{what}: HTTP {code} {reason}: {message}{}", hint(*code, what, message))]
     Api {
         /// What was asked, such as `GET scale of Deployment web in namespace demo`.
         what: String,
@@ -86,12 +86,13 @@ impl ClusterError {
     }
 }
 
-fn hint(code: u16, what: &str) -> &'static str {
+fn hint(code: u16, what: &str, message: &str) -> &'static str {
     match code {
         404 if what.contains("metrics.k8s.io") => {
             " (is metrics-server, or another metrics.k8s.io provider, installed?)"
         }
         401 => " (check the kubeconfig's credentials)",
+        403 if message.contains("the Role needs") => "",
         403 => " (check the Role bound to this identity)",
         _ => "",
     }

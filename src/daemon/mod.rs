@@ -158,21 +158,23 @@ impl Policies {
                     }
                 }
                 Change::Changed(path) => {
-                    let loaded = policy::load(&path).map_err(|e| e.to_string()).and_then(|p| {
-                        match self
-                            .running
-                            .iter()
-                            .find(|(f, r)| **f != path && r.policy.name == p.name)
-                        {
-                            Some((other, _)) => Err(format!(
-                                "{}: policy {:?} is already defined in {}",
-                                path.display(),
-                                p.name,
-                                other.display()
-                            )),
-                            None => Ok(p),
-                        }
-                    });
+                    let loaded = policy::load(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|p| {
+                            match self
+                                .running
+                                .iter()
+                                .find(|(f, r)| **f != path && r.policy.name == p.name)
+                            {
+                                Some((other, _)) => Err(format!(
+                                    "{}: policy {:?} is already defined in {}",
+                                    path.display(),
+                                    p.name,
+                                    other.display()
+                                )),
+                                None => Ok(p),
+                            }
+                        });
                     match loaded {
                         Ok(p) => self.start(ctx, path, p).await,
                         Err(e) => self.refuse(ctx, path, e).await,
@@ -211,12 +213,8 @@ impl Policies {
         }
         ctx.admin.telemetry().record_reload(true);
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::task::spawn_local(worker::run(
-            ctx.clone(),
-            policy.clone(),
-            carried,
-            stopped,
-        ));
+        let task =
+            tokio::task::spawn_local(worker::run(ctx.clone(), policy.clone(), carried, stopped));
         self.running.insert(path, Running { policy, stop, task });
     }
 

@@ -66,7 +66,9 @@ pub fn restore(
         Err(e) => {
             return (
                 state,
-                format!("the {ANNOTATION} annotation cannot be read ({e}): starting conservatively"),
+                format!(
+                    "the {ANNOTATION} annotation cannot be read ({e}): starting conservatively"
+                ),
             );
         }
     };
@@ -115,7 +117,9 @@ mod tests {
         let mut s = State::conservative(3, t - 100.0);
         s.governor.last_action = Some((t, Direction::Up));
         s.governor.events.push(TimedReplicas { t, replicas: 2 });
-        s.governor.recommendations.push(TimedReplicas { t, replicas: 5 });
+        s.governor
+            .recommendations
+            .push(TimedReplicas { t, replicas: 5 });
         s.governor.failures = 4;
         s
     }
@@ -125,7 +129,13 @@ mod tests {
         let a = annotations("web", &acted(1000.0), 1000.0);
         let (s, note) = restore("web", &a, 5, 1030.0);
         assert_eq!(s.governor.last_action, Some((1000.0, Direction::Up)));
-        assert_eq!(s.governor.events, vec![TimedReplicas { t: 1000.0, replicas: 2 }]);
+        assert_eq!(
+            s.governor.events,
+            vec![TimedReplicas {
+                t: 1000.0,
+                replicas: 2
+            }]
+        );
         assert_eq!(
             s.governor.recommendations.last(),
             Some(&TimedReplicas {

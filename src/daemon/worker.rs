@@ -131,11 +131,14 @@ impl Worker {
         carried: Option<State>,
     ) -> Result<Worker, String> {
         if policy.horizontal.is_none() {
-            return Err("the policy has no horizontal part (vertical-only policies are \
+            return Err(
+                "the policy has no horizontal part (vertical-only policies are \
                         recommended by `setpoint recommend`, not yet run by the daemon)"
-                .into());
+                    .into(),
+            );
         }
-        let observer = Observer::new(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
+        let observer =
+            Observer::new(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
         Ok(Worker {
             policy,
             observer,
@@ -239,7 +242,10 @@ impl Worker {
                 }
                 Err(e) if e.code() == Some(409) && attempt < CONFLICT_ATTEMPTS => {
                     ctx.admin.telemetry().record_error(ErrorKind::Conflict);
-                    info!(attempt, "the target changed under the patch (409): reading it again");
+                    info!(
+                        attempt,
+                        "the target changed under the patch (409): reading it again"
+                    );
                     self.state = Some(before);
                     scale = retrying(budget, || cluster.scale(&policy.target)).await?;
                     target = self.target_state(ctx, &scale, budget).await?;
@@ -408,7 +414,10 @@ impl Worker {
                 event = Some((
                     "Recommendation",
                     "Recommend",
-                    format!("recommends {} replicas: {summary}", decision.desired_replicas),
+                    format!(
+                        "recommends {} replicas: {summary}",
+                        decision.desired_replicas
+                    ),
                 ));
                 self.announced = Some(decision.desired_replicas);
             } else {
