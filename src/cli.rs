@@ -508,12 +508,10 @@ pub async fn recommend(a: &RecommendArgs) -> Result<(), Failure> {
 /// One read-only tick of the policy named by `a`.
 pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failure> {
     let policy = policy::load(&a.policy)?;
-    // A tick's retries end with its interval, as in the daemon.
-    let default = a.prometheus.as_ref().map(|u| {
-        let mut c = PrometheusConfig::new(u.clone());
-        c.retry.budget = std::time::Duration::from_secs_f64(policy.interval);
-        c
-    });
+    let default = a
+        .prometheus
+        .as_ref()
+        .map(|u| PrometheusConfig::new(u.clone()));
     let mut observer = Observer::new(&policy, default.as_ref())?;
     let needs_cluster = a.replicas.is_none() || observer.reads_pods();
     let cluster = if needs_cluster {
@@ -614,12 +612,21 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
 
 /// `setpoint run`: the daemon, until SIGTERM or SIGINT.
 pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
-    let logs = tracing_subscriber::fmt()
-        .with_max_level(a.log_level)
-        .with_writer(std::io::stderr);
-    match a.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        // setpoint's own lines at the level asked; the libraries' warnings and errors only.
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_target("setpoint", a.log_level)
+            .with_default(tracing::Level::WARN);
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        let registry = tracing_subscriber::registry().with(filter);
+        match a.log_format {
+            LogFormat::Text => registry.with(logs).init(),
+            LogFormat::Json => registry.with(logs.json().flatten_event(true)).init(),
+        }
     }
     let cluster = KubeCluster::connect(&ClusterConfig {
         kubeconfig: a.kubeconfig.clone(),

@@ -90,7 +90,8 @@ impl std::fmt::Debug for Observer {
 }
 
 impl Observer {
-    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus`, else to `default`.
+    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus`, else to `default`,
+    /// with retries for at most one interval of the policy.
     pub fn new(
         policy: &Policy,
         default: Option<&PrometheusConfig>,
@@ -104,7 +105,13 @@ impl Observer {
                     let c = match (&client, config) {
                         (Some(c), _) => c.clone(),
                         (None, Some(cfg)) => {
-                            let c = PrometheusClient::new(cfg)?;
+                            // A tick's retries end with its interval: the next tick asks again.
+                            let mut cfg = cfg.clone();
+                            cfg.retry.budget = cfg
+                                .retry
+                                .budget
+                                .min(Duration::from_secs_f64(policy.interval));
+                            let c = PrometheusClient::new(&cfg)?;
                             client = Some(c.clone());
                             c
                         }
