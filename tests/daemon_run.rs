@@ -580,3 +580,96 @@ fn a_forbidden_patch_names_the_missing_right_and_backs_off() {
     assert!(!log.contains("s3cr3t"), "{log}");
     d.stop();
 }
+
+#[test]
+fn pid_and_predictive_policies_run_in_the_daemon_with_history_from_prometheus() {
+    if !prom::available("pid_and_predictive_policies_run_in_the_daemon") {
+        return;
+    }
+    // Four days of a daily cycle (400 req/s from 08:00 to 20:00 UTC, 100 otherwise), one point a
+    // minute up to two minutes ago.
+    let now = support::unix_now() as i64;
+    let end = (now - 120) / 60 * 60;
+    let level = |t: i64| {
+        let hour = (t % 86_400) as f64 / 3600.0;
+        if (8.0..20.0).contains(&hour) {
+            400.0
+        } else {
+            100.0
+        }
+    };
+    let server = Prometheus::start(Options {
+        backfill: vec![prom::Series {
+            name: "setpoint_history".into(),
+            labels: vec![],
+            points: (end - 4 * 86_400..=end)
+                .step_by(60)
+                .map(|t| (t, level(t)))
+                .collect(),
+        }],
+        ..Options::default()
+    });
+    let api = KubeStandIn::start(world(4));
+    let dir = TempDir::new("daemon-algorithms");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    let with = |name: &str, algorithm: &str| {
+        policy(name, "web", "")
+            .replace("setpoint_demand", "setpoint_history")
+            .replace("targetPerReplica: 80", "targetPerReplica: 50")
+            + &format!("    policy: {algorithm}\n")
+    };
+    write_policy(
+        &dir,
+        "predictive.yaml",
+        &with(
+            "predictive",
+            "{predictive: {history: 4d, season: 1d, quantile: 0.9}}",
+        ),
+    );
+    write_policy(
+        &dir,
+        "pid.yaml",
+        &with("pid", "{pid: {kp: 0.5, ki: 0.1, kd: 0}}"),
+    );
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            server.url(),
+            "--no-leader-election",
+            "--dry-run",
+        ],
+    );
+    d.wait_for("both decide", Duration::from_secs(30), |d| {
+        d.decision("predictive").is_some() && d.decision("pid").is_some()
+    });
+    let r = d.decision("predictive").unwrap();
+    let f = &r["explanation"]["forecasts"][0];
+    assert_eq!(f["metric"], "rps", "{r:#}");
+    assert_eq!(f["fallback"], Value::Null, "{f:#}");
+    assert_eq!(f["seasonS"], 86_400.0, "{f:#}");
+    assert!(
+        d.log()
+            .contains("metric rps: forecast history read from Prometheus"),
+        "{}",
+        d.log()
+    );
+    let pid = d.decision("pid").unwrap();
+    assert_eq!(
+        pid["explanation"]["proposals"][0]["metric"], "rps",
+        "{pid:#}"
+    );
+    assert!(
+        d.recommendations()["failing"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(scale_patches(&api).is_empty());
+    d.stop();
+}
