@@ -248,6 +248,16 @@ fn scale_patches(api: &KubeStandIn) -> Vec<k::Received> {
         .collect()
 }
 
+/// The Events with `reason` the stand-in has received.
+fn events(api: &KubeStandIn, reason: &str) -> Vec<Value> {
+    api.world()
+        .events
+        .iter()
+        .filter(|e| e["reason"] == reason)
+        .cloned()
+        .collect()
+}
+
 fn setup(name: &str, replicas: i64) -> Option<(Demand, KubeStandIn, TempDir, PathBuf)> {
     if !prom::available(name) {
         return None;
@@ -329,6 +339,21 @@ fn a_load_step_is_patched_within_one_interval() {
         metrics.contains("setpoint_scaling_actions_total{policy=\"web\",direction=\"up\"} 1"),
         "{metrics}"
     );
+    let events = events(&api, "ScaledUp");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["regarding"]["kind"], "Deployment");
+    assert_eq!(e["regarding"]["name"], "web");
+    assert_eq!(e["reportingController"], "setpoint.dev/setpoint");
+    assert_eq!(e["reportingInstance"], "setpoint-0");
+    assert_eq!(e["type"], "Normal");
+    assert!(e["note"].as_str().unwrap().contains("scale up 2→5"), "{e}");
+    // The governor's memory is on the target, for a restart.
+    assert!(
+        api.world().scalables[0]
+            .annotations
+            .contains_key("setpoint.dev/state")
+    );
     let took = d.stop();
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 }
@@ -377,6 +402,16 @@ fn dry_run_patches_nothing_and_shows_the_decision() {
     assert!(
         metrics.contains("setpoint_recommended_replicas{policy=\"web\"} 5"),
         "{metrics}"
+    );
+    // One Event for the one change of the recommendation.
+    let events = events(&api, "Recommendation");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("recommends 5 replicas"),
+        "{events:?}"
     );
     d.stop();
 }
@@ -479,6 +514,10 @@ fn a_broken_policy_reload_keeps_the_previous_version_and_others_run_on() {
         invalid.as_str().unwrap().contains("web.yaml:"),
         "file:line:column: {invalid}"
     );
+    d.wait_for("a PolicyInvalid Event", Duration::from_secs(10), |_| {
+        !events(&api, "PolicyInvalid").is_empty()
+    });
+    assert_eq!(events(&api, "PolicyInvalid")[0]["type"], "Warning");
     let before = d.decision("web").unwrap()["time"].clone();
     demand.set(400.0);
     d.wait_for(
@@ -672,4 +711,56 @@ fn pid_and_predictive_policies_run_in_the_daemon_with_history_from_prometheus() 
     );
     assert!(scale_patches(&api).is_empty());
     d.stop();
+}
+
+#[test]
+fn a_restart_inside_a_cooldown_does_not_act() {
+    let Some((demand, api, dir, kubeconfig)) = setup("a_restart_inside_a_cooldown_does_not_act", 2)
+    else {
+        return;
+    };
+    let text = policy("web", "web", "").replace(
+        "    scaleDown: {stabilization: 0s}\n",
+        "    scaleDown: {stabilization: 0s}\n    scaleUp: {cooldown: 10m}\n",
+    );
+    write_policy(&dir, "web.yaml", &text);
+    let args = [
+        "--policies",
+        &policies(&dir),
+        "--prometheus",
+        demand.url(),
+        "--no-leader-election",
+    ];
+    let mut first = Daemon::start(&dir, "setpoint-0", &kubeconfig, &args);
+    demand.set(400.0);
+    first.wait_for("the scale-up", Duration::from_secs(10), |_| {
+        replicas(&api) == 5
+    });
+    first.wait_for("the state annotation", Duration::from_secs(5), |_| {
+        api.world().scalables[0]
+            .annotations
+            .contains_key("setpoint.dev/state")
+    });
+    first.stop();
+
+    // More load, inside the 10-minute cooldown: the restarted daemon holds.
+    demand.set(800.0);
+    let second = Daemon::start(&dir, "setpoint-1", &kubeconfig, &args);
+    second.wait_for("a decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(replicas(&api), 5, "log:\n{}", second.log());
+    assert_eq!(scale_patches(&api).len(), 1);
+    let r = second.decision("web").unwrap();
+    assert_eq!(r["desiredReplicas"], 5, "{r:#}");
+    let steps = r["explanation"]["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["rule"] == "cooldown"), "{r:#}");
+    assert!(
+        second
+            .log()
+            .contains("restored from the setpoint.dev/state annotation"),
+        "{}",
+        second.log()
+    );
 }
