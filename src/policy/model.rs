@@ -181,29 +181,7 @@ impl Quantity {
     }
 }
 
-/// How recommendations are applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum UpdateMode {
-    /// Recommend only.
-    #[default]
-    Off,
-    /// The pods/resize subresource, one pod at a time.
-    InPlace,
-    /// Patch the workload's pod template (a rolling update applies it).
-    Rollout,
-}
-
-/// Whether limits follow requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LimitsMode {
-    /// Limits keep their ratio to requests.
-    #[default]
-    Proportional,
-    /// Only requests change.
-    RequestsOnly,
-}
+pub use crate::engine::vertical_plan::{LimitsMode, UpdateMode};
 
 /// When a request inside the bounds still changes.
 #[derive(Debug, Deserialize)]
@@ -227,16 +205,7 @@ pub struct Resize {
     pub fallback: ResizeFallback,
 }
 
-/// Fallback for a resize that cannot happen in place.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ResizeFallback {
-    /// Patch the pod template instead.
-    Rollout,
-    /// Only report it.
-    #[default]
-    Report,
-}
+pub use crate::engine::vertical_plan::ResizeFallback;
 
 /// Reference to the workload to scale.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
