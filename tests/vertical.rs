@@ -120,6 +120,51 @@ fn cpu_utilization_of_requests_with_vertical_cpu_is_a_feedback_loop() {
     policy::parse(&absolute, Path::new("v.yaml")).unwrap();
 }
 
+#[test]
+fn usage_queries_and_allow_restart() {
+    let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
+    let v = p.vertical.unwrap();
+    assert_eq!(v.usage, policy::UsageQueries::default());
+    assert!(v.allow_restart, "restarts are allowed by default");
+    let with = VERTICAL.replace(
+        "    update: inPlace\n",
+        "    update: inPlace\n    resize: {allowRestart: false}\n    usage:\n      memory: max(container_memory_rss{pod=\"$pod\", container=\"$container\"})\n",
+    );
+    let v = policy::parse(&with, Path::new("v.yaml"))
+        .unwrap()
+        .vertical
+        .unwrap();
+    assert!(!v.allow_restart);
+    assert_eq!(v.usage.cpu, None);
+    assert_eq!(
+        v.usage.memory.as_deref(),
+        Some("max(container_memory_rss{pod=\"$pod\", container=\"$container\"})")
+    );
+    assert_eq!(v.plan_settings().update, UpdateMode::InPlace);
+    let unknown = with.replace("$pod", "$podname");
+    let p = problems(&unknown);
+    assert!(
+        p.iter().any(|p| p.contains(
+            "spec.vertical.usage.memory: unknown placeholder $podname: expected $namespace, $pod or $container"
+        )),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.contains("spec.vertical.usage.memory: the query has no $pod")),
+        "{p:?}"
+    );
+    let empty = VERTICAL.replace(
+        "    update: inPlace\n",
+        "    update: inPlace\n    usage: {cpu: \" \"}\n",
+    );
+    assert!(
+        problems(&empty)[0].contains("spec.vertical.usage.cpu: empty query"),
+        "{:?}",
+        problems(&empty)
+    );
+}
+
 /// Two days of a usage shape that doubles every afternoon.
 fn shape() -> Trace {
     let n = 2 * 1440;

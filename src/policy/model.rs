@@ -111,6 +111,24 @@ pub struct Vertical {
     /// In-place resize settings.
     #[serde(default)]
     pub resize: Option<Spanned<Resize>>,
+    /// PromQL for each container's usage (default: cAdvisor's metrics; see [`Usage`]).
+    #[serde(default)]
+    pub usage: Option<Spanned<Usage>>,
+}
+
+/// The PromQL giving one container's usage, with the placeholders `$namespace`, `$pod` and
+/// `$container` (replaced by the values, escaped for a PromQL string, before each query; write
+/// them inside quotes: `container="$container"`). Each must give one series: CPU in cores,
+/// memory in bytes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// CPU usage in cores.
+    #[serde(default)]
+    pub cpu: Option<Spanned<String>>,
+    /// Memory working set in bytes.
+    #[serde(default)]
+    pub memory: Option<Spanned<String>>,
 }
 
 /// Defaults of the vertical part.
@@ -203,6 +221,10 @@ pub struct Resize {
     /// What to do when a resize is Infeasible or Deferred too long.
     #[serde(default)]
     pub fallback: ResizeFallback,
+    /// Whether an in-place resize may restart a container whose resizePolicy says
+    /// RestartContainer (default true); when false, such a resize takes the fallback.
+    #[serde(default)]
+    pub allow_restart: Option<bool>,
 }
 
 pub use crate::engine::vertical_plan::ResizeFallback;
