@@ -12,6 +12,7 @@
 
 use super::metrics_api::PodMetricsList;
 use super::{Cluster, ClusterError, PodInfo, PodUsage, ScaleState};
+use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
 use crate::policy::TargetRef;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -121,7 +122,7 @@ impl KubeCluster {
 }
 
 /// A kube-rs error as a [`ClusterError`] about `what`.
-fn api_error(what: String, e: kube::Error) -> ClusterError {
+pub(super) fn api_error(what: String, e: kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(status) => ClusterError::Api {
             what,
@@ -213,5 +214,23 @@ impl Cluster for KubeCluster {
             .map(|m| m.decode())
             .collect::<Result<_, _>>()
             .map_err(|message| ClusterError::Invalid { what, message })
+    }
+
+    // Vertical: in-place resize and pod-template patches (src/cluster/resize.rs).
+
+    async fn resize_pod(
+        &self,
+        pod: &str,
+        changes: &[ContainerChange],
+    ) -> Result<PodInfo, ClusterError> {
+        self.resize_pod_in_place(pod, changes).await
+    }
+
+    async fn patch_template(
+        &self,
+        target: &TargetRef,
+        changes: &[ContainerChange],
+    ) -> Result<Vec<ContainerResources>, ClusterError> {
+        self.patch_pod_template(target, changes).await
     }
 }
