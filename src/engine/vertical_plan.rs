@@ -11,7 +11,9 @@
 //! - **When.** A request changes only when [`should_update`] says so: it is outside
 //!   [lower, upper], or it has been `minChange.difference` off the target for
 //!   `minChange.after` (the time since it first differed is kept in [`PlanState`], per pod,
-//!   container and resource).
+//!   container and resource). A container OOM-killed within the memory peak window whose memory
+//!   request is below the target (which the recommender's OOM bump raised) changes at once, even
+//!   inside the bounds, and before any other pod.
 //! - **To what.** The target, rounded to whole millicores (CPU) or MiB (memory) while staying
 //!   within the policy's [min, max]: no planned request ever leaves [min, max].
 //! - **Limits.** `limits: proportional`: a limit keeps its ratio to the request
@@ -652,12 +654,35 @@ fn distance(current: f64, rec: &Recommended) -> Distance {
     }
 }
 
+/// Why a request should change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// The container was OOM-killed lately and its memory request is below the target.
+    Oom,
+    /// Below the lower bound.
+    Below,
+    /// Above the upper bound.
+    Above,
+    /// Off the target for `minChange.after`.
+    Stale,
+}
+
 /// The containers and resources of one pod that should change.
 #[derive(Debug, Clone, Default)]
 struct PodNeeds {
     wanted: Vec<(String, Resource)>,
+    kinds: Vec<Need>,
     distance: Distance,
     why: Vec<String>,
+}
+
+/// Whether a container was OOM-killed within `window` of `now` (a kill without a time counts).
+fn oom_killed(c: &ContainerResources, window: Seconds, now: Seconds) -> Option<Option<Seconds>> {
+    c.last_termination
+        .as_ref()
+        .filter(|t| t.reason == "OOMKilled")
+        .filter(|t| t.finished_at.is_none_or(|f| now - f < window))
+        .map(|t| t.finished_at)
 }
 
 fn needs(
@@ -679,10 +704,47 @@ fn needs(
                 continue;
             };
             let since = state.differs_since.get(&key(&pod.name, c, r)).copied();
+            let oom = if r == Resource::Memory && current < rec.target - MIB {
+                oom_killed(container, s.params.memory_peak_window, now)
+            } else {
+                None
+            };
+            if let Some(at) = oom {
+                out.why.push(format!(
+                    "{c} was OOM-killed {} ago with a memory request of {}, below the target {}",
+                    match at {
+                        Some(t) => humantime::format_duration(std::time::Duration::from_secs(
+                            (now - t).max(0.0) as u64,
+                        ))
+                        .to_string(),
+                        None => "a while".into(),
+                    },
+                    show(r, current),
+                    show(r, rec.target)
+                ));
+                out.wanted.push((c.clone(), r));
+                out.kinds.push(Need::Oom);
+                // Before anything else: an OOM kill is an outage.
+                let d = Distance {
+                    outside: 1.0 + distance(current, rec).off_target,
+                    off_target: distance(current, rec).off_target,
+                };
+                if d > out.distance {
+                    out.distance = d;
+                }
+                continue;
+            }
             if !should_update(&s.params, current, rec, since, now) {
                 continue;
             }
             let d = distance(current, rec);
+            out.kinds.push(if current < rec.lower {
+                Need::Below
+            } else if current > rec.upper {
+                Need::Above
+            } else {
+                Need::Stale
+            });
             out.why.push(if d.outside > 0.0 {
                 format!(
                     "{c} {} request {} is {} [{}, {}]",
@@ -1012,23 +1074,34 @@ fn rows(
             let current_min = currents.iter().copied().reduce(f64::min);
             let current_max = currents.iter().copied().reduce(f64::max);
             let rec = recommendation(recs, c, r).copied();
-            let to_change = needs
+            let kinds: Vec<Need> = needs
                 .iter()
-                .filter(|(_, n)| n.wanted.iter().any(|(x, y)| x == c && *y == r))
-                .count() as u32;
-            let verdict = match (rec, current_min, current_max) {
-                (None, _, _) => "no usage data yet".to_string(),
-                (Some(_), None, _) | (Some(_), _, None) => "no request to right-size".to_string(),
-                (Some(rec), Some(lo), Some(hi)) => {
-                    if to_change == 0 {
-                        "within the bounds".to_string()
-                    } else if lo < rec.lower {
-                        format!("{to_change} pod(s) below the lower bound")
-                    } else if hi > rec.upper {
-                        format!("{to_change} pod(s) above the upper bound")
-                    } else {
-                        format!("{to_change} pod(s) off the target for long")
-                    }
+                .filter_map(|(_, n)| {
+                    n.wanted
+                        .iter()
+                        .zip(&n.kinds)
+                        .find(|((x, y), _)| x == c && *y == r)
+                        .map(|(_, k)| *k)
+                })
+                .collect();
+            let to_change = kinds.len() as u32;
+            let count = |k: Need| kinds.iter().filter(|x| **x == k).count();
+            let verdict = match (rec, current_min) {
+                (None, _) => "no usage data yet".to_string(),
+                (Some(_), None) => "no request to right-size".to_string(),
+                (Some(_), Some(_)) if to_change == 0 => "within the bounds".to_string(),
+                (Some(_), Some(_)) => {
+                    let parts: Vec<String> = [
+                        (Need::Oom, "OOM-killed below the target"),
+                        (Need::Below, "below the lower bound"),
+                        (Need::Above, "above the upper bound"),
+                        (Need::Stale, "off the target for long"),
+                    ]
+                    .into_iter()
+                    .filter(|(k, _)| count(*k) > 0)
+                    .map(|(k, text)| format!("{} pod(s) {text}", count(k)))
+                    .collect();
+                    parts.join(", ")
                 }
             };
             rows.push(PlanRow {
@@ -1471,6 +1544,36 @@ mod tests {
         // A pod that is gone is forgotten.
         plan(&s, &recs(), &[], &mut state, 13.0 * 3600.0);
         assert!(state.differs_since.is_empty());
+    }
+
+    #[test]
+    fn a_recent_oom_kill_changes_memory_at_once_even_inside_the_bounds() {
+        let s = settings(UpdateMode::InPlace);
+        // 450Mi is inside [400Mi, 700Mi], below the 512Mi target.
+        let mut killed = pod("a", amounts(Some(0.5), Some(450.0)), Amounts::default());
+        killed.containers[0].last_termination = Some(Termination {
+            reason: "OOMKilled".into(),
+            finished_at: Some(1000.0 - 60.0),
+            exit_code: 137,
+        });
+        let p = run(&s, &[in_bounds("b"), killed.clone()]);
+        let (name, changes) = resized(&p);
+        assert_eq!(name, "a");
+        assert_eq!(changes[0].requests.memory, Some(512.0 * MIB));
+        assert!(
+            p.action.to_string().contains("app was OOM-killed 1m ago"),
+            "{}",
+            p.action
+        );
+        assert_eq!(p.rows[1].verdict, "1 pod(s) OOM-killed below the target");
+        // A kill older than the memory peak window is history: the bounds rule again.
+        killed.containers[0]
+            .last_termination
+            .as_mut()
+            .unwrap()
+            .finished_at = Some(1000.0 - 2.0 * 86400.0);
+        let p = run(&s, &[killed]);
+        assert!(!p.action.writes(), "{:?}", p.action);
     }
 
     #[test]
