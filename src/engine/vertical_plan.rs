@@ -194,21 +194,30 @@ pub struct ContainerResources {
 }
 
 impl ContainerResources {
+    /// Whether the spec's request or limit of `r` differs from the actual one the status
+    /// reports (None when the status reports none).
+    pub fn differs_from_actual_in(&self, r: Resource) -> Option<bool> {
+        if self.actual_requests.is_none() && self.actual_limits.is_none() {
+            return None;
+        }
+        let differ = |x: Option<f64>, actual: Option<Amounts>| match (x, actual.map(|a| a.get(r))) {
+            (_, None) => false,
+            (Some(x), Some(Some(y))) => (x - y).abs() > 0.01 * x.abs().max(y.abs()) + 1e-9,
+            (None, Some(None)) => false,
+            _ => true,
+        };
+        Some(
+            differ(self.requests.get(r), self.actual_requests)
+                || differ(self.limits.get(r), self.actual_limits),
+        )
+    }
+
     /// Whether the spec differs from the actual resources the status reports (false when the
     /// status reports none).
     pub fn differs_from_actual(&self) -> bool {
-        let differ = |spec: &Amounts, actual: &Option<Amounts>| {
-            actual.is_some_and(|a| {
-                [Resource::Cpu, Resource::Memory].into_iter().any(|r| {
-                    match (spec.get(r), a.get(r)) {
-                        (Some(x), Some(y)) => (x - y).abs() > 0.01 * x.abs().max(y.abs()) + 1e-9,
-                        (None, None) => false,
-                        _ => true,
-                    }
-                })
-            })
-        };
-        differ(&self.requests, &self.actual_requests) || differ(&self.limits, &self.actual_limits)
+        [Resource::Cpu, Resource::Memory]
+            .into_iter()
+            .any(|r| self.differs_from_actual_in(r) == Some(true))
     }
 }
 
@@ -1288,13 +1297,16 @@ fn in_place(
         }
     }
     if let Some((p, why)) = stuck {
-        // The stuck pod's own changes (its spec already holds them) go into the template too.
+        // The stuck pod's own changes (its spec already holds them, its status does not) go
+        // into the template too; all of its resources when the status does not say.
         let extra: Vec<(String, Resource)> = s
             .containers
             .iter()
-            .filter(|c| p.container(c).is_some())
-            .flat_map(|c| s.resources.iter().map(move |r| (c.clone(), *r)))
-            .filter(|(c, r)| recommendation(recs, c, *r).is_some())
+            .filter_map(|c| p.container(c))
+            .flat_map(|c| s.resources.iter().map(move |r| (c, *r)))
+            .filter(|(c, r)| recommendation(recs, &c.name, *r).is_some())
+            .filter(|(c, r)| c.differs_from_actual_in(*r) != Some(false))
+            .map(|(c, r)| (c.name.clone(), r))
             .collect();
         return fallback(s, recs, active, needs, &extra, notes, why);
     }
