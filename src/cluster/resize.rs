@@ -1,5 +1,5 @@
 //! Writing container resources: in-place pod resize and pod-template patches, for
-//! [`KubeCluster`] (the [`Cluster`](super::Cluster) impl in [`super::kube`] forwards here).
+//! [`KubeCluster`] (the [`Cluster`] impl in [`super::kube`] forwards here).
 //!
 //! - **In place**: `PATCH /api/v1/namespaces/{ns}/pods/{pod}/resize` (Kubernetes 1.33 and
 //!   later), with a strategic merge patch of `spec.containers[].resources`, keyed by container

@@ -530,12 +530,12 @@ pub fn describe(changes: &[ContainerChange]) -> String {
     parts.join(", ")
 }
 
-/// A quantity for messages: `250m`, `2`, `512Mi`, `1.5Gi`, or bytes.
+/// A quantity for messages, rounded for reading: `250m`, `2`, `0.5m`, `512Mi`, `2Gi`, `900Ki`.
 pub fn show(r: Resource, v: f64) -> String {
     match r {
         Resource::Cpu => {
             let m = v * 1000.0;
-            if (m - m.round()).abs() < 1e-6 {
+            if m >= 1.0 || m == 0.0 {
                 let m = m.round();
                 if m % 1000.0 == 0.0 {
                     format!("{}", m / 1000.0)
@@ -543,20 +543,17 @@ pub fn show(r: Resource, v: f64) -> String {
                     format!("{m}m")
                 }
             } else {
-                format!("{v}")
+                format!("{:.2}m", m)
             }
         }
         Resource::Memory => {
             let mi = v / MIB;
-            if (mi - mi.round()).abs() < 1e-9 {
-                let mi = mi.round();
-                if mi >= 1024.0 && mi % 1024.0 == 0.0 {
-                    format!("{}Gi", mi / 1024.0)
-                } else {
-                    format!("{mi}Mi")
-                }
+            if mi >= 1024.0 && (mi / 1024.0 - (mi / 1024.0).round()).abs() < 0.5 / 1024.0 {
+                format!("{}Gi", (mi / 1024.0).round())
+            } else if mi >= 1.0 || v == 0.0 {
+                format!("{}Mi", mi.round())
             } else {
-                format!("{:.0}", v)
+                format!("{}Ki", (v / 1024.0).round())
             }
         }
     }
@@ -1946,7 +1943,10 @@ mod tests {
         assert_eq!(show(Resource::Cpu, 0.25), "250m");
         assert_eq!(show(Resource::Cpu, 2.0), "2");
         assert_eq!(show(Resource::Memory, 2048.0 * MIB), "2Gi");
-        assert_eq!(show(Resource::Memory, 100e6), "100000000");
+        assert_eq!(show(Resource::Memory, 100e6), "95Mi");
+        assert_eq!(show(Resource::Memory, 900.0 * 1024.0), "900Ki");
+        assert_eq!(show(Resource::Cpu, 0.5428), "543m");
+        assert_eq!(show(Resource::Cpu, 0.0005), "0.50m");
     }
 
     #[test]
