@@ -10,8 +10,9 @@ use crate::daemon::telemetry::Telemetry;
 use crate::daemon::{self, DaemonConfig};
 use crate::engine::{self, Algorithm, Decision, Observation, State};
 use crate::metrics::prometheus::{PrometheusClient, PrometheusConfig};
+use crate::metrics::usage::{Recommenders, UsageReader, UsageSource};
 use crate::metrics::{MetricReading, Observer, TargetState};
-use crate::policy::{self, MetricQuery, Policy};
+use crate::policy::{self, MetricQuery, Policy, VerticalSpec};
 use crate::sim::{self, ServiceModel, Trace, report};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -312,18 +313,6 @@ fn write_run(
     Ok(())
 }
 
-/// The horizontal part, for the commands that only handle that part so far.
-fn horizontal_of(policy: &Policy) -> Result<&engine::Horizontal, Failure> {
-    policy.horizontal.as_ref().ok_or_else(|| {
-        Failure(format!(
-            "{}: policy {} has no horizontal part; this command handles horizontal scaling only \
-             (simulate the vertical part with `setpoint simulate`)",
-            policy.source.display(),
-            policy.name
-        ))
-    })
-}
-
 fn merge(into: &mut serde_json::Map<String, serde_json::Value>, v: serde_json::Value) {
     if let serde_json::Value::Object(m) = v {
         into.extend(m);
@@ -484,12 +473,36 @@ pub struct RecommendReport {
     pub replicas_from: &'static str,
     /// Each metric's reading.
     pub metrics: Vec<MetricReading>,
-    /// The decision and its explanation.
-    pub decision: Decision,
-    /// The decision in one line.
+    /// The horizontal decision and its explanation (None for a vertical-only policy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// The decision in one line (the vertical one for a vertical-only policy).
     pub summary: String,
+    /// The vertical part: per container and resource the current request, the recommendation
+    /// and what the planner would do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertical: Option<VerticalReport>,
     /// Caveats of a single read-only tick.
     pub notes: Vec<String>,
+}
+
+/// What `recommend` shows of the vertical part.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerticalReport {
+    /// Where usage came from: `prometheus` or `metrics.k8s.io`.
+    pub source: &'static str,
+    /// Usage samples fed to the recommenders.
+    pub samples: u64,
+    /// OOM kills fed to them.
+    pub oom_kills: u64,
+    /// The history read from Prometheus, seconds (None: one metrics.k8s.io sample).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_s: Option<f64>,
+    /// The planner's decision, its rows (current request, target, bounds, verdict) and notes.
+    pub plan: crate::engine::vertical_plan::VerticalPlan,
+    /// Readings that gave no data.
+    pub problems: Vec<String>,
 }
 
 /// `setpoint recommend`.
@@ -513,7 +526,7 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
         .as_ref()
         .map(|u| PrometheusConfig::new(u.clone()));
     let mut observer = Observer::new(&policy, default.as_ref())?;
-    let needs_cluster = a.replicas.is_none() || observer.reads_pods();
+    let needs_cluster = a.replicas.is_none() || observer.reads_pods() || policy.vertical.is_some();
     let cluster = if needs_cluster {
         let namespace = a.namespace.clone().or_else(|| policy.namespace.clone());
         Some(
@@ -529,6 +542,7 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
     };
     let mut target = TargetState::default();
     let mut notes = Vec::new();
+    let needs_pods = observer.reads_pods() || policy.vertical.is_some();
     if let Some(c) = &cluster {
         let scale = c.scale(&policy.target).await?;
         target.current = scale.spec_replicas;
@@ -540,10 +554,16 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
                 target.pods = Some(pods);
                 target.selector = Some(sel.clone());
             }
-            None if observer.reads_pods() => {
+            None if needs_pods => {
                 return Err(Failure(format!(
-                    "the scale subresource of {} {} reports no pod selector: pod metrics need one",
-                    policy.target.kind, policy.target.name
+                    "the scale subresource of {} {} reports no pod selector: {} need one",
+                    policy.target.kind,
+                    policy.target.name,
+                    if observer.reads_pods() {
+                        "pod metrics"
+                    } else {
+                        "vertical recommendations"
+                    }
                 )));
             }
             None => notes.push(
@@ -560,39 +580,67 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
     if let Some(r) = a.ready {
         target.ready = r;
     }
-    if observer.reads_pods()
-        && policy
-            .queries
-            .iter()
-            .any(|q| matches!(q, MetricQuery::Pods(_)))
-    {
-        // Counters need two scrapes: one now, the reading one an interval later.
-        observer.prime(&policy, &target, unix_now()).await;
-        tokio::time::sleep(std::time::Duration::from_secs_f64(policy.interval)).await;
-    }
-    let now = unix_now();
-    let mut state = State::default();
-    if let Algorithm::Predictive(params) = &horizontal_of(&policy)?.algorithm {
-        notes.extend(
-            observer
-                .seed_history(&policy, params, &mut state, target.ready, now)
-                .await,
-        );
-    }
-    let readings = observer
-        .observe(&policy, cluster.as_ref(), &target, now, None)
-        .await;
-    let obs = Observation {
-        current_replicas: target.current,
-        ready_replicas: target.ready,
-        samples: readings.iter().map(|r| r.sample.clone()).collect(),
+    let (metrics, decision) = match &policy.horizontal {
+        None => (Vec::new(), None),
+        Some(horizontal) => {
+            if observer.reads_pods()
+                && policy
+                    .queries
+                    .iter()
+                    .any(|q| matches!(q, MetricQuery::Pods(_)))
+            {
+                // Counters need two scrapes: one now, the reading one an interval later.
+                observer.prime(&policy, &target, unix_now()).await;
+                tokio::time::sleep(std::time::Duration::from_secs_f64(policy.interval)).await;
+            }
+            let now = unix_now();
+            let mut state = State::default();
+            if let Algorithm::Predictive(params) = &horizontal.algorithm {
+                notes.extend(
+                    observer
+                        .seed_history(&policy, params, &mut state, target.ready, now)
+                        .await,
+                );
+            }
+            let readings = observer
+                .observe(&policy, cluster.as_ref(), &target, now, None)
+                .await;
+            let obs = Observation {
+                current_replicas: target.current,
+                ready_replicas: target.ready,
+                samples: readings.iter().map(|r| r.sample.clone()).collect(),
+            };
+            let decision = engine::tick(horizontal, &mut state, &obs, now);
+            notes.push(
+                "one read-only tick without the daemon's memory: stabilization windows, cooldowns \
+                 and rate limits see no earlier recommendation or action"
+                    .to_string(),
+            );
+            (readings, Some(decision))
+        }
     };
-    let decision = engine::tick(horizontal_of(&policy)?, &mut state, &obs, now);
-    notes.push(
-        "one read-only tick without the daemon's memory: stabilization windows, cooldowns and \
-         rate limits see no earlier recommendation or action"
-            .to_string(),
-    );
+    let now = unix_now();
+    let vertical = match (&policy.vertical, &cluster) {
+        (Some(spec), Some(c)) => Some(
+            vertical_report(
+                &policy,
+                spec,
+                c,
+                target.pods.as_deref().unwrap_or(&[]),
+                target.selector.as_deref().unwrap_or(""),
+                default.as_ref(),
+                now,
+                &mut notes,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let summary = match (&decision, &vertical) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(v)) => v.plan.action.to_string(),
+        (None, None) => String::new(),
+    };
     Ok(RecommendReport {
         policy: policy.name.clone(),
         target: policy.target.clone(),
@@ -603,9 +651,10 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
         } else {
             "cluster"
         },
-        metrics: readings,
-        summary: decision.to_string(),
+        metrics,
+        summary,
         decision,
+        vertical,
         notes,
     })
 }
@@ -679,6 +728,86 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
     }
 }
 
+/// The vertical part of one read-only look: the pods' usage (a range of Prometheus history, or
+/// one metrics.k8s.io sample) into the recommenders, then the planner with a fresh state.
+#[allow(clippy::too_many_arguments)]
+async fn vertical_report(
+    policy: &Policy,
+    spec: &VerticalSpec,
+    cluster: &KubeCluster,
+    pods: &[crate::cluster::PodInfo],
+    selector: &str,
+    default: Option<&PrometheusConfig>,
+    now: f64,
+    notes: &mut Vec<String>,
+) -> Result<VerticalReport, Failure> {
+    let source = UsageSource::for_policy(policy, default)?;
+    let name = source.name();
+    let mut reader = UsageReader::new(spec, source);
+    let (read, history_s) = match reader.source() {
+        UsageSource::Prometheus(_) => {
+            let history = vertical_history(spec);
+            let step = 60.0;
+            let to = (now / step).floor() * step;
+            let read = reader
+                .history(
+                    cluster,
+                    pods,
+                    to - history,
+                    to,
+                    std::time::Duration::from_secs_f64(step),
+                )
+                .await;
+            notes.push(format!(
+                "vertical: usage history read from Prometheus over the last {}, one point a \
+                 minute, for the pods running now",
+                humantime::format_duration(std::time::Duration::from_secs_f64(history))
+            ));
+            (read, Some(history))
+        }
+        UsageSource::MetricsApi => {
+            let read = reader.read(cluster, pods, selector, now).await;
+            notes.push(
+                "vertical: one metrics.k8s.io sample per container: a thin history (the daemon \
+                 builds it tick by tick; with --prometheus, recommend reads a range of history)"
+                    .to_string(),
+            );
+            (read, None)
+        }
+    };
+    let mut recommenders = Recommenders::new(spec);
+    recommenders.feed(&read);
+    let plan_pods: Vec<_> = pods.iter().map(|p| p.plan_pod()).collect();
+    let plan = crate::engine::vertical_plan::plan(
+        &spec.plan_settings(),
+        &recommenders.recommendations(),
+        &plan_pods,
+        &mut crate::engine::vertical_plan::PlanState::default(),
+        now,
+    );
+    notes.push(
+        "vertical: one read-only look without the daemon's memory: a request inside its bounds \
+         is not yet \"off the target for long\" (minChange.after)"
+            .to_string(),
+    );
+    Ok(VerticalReport {
+        source: name,
+        samples: recommenders.samples(),
+        oom_kills: recommenders.ooms(),
+        history_s,
+        plan,
+        problems: read.problems,
+    })
+}
+
+/// How much usage history `recommend` reads from Prometheus: two half-lives or one memory peak
+/// window, whichever is longer, from 1 hour to 8 days (the VPA's history).
+pub fn vertical_history(spec: &VerticalSpec) -> f64 {
+    (2.0 * spec.params.half_life)
+        .max(spec.params.memory_peak_window)
+        .clamp(3600.0, 8.0 * 86400.0)
+}
+
 /// Resolves at SIGTERM (what the kubelet sends) or SIGINT.
 async fn signalled() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -702,8 +831,6 @@ async fn signalled() {
 /// `recommend`'s text form.
 pub fn recommend_text(r: &RecommendReport) -> String {
     let mut out = String::new();
-    let d = &r.decision;
-    let e = &d.explanation;
     let ns = r
         .namespace
         .as_ref()
@@ -713,6 +840,67 @@ pub fn recommend_text(r: &RecommendReport) -> String {
         "policy {}: {} {}{ns}, at {}\n",
         r.policy, r.target.kind, r.target.name, r.time
     ));
+    if let Some(d) = &r.decision {
+        horizontal_text(r, d, &mut out);
+    }
+    if let Some(v) = &r.vertical {
+        vertical_text(v, &mut out);
+        let label = if r.decision.is_some() {
+            "vertical decision"
+        } else {
+            "decision"
+        };
+        out.push_str(&format!("{label}: {}\n", v.plan.action));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+fn vertical_text(v: &VerticalReport, out: &mut String) {
+    use crate::engine::vertical_plan::show;
+    out.push_str(&format!(
+        "vertical (usage from {}: {} samples, {} OOM kills):\n",
+        v.source, v.samples, v.oom_kills
+    ));
+    for row in &v.plan.rows {
+        let r = row.resource;
+        let current = match (row.current_min, row.current_max) {
+            (Some(lo), Some(hi)) if show(r, lo) == show(r, hi) => show(r, lo),
+            (Some(lo), Some(hi)) => format!("{}-{}", show(r, lo), show(r, hi)),
+            _ => "none".to_string(),
+        };
+        let rec = match &row.recommended {
+            Some(x) => format!(
+                "target {}, bounds [{}, {}]",
+                show(r, x.target),
+                show(r, x.lower),
+                show(r, x.upper)
+            ),
+            None => "no recommendation".to_string(),
+        };
+        let planned = row
+            .planned
+            .map(|p| format!(" → {}", show(r, p)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {} {}: request {current}, {rec}: {}{planned}\n",
+            row.container,
+            r.as_str(),
+            row.verdict
+        ));
+    }
+    for n in &v.plan.notes {
+        out.push_str(&format!("  note: {n}\n"));
+    }
+    for p in &v.problems {
+        out.push_str(&format!("  no data: {p}\n"));
+    }
+}
+
+fn horizontal_text(r: &RecommendReport, d: &Decision, out: &mut String) {
+    let e = &d.explanation;
     out.push_str(&format!(
         "replicas: {} current, {} ready (from the {})\n",
         d.current_replicas,
@@ -793,8 +981,4 @@ pub fn recommend_text(r: &RecommendReport) -> String {
         ));
     }
     out.push_str(&format!("decision: {}\n", r.summary));
-    for n in &r.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out
 }

@@ -9,9 +9,10 @@
 //! - [`metrics`]: metric sources for the observe step: the Prometheus HTTP API client, pod
 //!   metrics (metrics.k8s.io and scraping pods' `/metrics`, with the HPA's rules for pods that
 //!   are not ready or have no metric), and the [`metrics::Observer`] that reads every metric of a
-//!   policy for one tick.
+//!   policy for one tick; per-container usage for the vertical part ([`metrics::usage`]).
 //! - [`cluster`]: the [`cluster::Cluster`] seam over Kubernetes (kube-rs): a target's `/scale`,
-//!   its pods, their metrics.k8s.io usage.
+//!   its pods, their metrics.k8s.io usage, in-place resize and pod-template patches; and
+//!   [`cluster::vertical::apply_vertical`], the vertical part's act step.
 //! - [`daemon`]: the in-cluster daemon: its metrics and its admin HTTP server.
 //! - [`sim`]: the simulator: a virtual clock, a trace-driven service model and its report
 //!   (JSON, a table, an SVG plot), driving the same [`engine::tick`] as the daemon.

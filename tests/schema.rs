@@ -37,6 +37,25 @@ spec:
     scaleUp: {stabilization: 0s, cooldown: 30s, select: max, limits: [{pods: 4, per: 15s}, {percent: 100, per: 15s}]}
     scaleDown: {stabilization: 5m, cooldown: 1m, select: min, limits: [{percent: 10, per: 1m}]}
     onMetricError: {fallback: {replicas: 4, after: 3}}
+  vertical:
+    preset: vpa
+    containers: [db]
+    resources: [memory]
+    cpuPercentile: 0.9
+    memoryPercentile: 0.95
+    bounds: {lower: 0.5, upper: 0.98}
+    margin: 0.15
+    halfLife: 3h
+    memoryPeakWindow: 24h
+    min: {cpu: 25m, memory: 64Mi}
+    max: {cpu: \"8\", memory: 16Gi}
+    update: inPlace
+    limits: requestsOnly
+    minChange: {difference: 0.25, after: 3h}
+    resize: {deferredTimeout: 5m, fallback: rollout, allowRestart: false}
+    usage:
+      cpu: sum(rate(container_cpu_usage_seconds_total{namespace=\"$namespace\", pod=\"$pod\", container=\"$container\"}[2m]))
+      memory: max(container_memory_rss{pod=\"$pod\", container=\"$container\"})
 ";
 
 fn schema() -> Value {

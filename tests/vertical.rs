@@ -120,6 +120,51 @@ fn cpu_utilization_of_requests_with_vertical_cpu_is_a_feedback_loop() {
     policy::parse(&absolute, Path::new("v.yaml")).unwrap();
 }
 
+#[test]
+fn usage_queries_and_allow_restart() {
+    let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
+    let v = p.vertical.unwrap();
+    assert_eq!(v.usage, policy::UsageQueries::default());
+    assert!(v.allow_restart, "restarts are allowed by default");
+    let with = VERTICAL.replace(
+        "    update: inPlace\n",
+        "    update: inPlace\n    resize: {allowRestart: false}\n    usage:\n      memory: max(container_memory_rss{pod=\"$pod\", container=\"$container\"})\n",
+    );
+    let v = policy::parse(&with, Path::new("v.yaml"))
+        .unwrap()
+        .vertical
+        .unwrap();
+    assert!(!v.allow_restart);
+    assert_eq!(v.usage.cpu, None);
+    assert_eq!(
+        v.usage.memory.as_deref(),
+        Some("max(container_memory_rss{pod=\"$pod\", container=\"$container\"})")
+    );
+    assert_eq!(v.plan_settings().update, UpdateMode::InPlace);
+    let unknown = with.replace("$pod", "$podname");
+    let p = problems(&unknown);
+    assert!(
+        p.iter().any(|p| p.contains(
+            "spec.vertical.usage.memory: unknown placeholder $podname: expected $namespace, $pod or $container"
+        )),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.contains("spec.vertical.usage.memory: the query has no $pod")),
+        "{p:?}"
+    );
+    let empty = VERTICAL.replace(
+        "    update: inPlace\n",
+        "    update: inPlace\n    usage: {cpu: \" \"}\n",
+    );
+    assert!(
+        problems(&empty)[0].contains("spec.vertical.usage.cpu: empty query"),
+        "{:?}",
+        problems(&empty)
+    );
+}
+
 /// Two days of a usage shape that doubles every afternoon.
 fn shape() -> Trace {
     let n = 2 * 1440;
@@ -186,6 +231,226 @@ proptest! {
                     prop_assert!(v >= rp.min && v <= rp.max, "{res:?} {v} outside [{}, {}]", rp.min, rp.max);
                 }
                 prop_assert!(rec.lower <= rec.target && rec.target <= rec.upper);
+            }
+        }
+    }
+}
+
+mod planner {
+    use proptest::prelude::*;
+    use setpoint::engine::vertical::{MIB, Recommended, Resource, ResourceParams, VerticalParams};
+    use setpoint::engine::vertical_plan::{
+        Amounts, ContainerRecommendation, ContainerResources, LimitsMode, PlanPod, PlanSettings,
+        PlanState, QosClass, ResizeFallback, ResizePolicy, ResizeStatus, RestartPolicy,
+        Termination, UpdateMode, VerticalAction, plan,
+    };
+
+    /// A request and limit: none, request only, request == limit, or limit above the request.
+    fn pair(lo: f64, hi: f64) -> impl Strategy<Value = (Option<f64>, Option<f64>)> {
+        prop_oneof![
+            Just((None, None)),
+            (lo..hi).prop_map(|r| (Some(r), None)),
+            (lo..hi).prop_map(|r| (Some(r), Some(r))),
+            (lo..hi, 1.0..4.0f64).prop_map(|(r, k)| (Some(r), Some(r * k))),
+        ]
+    }
+
+    fn container(name: &'static str) -> impl Strategy<Value = ContainerResources> {
+        (
+            pair(0.0, 8.0),
+            pair(0.0, 8192.0 * MIB),
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(0.0..200_000.0f64),
+        )
+            .prop_map(move |(cpu, mem, restart_cpu, restart_mem, oom)| {
+                let policy = |b: bool| {
+                    if b {
+                        RestartPolicy::RestartContainer
+                    } else {
+                        RestartPolicy::NotRequired
+                    }
+                };
+                ContainerResources {
+                    name: name.into(),
+                    requests: Amounts {
+                        cpu: cpu.0,
+                        memory: mem.0,
+                    },
+                    limits: Amounts {
+                        cpu: cpu.1,
+                        memory: mem.1,
+                    },
+                    resize_policy: ResizePolicy {
+                        cpu: policy(restart_cpu),
+                        memory: policy(restart_mem),
+                    },
+                    last_termination: oom.map(|ago| Termination {
+                        reason: "OOMKilled".into(),
+                        finished_at: Some(1e6 - ago),
+                        exit_code: 137,
+                    }),
+                    ..ContainerResources::default()
+                }
+            })
+    }
+
+    fn resize() -> impl Strategy<Value = ResizeStatus> {
+        prop_oneof![
+            4 => Just(ResizeStatus::None),
+            1 => (0.0..1000.0f64).prop_map(|a| ResizeStatus::Deferred { since: Some(1e6 - a), message: None }),
+            1 => Just(ResizeStatus::Infeasible { since: None, message: None }),
+            1 => Just(ResizeStatus::InProgress { since: None, message: None }),
+        ]
+    }
+
+    fn pods() -> impl Strategy<Value = Vec<PlanPod>> {
+        prop::collection::vec(
+            (
+                container("app"),
+                prop::option::of(container("side")),
+                resize(),
+            ),
+            1..5,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (app, side, resize))| {
+                    let containers: Vec<_> = std::iter::once(app).chain(side).collect();
+                    PlanPod {
+                        name: format!("web-{i}"),
+                        active: true,
+                        deleting: false,
+                        qos_class: Some(QosClass::of(&containers)),
+                        revision: Some("1".into()),
+                        resize,
+                        containers,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// [min, max] and a recommendation within them, as the recommender gives.
+    fn bounded(lo: f64, hi: f64) -> impl Strategy<Value = (f64, f64, Recommended)> {
+        (lo..hi, 1.0..100.0f64, 0.0..1.0f64, 0.0..1.0f64, 0.0..1.0f64).prop_map(
+            |(min, k, t, l, u)| {
+                let max = min * k;
+                let target = min + (max - min) * t;
+                let rec = Recommended {
+                    target,
+                    lower: min + (target - min) * l,
+                    upper: target + (max - target) * u,
+                };
+                (min, max, rec)
+            },
+        )
+    }
+
+    fn settings() -> impl Strategy<Value = (PlanSettings, ContainerRecommendation)> {
+        (
+            bounded(0.001, 2.0),
+            bounded(10.0 * MIB, 2048.0 * MIB),
+            prop_oneof![Just(UpdateMode::InPlace), Just(UpdateMode::Rollout)],
+            prop_oneof![
+                Just(LimitsMode::Proportional),
+                Just(LimitsMode::RequestsOnly)
+            ],
+            prop_oneof![Just(ResizeFallback::Rollout), Just(ResizeFallback::Report)],
+            any::<bool>(),
+        )
+            .prop_map(|(cpu, mem, update, limits, fallback, allow_restart)| {
+                let rp = |min, max| ResourceParams {
+                    target_percentile: 0.9,
+                    lower_percentile: 0.5,
+                    upper_percentile: 0.95,
+                    margin: 0.15,
+                    min,
+                    max,
+                };
+                (
+                    PlanSettings {
+                        containers: vec!["app".into()],
+                        resources: vec![Resource::Cpu, Resource::Memory],
+                        params: VerticalParams {
+                            half_life: 86400.0,
+                            memory_peak_window: 86400.0,
+                            cpu: rp(cpu.0, cpu.1),
+                            memory: rp(mem.0, mem.1),
+                            stale_difference: 0.1,
+                            stale_after: 3600.0,
+                        },
+                        update,
+                        limits,
+                        deferred_timeout: 300.0,
+                        fallback,
+                        allow_restart,
+                    },
+                    ContainerRecommendation {
+                        container: "app".into(),
+                        cpu: Some(cpu.2),
+                        memory: Some(mem.2),
+                    },
+                )
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the pods and settings: no planned request leaves [min, max], no request
+        /// exceeds its limit, and a resize never changes a pod's QoS class.
+        #[test]
+        fn planned_requests_stay_within_min_and_max((s, rec) in settings(), pods in pods(), stale_for in 0.0..7200.0f64) {
+            let mut state = PlanState::default();
+            let now = 1e6;
+            plan(&s, std::slice::from_ref(&rec), &pods, &mut state, now - stale_for);
+            let p = plan(&s, std::slice::from_ref(&rec), &pods, &mut state, now);
+            let (changes, pod) = match &p.action {
+                VerticalAction::Resize { pod, changes, .. } => {
+                    (changes, pods.iter().find(|x| &x.name == pod))
+                }
+                VerticalAction::PatchTemplate { changes, .. } => (changes, None),
+                _ => return Ok(()),
+            };
+            prop_assert!(!changes.is_empty());
+            for ch in changes {
+                prop_assert_eq!(&ch.container, "app");
+                for (r, rp) in [(Resource::Cpu, s.params.cpu), (Resource::Memory, s.params.memory)] {
+                    if let Some(v) = ch.requests.get(r) {
+                        prop_assert!(v >= rp.min && v <= rp.max, "{:?} request {} outside [{}, {}]: {}", r, v, rp.min, rp.max, p.action);
+                    }
+                }
+            }
+            if let Some(pod) = pod {
+                prop_assert!(pod.qos_class != Some(QosClass::BestEffort));
+                let mut after = pod.containers.clone();
+                for ch in changes {
+                    let c = after.iter_mut().find(|c| c.name == ch.container).unwrap();
+                    for r in [Resource::Cpu, Resource::Memory] {
+                        if let Some(v) = ch.requests.get(r) { c.requests.set(r, Some(v)); }
+                        if let Some(v) = ch.limits.get(r) { c.limits.set(r, Some(v)); }
+                    }
+                }
+                prop_assert_eq!(QosClass::of(&after), QosClass::of(&pod.containers), "{}", p.action);
+                for c in &after {
+                    for r in [Resource::Cpu, Resource::Memory] {
+                        if let (Some(req), Some(lim)) = (c.requests.get(r), c.limits.get(r)) {
+                            prop_assert!(req <= lim, "{:?} request {} above limit {}", r, req, lim);
+                        }
+                    }
+                }
+                if !s.allow_restart {
+                    let no_restart = changes.iter().all(|ch| {
+                        let c = pod.containers.iter().find(|c| c.name == ch.container).unwrap();
+                        [Resource::Cpu, Resource::Memory].iter().all(|r| {
+                            (ch.requests.get(*r).is_none() && ch.limits.get(*r).is_none())
+                                || c.resize_policy.get(*r) == RestartPolicy::NotRequired
+                        })
+                    });
+                    prop_assert!(no_restart, "a restarting resize with allowRestart false");
+                }
             }
         }
     }

@@ -12,6 +12,7 @@
 
 use super::metrics_api::PodMetricsList;
 use super::{Cluster, ClusterError, EventNote, PodInfo, PodUsage, ScaleState};
+use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
 use crate::policy::TargetRef;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -217,7 +218,7 @@ fn cut(text: &str, limit: usize) -> String {
 }
 
 /// A kube-rs error as a [`ClusterError`] about `what`.
-fn api_error(what: String, e: kube::Error) -> ClusterError {
+pub(super) fn api_error(what: String, e: kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(status) => ClusterError::Api {
             what,
@@ -396,5 +397,23 @@ impl Cluster for KubeCluster {
             .await
             .map_err(|e| needs(api_error(what, e), "create", &events, ""))?;
         Ok(())
+    }
+
+    // Vertical: in-place resize and pod-template patches (src/cluster/resize.rs).
+
+    async fn resize_pod(
+        &self,
+        pod: &str,
+        changes: &[ContainerChange],
+    ) -> Result<PodInfo, ClusterError> {
+        self.resize_pod_in_place(pod, changes).await
+    }
+
+    async fn patch_template(
+        &self,
+        target: &TargetRef,
+        changes: &[ContainerChange],
+    ) -> Result<Vec<ContainerResources>, ClusterError> {
+        self.patch_pod_template(target, changes).await
     }
 }

@@ -7,6 +7,10 @@
 //!   times, requests, IP), taken from a `Pod`.
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
 //! - [`quantity`]: Kubernetes quantities (`250m`, `64Mi`) as numbers.
+//! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
+//!   patches.
+//! - [`vertical`]: [`vertical::apply_vertical`], the vertical part's act step for one tick:
+//!   plan, then resize one pod or patch the template.
 //!
 //! Nothing above this module sees a kube-rs type: a test or the simulator can stand in for the
 //! cluster by implementing [`Cluster`].
@@ -15,8 +19,11 @@ pub mod kube;
 pub mod metrics_api;
 pub mod pods;
 pub mod quantity;
+pub mod resize;
+pub mod vertical;
 
 use crate::engine::Seconds;
+use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
 use crate::policy::TargetRef;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -72,6 +79,14 @@ pub enum ClusterError {
         /// What was asked.
         what: String,
         /// What is wrong with the answer.
+        message: String,
+    },
+    /// Something setpoint does not do for this object (a template patch of a custom kind).
+    #[error("{what}: {message}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+        /// Why not, and what to do instead.
         message: String,
     },
 }
@@ -139,6 +154,27 @@ pub trait Cluster {
 
     /// Creates an `events.k8s.io/v1` Event about the target.
     async fn create_event(&self, event: &EventNote) -> Result<(), ClusterError>;
+
+    // Vertical: in-place resize and pod-template patches ([`resize`]).
+
+    /// Resizes one pod in place through its `pods/resize` subresource (Kubernetes 1.33+): a
+    /// strategic merge patch of the named containers' requests and limits. Returns the pod as
+    /// the API server answered; its [`PodInfo::resize`] is the resize status (none yet, until
+    /// the kubelet has looked at it). A server before 1.33 gives a 404 whose message says so.
+    async fn resize_pod(
+        &self,
+        pod: &str,
+        changes: &[ContainerChange],
+    ) -> Result<PodInfo, ClusterError>;
+
+    /// Patches the target's pod template (`spec.template.spec.containers[].resources` of an
+    /// apps/v1 Deployment, StatefulSet or ReplicaSet) with a strategic merge patch keyed by
+    /// container name, field manager `setpoint`. Returns the template's containers after it.
+    async fn patch_template(
+        &self,
+        target: &TargetRef,
+        changes: &[ContainerChange],
+    ) -> Result<Vec<ContainerResources>, ClusterError>;
 }
 
 /// A Kubernetes Event to publish about a target.

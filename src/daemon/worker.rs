@@ -446,7 +446,9 @@ fn retryable(e: &ClusterError) -> bool {
     match e {
         ClusterError::Api { code, .. } => *code == 429 || *code >= 500,
         ClusterError::Transport { .. } => true,
-        ClusterError::Config(_) | ClusterError::Invalid { .. } => false,
+        ClusterError::Config(_)
+        | ClusterError::Invalid { .. }
+        | ClusterError::Unsupported { .. } => false,
     }
 }
 

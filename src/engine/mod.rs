@@ -5,7 +5,9 @@
 //! call [`tick`], so a result shown by the simulator is a result of the daemon's own code.
 //!
 //! - [`Observation`]: what was seen this tick (replicas and one [`Sample`] per metric).
-//! - [`vertical`]: the container right-sizing recommender.
+//! - [`vertical`]: the container right-sizing recommender; [`vertical_plan`]: from its
+//!   recommendations and the pods as they are, the one next step (resize a pod, patch the
+//!   template, or nothing, and why).
 //! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
@@ -15,6 +17,7 @@ pub mod pid;
 pub mod predictive;
 pub mod threshold;
 pub mod vertical;
+pub mod vertical_plan;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

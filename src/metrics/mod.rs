@@ -6,6 +6,8 @@
 //! - [`pods`]: metrics.k8s.io usage and scraped pod metrics, with the HPA's rules for pods that
 //!   are not ready, still starting or without a metric.
 //! - [`observer`]: [`Observer`], which reads every metric of one policy for a tick.
+//! - [`usage`]: per-container CPU and memory usage and OOM kills for the vertical part, its
+//!   recommenders, and [`usage::VerticalTick`], one daemon tick of the vertical part.
 //!
 //! A source never invents a value: a failed, empty, NaN or infinite reading becomes
 //! [`Sample::NoData`](crate::engine::Sample::NoData) with its reason.
@@ -14,6 +16,7 @@ pub mod history;
 pub mod observer;
 pub mod pods;
 pub mod prometheus;
+pub mod usage;
 
 pub use observer::{MetricReading, ObserveError, Observer, TargetState};
 pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};

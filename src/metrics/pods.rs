@@ -611,6 +611,7 @@ mod tests {
                 cpu: Some(0.5),
                 memory: Some(1e9),
             }],
+            ..PodInfo::default()
         }
     }
 

@@ -20,6 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::engine::vertical::{MIB, Resource, ResourceParams, VerticalParams};
+use crate::engine::vertical_plan::PlanSettings;
 pub use model::{
     LimitsMode, Mode, PodsMetricKind, ResizeFallback, ResourceName, TargetRef, UpdateMode,
 };
@@ -159,6 +160,55 @@ pub struct VerticalSpec {
     pub deferred_timeout: Seconds,
     /// What to do when a resize cannot happen in place.
     pub fallback: ResizeFallback,
+    /// Whether an in-place resize may restart a container (resizePolicy RestartContainer).
+    pub allow_restart: bool,
+    /// `spec.vertical.usage`: the PromQL of each container's usage (None: the defaults of
+    /// [`crate::metrics::usage`]).
+    pub usage: UsageQueries,
+}
+
+/// `spec.vertical.usage`: PromQL templates with the placeholders `$namespace`, `$pod` and
+/// `$container`. None: the default query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageQueries {
+    /// CPU usage in cores.
+    pub cpu: Option<String>,
+    /// Memory working set in bytes.
+    pub memory: Option<String>,
+}
+
+/// The placeholders a usage query may hold.
+pub const USAGE_PLACEHOLDERS: [&str; 3] = ["namespace", "pod", "container"];
+
+impl VerticalSpec {
+    /// What the planner needs of this part.
+    pub fn plan_settings(&self) -> PlanSettings {
+        PlanSettings {
+            containers: self.containers.clone(),
+            resources: self.resources.clone(),
+            params: self.params,
+            update: self.update,
+            limits: self.limits,
+            deferred_timeout: self.deferred_timeout,
+            fallback: self.fallback,
+            allow_restart: self.allow_restart,
+        }
+    }
+}
+
+/// The placeholders (`$name`) in a usage query, in order.
+pub fn placeholders(query: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = query;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        let n = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        out.push(&after[..n]);
+        rest = &after[n..];
+    }
+    out
 }
 
 /// One problem in a policy file.
@@ -621,15 +671,54 @@ impl Validator {
                 (c.value.difference, c.value.after.0.as_secs_f64())
             }
         };
-        let (deferred_timeout, fallback) = match &m.resize {
-            None => (300.0, ResizeFallback::Report),
+        let (deferred_timeout, fallback, allow_restart) = match &m.resize {
+            None => (300.0, ResizeFallback::Report, true),
             Some(r) => (
                 r.value
                     .deferred_timeout
                     .map_or(300.0, |d| d.0.as_secs_f64()),
                 r.value.fallback,
+                r.value.allow_restart.unwrap_or(true),
             ),
         };
+        let mut usage = UsageQueries::default();
+        if let Some(u) = &m.usage {
+            for (name, q, slot) in [
+                ("cpu", &u.value.cpu, &mut usage.cpu),
+                ("memory", &u.value.memory, &mut usage.memory),
+            ] {
+                let Some(q) = q else { continue };
+                *slot = Some(q.value.clone());
+                let field = format!("{f}.usage.{name}");
+                if q.value.trim().is_empty() {
+                    self.err(q, &field, "empty query: expected a PromQL expression");
+                    continue;
+                }
+                let found = placeholders(&q.value);
+                if let Some(bad) = found.iter().find(|p| !USAGE_PLACEHOLDERS.contains(p)) {
+                    self.err(
+                        q,
+                        &field,
+                        format!(
+                            "unknown placeholder ${bad}: expected $namespace, $pod or $container"
+                        ),
+                    );
+                }
+                for needed in ["pod", "container"] {
+                    if !found.contains(&needed) {
+                        self.err(
+                            q,
+                            &field,
+                            format!(
+                                "the query has no ${needed}: it is evaluated once per pod and \
+                                 container, e.g. {{namespace=\"$namespace\", pod=\"$pod\", \
+                                 container=\"$container\"}}"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
         let rp = |target_percentile, min, max| ResourceParams {
             target_percentile,
             lower_percentile: lower,
@@ -653,6 +742,8 @@ impl Validator {
             limits: m.limits,
             deferred_timeout,
             fallback,
+            allow_restart,
+            usage,
         }
     }
 

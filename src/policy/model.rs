@@ -111,6 +111,24 @@ pub struct Vertical {
     /// In-place resize settings.
     #[serde(default)]
     pub resize: Option<Spanned<Resize>>,
+    /// PromQL for each container's usage (default: cAdvisor's metrics; see [`Usage`]).
+    #[serde(default)]
+    pub usage: Option<Spanned<Usage>>,
+}
+
+/// The PromQL giving one container's usage, with the placeholders `$namespace`, `$pod` and
+/// `$container` (replaced by the values, escaped for a PromQL string, before each query; write
+/// them inside quotes: `container="$container"`). Each must give one series: CPU in cores,
+/// memory in bytes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// CPU usage in cores.
+    #[serde(default)]
+    pub cpu: Option<Spanned<String>>,
+    /// Memory working set in bytes.
+    #[serde(default)]
+    pub memory: Option<Spanned<String>>,
 }
 
 /// Defaults of the vertical part.
@@ -181,29 +199,7 @@ impl Quantity {
     }
 }
 
-/// How recommendations are applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum UpdateMode {
-    /// Recommend only.
-    #[default]
-    Off,
-    /// The pods/resize subresource, one pod at a time.
-    InPlace,
-    /// Patch the workload's pod template (a rolling update applies it).
-    Rollout,
-}
-
-/// Whether limits follow requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LimitsMode {
-    /// Limits keep their ratio to requests.
-    #[default]
-    Proportional,
-    /// Only requests change.
-    RequestsOnly,
-}
+pub use crate::engine::vertical_plan::{LimitsMode, UpdateMode};
 
 /// When a request inside the bounds still changes.
 #[derive(Debug, Deserialize)]
@@ -225,18 +221,13 @@ pub struct Resize {
     /// What to do when a resize is Infeasible or Deferred too long.
     #[serde(default)]
     pub fallback: ResizeFallback,
+    /// Whether an in-place resize may restart a container whose resizePolicy says
+    /// RestartContainer (default true); when false, such a resize takes the fallback.
+    #[serde(default)]
+    pub allow_restart: Option<bool>,
 }
 
-/// Fallback for a resize that cannot happen in place.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ResizeFallback {
-    /// Patch the pod template instead.
-    Rollout,
-    /// Only report it.
-    #[default]
-    Report,
-}
+pub use crate::engine::vertical_plan::ResizeFallback;
 
 /// Reference to the workload to scale.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -158,6 +158,16 @@ pub struct World {
     pub faults: VecDeque<Fault>,
     /// The cluster-wide resourceVersion counter.
     pub resource_version: u64,
+    // Vertical scaling (in-place resize, pod-template patches): see `vertical_answer` below.
+    /// How `PATCH pods/{name}/resize` answers, by pod name (a pod not named: accepted).
+    pub resize: BTreeMap<String, ResizeBehaviour>,
+    /// Play a server older than Kubernetes 1.33: `pods/resize` is an unknown path (the
+    /// recorded 404 `NotFound` Status).
+    pub resize_unsupported: bool,
+    /// Every `pods/resize` patch received: (pod name, body).
+    pub resize_patches: Vec<(String, Value)>,
+    /// Workloads whose pod template takes strategic merge patches.
+    pub templates: Vec<Template>,
 }
 
 impl World {
@@ -781,6 +791,16 @@ async fn answer(
     };
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut world = shared.world.lock().unwrap();
+    if let Some(r) = vertical_answer(
+        &mut world,
+        method.as_str(),
+        &parts,
+        &query,
+        content_type.as_deref(),
+        &body,
+    ) {
+        return r;
+    }
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["api", "v1", "namespaces", ns, "pods"]) => {
             let selector = query.get("labelSelector").map(String::as_str).unwrap_or("");
@@ -2018,4 +2038,495 @@ pub fn pod_metrics(
 pub fn rfc3339(t: f64) -> String {
     let st = std::time::UNIX_EPOCH + Duration::from_secs(t.max(0.0) as u64);
     humantime::format_rfc3339_seconds(st).to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vertical scaling: in-place resize (`pods/{name}/resize`) and pod-template patches.
+//
+// - `PATCH /api/v1/namespaces/{ns}/pods/{name}/resize` with
+//   `application/strategic-merge-patch+json` (containers merged by name; only their
+//   `resources` may change, only cpu and memory, requests at most limits, and the QoS class may
+//   not change: 422 `Invalid` otherwise, as a real server). Then, as [`World::resize`] says for
+//   that pod: `Accept` (spec and the status' actual resources both take the new values),
+//   `Infeasible` or `Deferred` (the spec takes them; the status gets the condition
+//   `PodResizePending` with that reason, and keeps the old actual resources until
+//   [`World::accept_resize`]). A JSON merge patch would replace the container list and is
+//   refused with the server's 422 for the missing image; other content types 415. With
+//   [`World::resize_unsupported`], the recorded 404 of a server before 1.33.
+// - `PATCH /apis/{group}/{version}/namespaces/{ns}/{plural}/{name}` with
+//   `application/strategic-merge-patch+json` of a workload in [`World::templates`]: the
+//   template's containers are merged by name (resources merged key by key), the body and the
+//   `fieldManager` recorded, and the workload answered. Other content types fall through to the
+//   other routes (server-side apply of annotations).
+// ---------------------------------------------------------------------------------------------
+
+/// How the stand-in's kubelet takes an in-place resize of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResizeBehaviour {
+    /// Applied at once: spec and status take the new values.
+    #[default]
+    Accept,
+    /// The node can never fit it: `PodResizePending`, reason `Infeasible`.
+    Infeasible,
+    /// Not now: `PodResizePending`, reason `Deferred` (a test can accept it later).
+    Deferred,
+}
+
+/// A workload's pod template, for template patches.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// API group (`apps`).
+    pub group: String,
+    /// Version (`v1`).
+    pub version: String,
+    /// Kind (`Deployment`).
+    pub kind: String,
+    /// Plural (`deployments`).
+    pub plural: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.template.spec.containers`, as JSON.
+    pub containers: Value,
+    /// Bodies of the patches received.
+    pub patches: Vec<Value>,
+    /// `fieldManager` of each patch received (empty when none was given).
+    pub field_managers: Vec<String>,
+    /// `metadata.generation`.
+    pub generation: u64,
+}
+
+impl Template {
+    /// An apps/v1 Deployment's template with `containers`.
+    pub fn deployment(namespace: &str, name: &str, containers: Value) -> Template {
+        Template {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            containers,
+            patches: Vec::new(),
+            field_managers: Vec::new(),
+            generation: 1,
+        }
+    }
+
+    /// The resources of one container of the template.
+    pub fn resources(&self, container: &str) -> Value {
+        self.containers
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+            .map(|c| c["resources"].clone())
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl World {
+    /// The kubelet gets round to a Deferred (or Infeasible) resize of `pod`: the status takes
+    /// the spec's resources, the pending condition goes.
+    pub fn accept_resize(&mut self, pod: &str) {
+        if let Some(p) = self.pods.iter_mut().find(|p| p["metadata"]["name"] == pod) {
+            remove_condition(p, "PodResizePending");
+            copy_resources_to_status(p);
+        }
+    }
+
+    /// A pod by name.
+    pub fn pod(&self, name: &str) -> Option<&Value> {
+        self.pods.iter().find(|p| p["metadata"]["name"] == name)
+    }
+}
+
+/// `pod` (as made by [`pod`]) with its container `app` holding these requests and limits (JSON
+/// maps such as `{"cpu": "100m"}`), the matching actual resources in its status, and its QoS
+/// class computed as the API server does.
+pub fn with_resources(mut pod: Value, requests: Value, limits: Value) -> Value {
+    let mut resources = json!({});
+    if requests.as_object().is_some_and(|m| !m.is_empty()) {
+        resources["requests"] = requests;
+    }
+    if limits.as_object().is_some_and(|m| !m.is_empty()) {
+        resources["limits"] = limits;
+    }
+    pod["spec"]["containers"][0]["resources"] = resources;
+    pod["status"]["qosClass"] = json!(qos_class(&pod["spec"]["containers"]));
+    copy_resources_to_status(&mut pod);
+    pod
+}
+
+/// `pod` with its container `app` last OOM-killed at `finished_at` (RFC 3339), restarted once.
+pub fn with_oom_kill(mut pod: Value, finished_at: &str) -> Value {
+    copy_resources_to_status(&mut pod);
+    let st = &mut pod["status"]["containerStatuses"][0];
+    st["restartCount"] = json!(1);
+    st["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+        "startedAt": "2026-11-21T22:00:00Z", "finishedAt": finished_at}});
+    pod
+}
+
+/// `pod` with the `resizePolicy` of its container `app` set (`[{"resourceName": "memory",
+/// "restartPolicy": "RestartContainer"}]`).
+pub fn with_resize_policy(mut pod: Value, policy: Value) -> Value {
+    pod["spec"]["containers"][0]["resizePolicy"] = policy;
+    pod
+}
+
+/// The QoS class of pod containers, as the API server computes it (cpu and memory).
+fn qos_class(containers: &Value) -> &'static str {
+    let list = containers.as_array().cloned().unwrap_or_default();
+    let empty = |v: &Value| v.as_object().is_none_or(|m| m.is_empty());
+    if list
+        .iter()
+        .all(|c| empty(&c["resources"]["requests"]) && empty(&c["resources"]["limits"]))
+    {
+        return "BestEffort";
+    }
+    let guaranteed = list.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let lim = &c["resources"]["limits"][*r];
+            let req = &c["resources"]["requests"][*r];
+            !lim.is_null() && (req.is_null() || quantity(req) == quantity(lim))
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// A quantity's value, for comparisons.
+fn quantity(v: &Value) -> Option<f64> {
+    v.as_str()
+        .and_then(|s| setpoint::cluster::quantity::parse(s).ok())
+}
+
+fn remove_condition(pod: &mut Value, kind: &str) {
+    if let Some(cs) = pod["status"]["conditions"].as_array_mut() {
+        cs.retain(|c| c["type"] != kind);
+    }
+}
+
+/// The status' containerStatuses take the spec's resources (the kubelet applied them).
+fn copy_resources_to_status(pod: &mut Value) {
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !pod["status"]["containerStatuses"].is_array() {
+        pod["status"]["containerStatuses"] = json!([]);
+    }
+    let statuses = pod["status"]["containerStatuses"].as_array_mut().unwrap();
+    for c in containers {
+        let name = c["name"].clone();
+        let i = match statuses.iter().position(|s| s["name"] == name) {
+            Some(i) => i,
+            None => {
+                statuses.push(json!({"name": name, "image": c["image"], "imageID": "",
+                    "ready": true, "restartCount": 0, "started": true,
+                    "state": {"running": {"startedAt": "2026-11-21T22:05:20Z"}}}));
+                statuses.len() - 1
+            }
+        };
+        statuses[i]["resources"] = c["resources"].clone();
+        statuses[i]["allocatedResources"] = c["resources"]["requests"].clone();
+    }
+}
+
+/// Merges a patch's resources (`requests` and `limits` maps) into a container's.
+fn merge_resources(container: &mut Value, patch: &Value) {
+    for kind in ["requests", "limits"] {
+        if let Some(m) = patch[kind].as_object() {
+            if !container["resources"][kind].is_object() {
+                container["resources"][kind] = json!({});
+            }
+            for (k, v) in m {
+                if v.is_null() {
+                    container["resources"][kind]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(k);
+                } else {
+                    container["resources"][kind][k] = v.clone();
+                }
+            }
+        }
+    }
+}
+
+/// 422 `Invalid` for one field of a Pod or workload (the vertical routes).
+fn invalid_field(kind: &str, name: &str, field: &str, detail: &str) -> Response {
+    let msg = format!("{kind} \"{name}\" is invalid: {field}: {detail}");
+    json_answer(
+        422,
+        status(
+            422,
+            "Invalid",
+            &msg,
+            Some(json!({"name": name, "kind": kind.to_lowercase() + "s",
+                "causes": [{"reason": "FieldValueInvalid", "message": detail, "field": field}]})),
+        ),
+    )
+}
+
+/// The vertical routes; None for a request they do not answer.
+fn vertical_answer(
+    world: &mut World,
+    method: &str,
+    parts: &[&str],
+    query: &BTreeMap<String, String>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Option<Response> {
+    match (method, parts) {
+        ("PATCH", ["api", "v1", "namespaces", ns, "pods", name, "resize"]) => {
+            Some(resize(world, ns, name, content_type, body))
+        }
+        ("PATCH", ["apis", group, version, "namespaces", ns, plural, name])
+            if content_type == Some("application/strategic-merge-patch+json") =>
+        {
+            let i = world.templates.iter().position(|t| {
+                t.group == *group
+                    && t.version == *version
+                    && t.namespace == *ns
+                    && t.plural == *plural
+                    && t.name == *name
+            })?;
+            Some(patch_template(world, i, query, body))
+        }
+        _ => None,
+    }
+}
+
+fn resize(
+    world: &mut World,
+    ns: &str,
+    name: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response {
+    if world.resize_unsupported {
+        return json_answer(
+            404,
+            status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                Some(json!({})),
+            ),
+        );
+    }
+    let Some(i) = world
+        .pods
+        .iter()
+        .position(|p| p["metadata"]["namespace"] == ns && p["metadata"]["name"] == name)
+    else {
+        return json_answer(
+            404,
+            status(
+                404,
+                "NotFound",
+                &format!("pods \"{name}\" not found"),
+                Some(json!({"name": name, "kind": "pods"})),
+            ),
+        );
+    };
+    let patch: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_answer(
+                400,
+                status(
+                    400,
+                    "BadRequest",
+                    &format!("error decoding patch: {e}"),
+                    Some(json!({})),
+                ),
+            );
+        }
+    };
+    match content_type {
+        Some("application/strategic-merge-patch+json") => {}
+        Some("application/merge-patch+json") if patch["spec"]["containers"].is_array() => {
+            // A JSON merge patch replaces the whole list: the containers lose their images.
+            return invalid_field("Pod", name, "spec.containers[0].image", "Required value");
+        }
+        Some("application/merge-patch+json") => {}
+        _ => return unsupported_media_type(),
+    }
+    world.resize_patches.push((name.to_string(), patch.clone()));
+    let mut pod = world.pods[i].clone();
+    let before_qos = qos_class(&pod["spec"]["containers"]);
+    for (k, c) in patch["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let keys: Vec<&String> = c
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        if keys.iter().any(|k| *k != "name" && *k != "resources") {
+            return invalid_field(
+                "Pod",
+                name,
+                "spec",
+                "Forbidden: only cpu and memory resources are mutable",
+            );
+        }
+        let resources = &c["resources"];
+        for kind in ["requests", "limits"] {
+            if let Some(m) = resources[kind].as_object()
+                && m.keys().any(|r| r != "cpu" && r != "memory")
+            {
+                return invalid_field(
+                    "Pod",
+                    name,
+                    &format!("spec.containers[{k}].resources.{kind}"),
+                    "Forbidden: only cpu and memory resources are mutable",
+                );
+            }
+        }
+        let Some(target) = pod["spec"]["containers"]
+            .as_array_mut()
+            .and_then(|cs| cs.iter_mut().find(|x| x["name"] == c["name"]))
+        else {
+            return invalid_field(
+                "Pod",
+                name,
+                "spec",
+                "Forbidden: only cpu and memory resources are mutable",
+            );
+        };
+        merge_resources(target, resources);
+        for r in ["cpu", "memory"] {
+            let (req, lim) = (
+                quantity(&target["resources"]["requests"][r]),
+                quantity(&target["resources"]["limits"][r]),
+            );
+            if let (Some(req), Some(lim)) = (req, lim)
+                && req > lim
+            {
+                return invalid_field(
+                    "Pod",
+                    name,
+                    &format!("spec.containers[{k}].resources.requests"),
+                    &format!("Invalid value: must be less than or equal to {r} limit"),
+                );
+            }
+        }
+    }
+    if qos_class(&pod["spec"]["containers"]) != before_qos {
+        return invalid_field(
+            "Pod",
+            name,
+            "spec",
+            "Forbidden: Pod QOS Class may not change as a result of resizing",
+        );
+    }
+    let behaviour = world.resize.get(name).copied().unwrap_or_default();
+    let now = rfc3339(super::unix_now());
+    remove_condition(&mut pod, "PodResizePending");
+    match behaviour {
+        ResizeBehaviour::Accept => copy_resources_to_status(&mut pod),
+        ResizeBehaviour::Infeasible | ResizeBehaviour::Deferred => {
+            let (reason, message) = if behaviour == ResizeBehaviour::Infeasible {
+                (
+                    "Infeasible",
+                    "Node didn't have enough capacity: cpu, requested: 64000, capacity: 4000",
+                )
+            } else {
+                (
+                    "Deferred",
+                    "Node didn't have enough resource: cpu, requested: 2000, used: 3500, capacity: 4000",
+                )
+            };
+            if !pod["status"]["conditions"].is_array() {
+                pod["status"]["conditions"] = json!([]);
+            }
+            pod["status"]["conditions"].as_array_mut().unwrap().push(
+                json!({"type": "PodResizePending", "status": "True", "reason": reason,
+                    "message": message, "lastProbeTime": null, "lastTransitionTime": now}),
+            );
+        }
+    }
+    let v = world.next_version();
+    pod["metadata"]["resourceVersion"] = json!(v.to_string());
+    let generation = pod["metadata"]["generation"].as_u64().unwrap_or(1) + 1;
+    pod["metadata"]["generation"] = json!(generation);
+    world.pods[i] = pod.clone();
+    json_answer(200, pod)
+}
+
+fn patch_template(
+    world: &mut World,
+    i: usize,
+    query: &BTreeMap<String, String>,
+    body: &[u8],
+) -> Response {
+    let patch: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_answer(
+                400,
+                status(
+                    400,
+                    "BadRequest",
+                    &format!("error decoding patch: {e}"),
+                    Some(json!({})),
+                ),
+            );
+        }
+    };
+    let v = world.next_version();
+    let t = &mut world.templates[i];
+    t.patches.push(patch.clone());
+    t.field_managers
+        .push(query.get("fieldManager").cloned().unwrap_or_default());
+    let patched = patch["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for c in &patched {
+        let Some(target) = t
+            .containers
+            .as_array_mut()
+            .and_then(|cs| cs.iter_mut().find(|x| x["name"] == c["name"]))
+        else {
+            return invalid_field(
+                &t.kind,
+                &t.name.clone(),
+                "spec.template.spec.containers[1].image",
+                "Required value",
+            );
+        };
+        merge_resources(target, &c["resources"]);
+    }
+    t.generation += 1;
+    let t = &world.templates[i];
+    let replicas = world
+        .scalables
+        .iter()
+        .find(|s| s.plural == t.plural && s.name == t.name && s.namespace == t.namespace)
+        .map_or(1, |s| s.replicas);
+    json_answer(
+        200,
+        json!({
+            "kind": t.kind,
+            "apiVersion": format!("{}/{}", t.group, t.version),
+            "metadata": {"name": t.name, "namespace": t.namespace,
+                "uid": "081abcca-552b-479b-bf3e-ae456c44e0c1",
+                "resourceVersion": v.to_string(), "generation": t.generation,
+                "creationTimestamp": "2026-11-21T22:05:14Z"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": t.name}},
+                "template": {"metadata": {"labels": {"app": t.name}},
+                    "spec": {"containers": t.containers}}},
+            "status": {"observedGeneration": t.generation - 1, "replicas": replicas},
+        }),
+    )
 }

@@ -1,0 +1,136 @@
+//! The vertical part's act step for one tick: [`apply_vertical`] runs the planner
+//! ([`crate::engine::vertical_plan::plan`]) on the pods as read and the recommendations, then
+//! does what it says: resize one pod in place, or patch the pod template, or nothing.
+//!
+//! It writes only when the policy is `mode: apply` and its `update` is not `off`; in
+//! `mode: recommend` the plan is returned with [`Applied::NotApplied`]. A template patch that
+//! succeeded is remembered in the [`PlanState`], so that the next ticks wait for its rollout.
+//!
+//! The daemon calls it once per tick of a policy with a vertical part, after reading the
+//! target's pods and feeding their usage to the recommenders
+//! ([`crate::metrics::usage::VerticalTick`] does all of it).
+
+use super::{Cluster, PodInfo};
+use crate::engine::Seconds;
+use crate::engine::vertical_plan::{
+    self, ContainerRecommendation, ContainerResources, PlanState, ResizeStatus, VerticalAction,
+    VerticalPlan,
+};
+use crate::policy::{Mode, Policy};
+use serde::Serialize;
+use std::fmt;
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Applied {
+    /// Nothing to write: the plan does nothing or only reports.
+    Nothing,
+    /// The plan writes, but the policy only recommends.
+    NotApplied {
+        /// Why not.
+        reason: String,
+    },
+    /// The pod was resized in place.
+    Resized {
+        /// The pod.
+        pod: String,
+        /// Its resize status in the API server's answer.
+        resize: ResizeStatus,
+    },
+    /// The pod template was patched.
+    TemplatePatched {
+        /// The template's containers after the patch.
+        containers: Vec<ContainerResources>,
+    },
+    /// The API server refused, or could not be reached.
+    Failed {
+        /// The error, naming the object and the status.
+        error: String,
+    },
+}
+
+/// The plan and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerticalOutcome {
+    /// The planner's decision and the numbers behind it.
+    pub plan: VerticalPlan,
+    /// What was written.
+    pub applied: Applied,
+}
+
+impl fmt::Display for VerticalOutcome {
+    /// One line: the action, then what became of it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.plan.action)?;
+        match &self.applied {
+            Applied::Nothing => Ok(()),
+            Applied::NotApplied { reason } => write!(f, " (not applied: {reason})"),
+            Applied::Resized { resize, .. } => write!(f, " (done; resize {resize})"),
+            Applied::TemplatePatched { .. } => write!(f, " (done)"),
+            Applied::Failed { error } => write!(f, " (failed: {error})"),
+        }
+    }
+}
+
+/// Plans and applies the vertical part of `policy` for one tick, at `now` (Unix seconds).
+/// `pods` are the target's pods as read this tick, `recommendations` the recommenders' output
+/// per container. Never more than one write per tick.
+pub async fn apply_vertical<C: Cluster>(
+    cluster: &C,
+    policy: &Policy,
+    state: &mut PlanState,
+    pods: &[PodInfo],
+    recommendations: &[ContainerRecommendation],
+    now: Seconds,
+) -> VerticalOutcome {
+    let Some(v) = &policy.vertical else {
+        return VerticalOutcome {
+            plan: VerticalPlan {
+                action: VerticalAction::Nothing {
+                    reason: "the policy has no vertical part".into(),
+                },
+                rows: Vec::new(),
+                notes: Vec::new(),
+            },
+            applied: Applied::Nothing,
+        };
+    };
+    let plan_pods: Vec<_> = pods.iter().map(PodInfo::plan_pod).collect();
+    let plan = vertical_plan::plan(&v.plan_settings(), recommendations, &plan_pods, state, now);
+    if plan.action.writes() && policy.mode == Mode::Recommend {
+        return VerticalOutcome {
+            plan,
+            applied: Applied::NotApplied {
+                reason: "the policy's mode is recommend".into(),
+            },
+        };
+    }
+    let applied = match &plan.action {
+        VerticalAction::Nothing { .. } | VerticalAction::Report { .. } => Applied::Nothing,
+        VerticalAction::Resize { pod, changes, .. } => {
+            match cluster.resize_pod(pod, changes).await {
+                Ok(p) => Applied::Resized {
+                    pod: pod.clone(),
+                    resize: p.resize,
+                },
+                Err(e) => Applied::Failed {
+                    error: e.to_string(),
+                },
+            }
+        }
+        VerticalAction::PatchTemplate { changes, .. } => {
+            match cluster.patch_template(&policy.target, changes).await {
+                Ok(containers) => {
+                    state.template_patched(now);
+                    Applied::TemplatePatched { containers }
+                }
+                Err(e) => Applied::Failed {
+                    error: e.to_string(),
+                },
+            }
+        }
+    };
+    VerticalOutcome { plan, applied }
+}
