@@ -1,39 +1,68 @@
 //! A **stand-in** for the Kubernetes API server, for tests: an HTTP server on 127.0.0.1 (axum)
 //! that answers the calls setpoint makes the way a real API server does, from an in-memory
 //! [`World`] that the test sets up and can change while it runs. It is not a Kubernetes: it
-//! knows only the calls below, and no controller acts on what it holds.
+//! knows only the calls below, no controller acts on what it holds, and it validates only what
+//! is listed here.
 //!
 //! What it answers, with the status codes, `Status` bodies, content types and resourceVersions
 //! of a real (v1.24) API server, as recorded in `shared/k8s-api-answers.json`:
 //!
 //! - `GET /apis/{group}/{version}` (discovery): an `APIResourceList` naming each scalable kind
-//!   of that group and its `/scale` subresource.
+//!   of that group and its `/scale` subresource; `events.k8s.io/v1` and `coordination.k8s.io/v1`
+//!   list `events` and `leases`.
 //! - `GET …/namespaces/{ns}/{plural}/{name}/scale`: an `autoscaling/v1` `Scale`, or 404
 //!   `NotFound` (`deployments/scale.apps "nope" not found`).
 //! - `PATCH …/scale` with `application/merge-patch+json`: sets `spec.replicas` and bumps the
-//!   resourceVersion; 415 for another content type, 422 `Invalid` for a negative count, 409
-//!   `Conflict` for a stale `metadata.resourceVersion` in the patch.
+//!   resourceVersion (a patch that changes nothing is not written, as in Kubernetes); 415 for
+//!   another content type, 422 `Invalid` for a negative count, 409 `Conflict` for a stale
+//!   `metadata.resourceVersion` in the patch.
+//! - `GET …/namespaces/{ns}/{plural}/{name}`: the scalable object itself (a Deployment with
+//!   annotations, `spec.replicas`, `spec.selector.matchLabels` and a one-container template;
+//!   other kinds the same without the Deployment-only fields). The object and its `/scale`
+//!   share one resourceVersion: a patch of either bumps it.
+//! - `PATCH` of that object with `application/apply-patch+yaml` (server-side apply, body YAML
+//!   or JSON; 422 without `fieldManager`), `application/merge-patch+json` or
+//!   `application/strategic-merge-patch+json`: merges `metadata.annotations` (in a merge patch a
+//!   `null` removes a key) and `spec.replicas`; 409 for a stale `metadata.resourceVersion`; 422
+//!   for `force` on a non-apply patch. Field ownership is not tracked for these objects: an apply
+//!   never conflicts (setpoint applies with `force=true`).
+//! - `events.k8s.io/v1` Events: `POST …/namespaces/{ns}/events` (201, the Event echoed with a
+//!   name from `generateName` plus 5 random characters, uid, resourceVersion and
+//!   creationTimestamp; 422 `Event "web-qr5jj" is invalid: eventTime: Required value` without
+//!   `eventTime`), `GET` of the `EventList` (with `labelSelector`) and of one Event.
+//! - `coordination.k8s.io/v1` Leases: `GET` (one, or the `LeaseList`), `POST` (201; 409
+//!   `AlreadyExists`), `PUT` (409 `Conflict` for a stale resourceVersion, 422 without one: Leases
+//!   do not allow unconditional updates), `PATCH` as merge, strategic merge (the same for a
+//!   Lease: it has no lists) or server-side apply, and `DELETE` (a `Status` of `Success`). A
+//!   Lease carries `managedFields`, and an apply by one field manager of a field that another
+//!   manager owns with a different value is refused with 409 `Conflict` (`Apply failed with 1
+//!   conflict: conflict with "…": .spec.holderIdentity`) unless `force=true`: the precondition
+//!   that kube-lease-manager relies on to elect one holder. Ownership is tracked for `spec` and
+//!   `metadata.labels`/`annotations` only.
 //! - `GET /api/v1/namespaces/{ns}/pods?labelSelector=…`: a `PodList` of the pods whose labels
 //!   match (equality-based selectors: `a=b`, `a==b`, `a!=b`, comma-separated).
 //! - `GET /apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods?labelSelector=…`: a
 //!   `PodMetricsList`, or, when no metrics server is "installed", the plain-text
 //!   `404 page not found` of an API group that is not registered.
-//! - Anything else: that same plain-text 404.
+//! - Anything else: that same plain-text 404; a verb that a real server has on a resource above
+//!   but the stand-in does not (a JSON patch, an update of an Event, ...) is a 500 that says so.
 //! - A bearer token other than [`World::token`]: 401 `Unauthorized`.
 //!
-//! For the daemon's tests to come, [`World::faults`] injects answers (409, 403, 404, 429 with
-//! Retry-After, 500, or a slow answer) for matching requests, and [`KubeStandIn::requests`]
-//! records every request received. Events, leases and patches of other objects are to be added
-//! here the same way.
+//! For the daemon's tests, [`World::faults`] injects answers (409, 403, 404, 429 with
+//! Retry-After, 500, or a slow answer) for matching requests; an injected 403 reads as RBAC's
+//! (`leases.coordination.k8s.io "setpoint" is forbidden: User "…" cannot patch resource
+//! "leases" …`). [`KubeStandIn::requests`] records every request received, with its body.
+//! [`World::take_lease`] and [`World::delete_lease`] do to a Lease what another client would.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -63,10 +92,13 @@ pub struct Scalable {
     pub resource_version: u64,
     /// `metadata.uid`.
     pub uid: String,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Scalable {
-    /// An `apps/v1` Deployment with `replicas`, selecting `app={name}`.
+    /// An `apps/v1` Deployment with `replicas`, selecting `app={name}`, annotated
+    /// `deployment.kubernetes.io/revision: "1"` as the deployment controller leaves it.
     pub fn deployment(namespace: &str, name: &str, replicas: i64) -> Scalable {
         Scalable {
             group: "apps".into(),
@@ -80,6 +112,10 @@ impl Scalable {
             selector: format!("app={name}"),
             resource_version: 0,
             uid: "081abcca-552b-479b-bf3e-ae456c44e0c1".into(),
+            annotations: BTreeMap::from([(
+                "deployment.kubernetes.io/revision".to_string(),
+                "1".to_string(),
+            )]),
         }
     }
 }
@@ -109,6 +145,13 @@ pub struct World {
     pub pods: Vec<Value>,
     /// `PodMetrics` JSON objects (see [`pod_metrics`]); None: no metrics server installed.
     pub pod_metrics: Option<Vec<Value>>,
+    /// `events.k8s.io/v1` Events as stored (with `kind`, `apiVersion` and the metadata the
+    /// server added), in the order they were created.
+    pub events: Vec<Value>,
+    /// `coordination.k8s.io/v1` Leases as stored (with `kind`, `apiVersion` and metadata,
+    /// `managedFields` included). Edit one in place to change it behind every client's back (no
+    /// resourceVersion bump), or use [`World::take_lease`] to do what another client would.
+    pub leases: Vec<Value>,
     /// The bearer token required (None: any request is let in).
     pub token: Option<String>,
     /// Injected answers, first match first.
@@ -122,6 +165,76 @@ impl World {
         self.resource_version += 1;
         self.resource_version
     }
+
+    fn lease_index(&self, namespace: &str, name: &str) -> Option<usize> {
+        self.leases.iter().position(|l| {
+            l["metadata"]["namespace"] == namespace && l["metadata"]["name"] == name
+        })
+    }
+
+    /// The Lease `namespace/name`, as stored.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<&Value> {
+        self.lease_index(namespace, name).map(|i| &self.leases[i])
+    }
+
+    /// The Lease `namespace/name`, to edit in place (no resourceVersion bump, no change of
+    /// field ownership).
+    pub fn lease_mut(&mut self, namespace: &str, name: &str) -> Option<&mut Value> {
+        self.lease_index(namespace, name)
+            .map(|i| &mut self.leases[i])
+    }
+
+    /// `spec.holderIdentity` of the Lease `namespace/name`, if it exists and has one.
+    pub fn lease_holder(&self, namespace: &str, name: &str) -> Option<String> {
+        self.lease(namespace, name)
+            .and_then(|l| l["spec"]["holderIdentity"].as_str())
+            .map(str::to_string)
+    }
+
+    /// Takes the Lease `namespace/name` for `holder` for `duration_seconds` from now, as another
+    /// client's update would: `holderIdentity`, `acquireTime`, `renewTime` and
+    /// `leaseDurationSeconds` set, `leaseTransitions` counted up, those fields then owned by the
+    /// field manager `holder`, and the resourceVersion bumped. False if there is no such Lease.
+    pub fn take_lease(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        holder: &str,
+        duration_seconds: i64,
+    ) -> bool {
+        let Some(i) = self.lease_index(namespace, name) else {
+            return false;
+        };
+        let mut new = self.leases[i].clone();
+        let now = micro_time_now();
+        let transitions = new["spec"]["leaseTransitions"].as_i64().unwrap_or(0) + 1;
+        merge_patch(
+            &mut new,
+            &json!({"spec": {"holderIdentity": holder, "acquireTime": now, "renewTime": now,
+                    "leaseDurationSeconds": duration_seconds, "leaseTransitions": transitions}}),
+        );
+        write_lease_update(self, Some(i), namespace, name, new, holder);
+        true
+    }
+
+    /// Deletes the Lease `namespace/name`, as `kubectl delete lease` would. False if there was
+    /// none.
+    pub fn delete_lease(&mut self, namespace: &str, name: &str) -> bool {
+        match self.lease_index(namespace, name) {
+            Some(i) => {
+                self.leases.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The scalable object `namespace/name` (of any kind).
+    pub fn scalable(&self, namespace: &str, name: &str) -> Option<&Scalable> {
+        self.scalables
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+    }
 }
 
 /// A request as received.
@@ -133,6 +246,8 @@ pub struct Received {
     pub uri: String,
     /// Content-Type, if any.
     pub content_type: Option<String>,
+    /// The body (lossy UTF-8; empty when there was none).
+    pub body: String,
 }
 
 #[derive(Default)]
@@ -140,7 +255,6 @@ struct Shared {
     world: Mutex<World>,
     requests: Mutex<Vec<Received>>,
 }
-
 /// A running stand-in. Stopped on drop.
 pub struct KubeStandIn {
     addr: SocketAddr,
@@ -275,12 +389,201 @@ pub fn status(code: u16, reason: &str, message: &str, details: Option<Value>) ->
     s
 }
 
-fn fault_answer(code: u16, path: &str) -> Response {
-    let (reason, message) = match code {
-        403 => (
-            "Forbidden",
-            format!("forbidden: the stand-in refuses {path}"),
+/// `resource.group`, or `resource` for the core group.
+fn qualified(resource: &str, group: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
+/// `StatusDetails` without its empty fields, as the server serializes them.
+fn details(name: &str, group: &str, kind: &str) -> Value {
+    let mut d = Map::new();
+    if !name.is_empty() {
+        d.insert("name".into(), json!(name));
+    }
+    if !group.is_empty() {
+        d.insert("group".into(), json!(group));
+    }
+    if !kind.is_empty() {
+        d.insert("kind".into(), json!(kind));
+    }
+    Value::Object(d)
+}
+
+fn not_found(group: &str, resource: &str, name: &str) -> Response {
+    let message = format!("{} \"{name}\" not found", qualified(resource, group));
+    let details = details(name, group, resource);
+    json_answer(404, status(404, "NotFound", &message, Some(details)))
+}
+
+fn already_exists(group: &str, resource: &str, name: &str) -> Response {
+    let message = format!("{} \"{name}\" already exists", qualified(resource, group));
+    let details = details(name, group, resource);
+    json_answer(409, status(409, "AlreadyExists", &message, Some(details)))
+}
+
+fn conflict(group: &str, resource: &str, name: &str) -> Response {
+    let message = format!(
+        "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please \
+         apply your changes to the latest version and try again",
+        qualified(resource, group)
+    );
+    let details = details(name, group, resource);
+    json_answer(409, status(409, "Conflict", &message, Some(details)))
+}
+
+/// A field error: (cause reason, field, the error's body such as `Required value`).
+type FieldError<'a> = (&'a str, &'a str, String);
+
+/// 422 `Invalid`, as `apierrors.NewInvalid(qualifiedKind, name, errs)` words it.
+fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError<'_>]) -> Response {
+    let listed: Vec<String> = errors
+        .iter()
+        .map(|(_, field, body)| format!("{field}: {body}"))
+        .collect();
+    let all = if listed.len() == 1 {
+        listed[0].clone()
+    } else {
+        format!("[{}]", listed.join(", "))
+    };
+    let message = format!("{} \"{name}\" is invalid: {all}", qualified(kind, group));
+    let mut d = details(name, group, kind);
+    d["causes"] = errors
+        .iter()
+        .map(|(reason, field, body)| json!({"reason": reason, "message": body, "field": field}))
+        .collect();
+    json_answer(422, status(422, "Invalid", &message, Some(d)))
+}
+
+fn bad_request(message: &str) -> Response {
+    json_answer(400, status(400, "BadRequest", message, None))
+}
+
+fn unsupported_media_type() -> Response {
+    json_answer(
+        415,
+        status(
+            415,
+            "UnsupportedMediaType",
+            "415: Unsupported Media Type",
+            Some(json!({})),
         ),
+    )
+}
+
+/// A call that a real server answers but the stand-in does not: a 500 that says so, so that a
+/// test meeting it knows the stand-in needs extending.
+fn not_implemented(method: &str, path: &str, content_type: Option<&str>) -> Response {
+    let message = format!(
+        "the Kubernetes API stand-in does not implement {method} {path} ({})",
+        content_type.unwrap_or("no content type")
+    );
+    json_answer(
+        500,
+        status(500, "InternalError", &message, Some(json!({}))),
+    )
+}
+
+/// A path as the API server's request-info resolver reads it.
+struct Target {
+    group: String,
+    namespace: Option<String>,
+    resource: String,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn target_of(path: &str) -> Option<Target> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(ns.to_string()), rest),
+        _ => (None, rest),
+    };
+    let (resource, name, subresource) = match rest {
+        [resource] => (*resource, None, None),
+        [resource, name] => (*resource, Some(*name), None),
+        [resource, name, sub] => (*resource, Some(*name), Some(*sub)),
+        _ => return None,
+    };
+    Some(Target {
+        group: group.to_string(),
+        namespace,
+        resource: resource.to_string(),
+        name: name.map(str::to_string),
+        subresource: subresource.map(str::to_string),
+    })
+}
+
+/// The RBAC verb of a request.
+fn verb(method: &str, target: Option<&Target>) -> String {
+    let named = target.is_some_and(|t| t.name.is_some());
+    match (method, named) {
+        ("GET", true) => "get",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (m, _) => return m.to_lowercase(),
+    }
+    .to_string()
+}
+
+/// The 403 of RBAC for a service account `setpoint` of the request's namespace.
+fn forbidden(method: &str, path: &str) -> Response {
+    let target = target_of(path);
+    let verb = verb(method, target.as_ref());
+    let Some(t) = target else {
+        let message = format!(
+            "forbidden: User \"system:serviceaccount:default:setpoint\" cannot {verb} path \"{path}\""
+        );
+        return json_answer(403, status(403, "Forbidden", &message, Some(json!({}))));
+    };
+    let user = format!(
+        "system:serviceaccount:{}:setpoint",
+        t.namespace.as_deref().unwrap_or("default")
+    );
+    let resource = match &t.subresource {
+        Some(sub) => format!("{}/{sub}", t.resource),
+        None => t.resource.clone(),
+    };
+    let scope = match &t.namespace {
+        Some(ns) => format!("in the namespace \"{ns}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let reason = format!(
+        "User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+        t.group
+    );
+    let q = qualified(&t.resource, &t.group);
+    let message = match &t.name {
+        Some(name) => format!("{q} \"{name}\" is forbidden: {reason}"),
+        None => format!("{q} is forbidden: {reason}"),
+    };
+    let d = details(t.name.as_deref().unwrap_or(""), &t.group, &t.resource);
+    json_answer(403, status(403, "Forbidden", &message, Some(d)))
+}
+
+fn fault_answer(code: u16, method: &str, path: &str) -> Response {
+    if code == 403 {
+        return forbidden(method, path);
+    }
+    if code == 409
+        && let Some(t) = target_of(path)
+        && let Some(name) = &t.name
+    {
+        return conflict(&t.group, &t.resource, name);
+    }
+    let (reason, message) = match code {
         404 => (
             "NotFound",
             "the server could not find the requested resource".to_string(),
@@ -311,6 +614,99 @@ fn fault_answer(code: u16, path: &str) -> Response {
     r
 }
 
+const APPLY: &str = "application/apply-patch+yaml";
+const MERGE: &str = "application/merge-patch+json";
+const STRATEGIC: &str = "application/strategic-merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+
+/// One request, as the handlers below need it.
+struct Req<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a BTreeMap<String, String>,
+    content_type: Option<&'a str>,
+    user_agent: &'a str,
+    body: &'a [u8],
+}
+
+impl Req<'_> {
+    /// The media type, without parameters.
+    fn media_type(&self) -> &str {
+        self.content_type
+            .map(|c| c.split(';').next().unwrap_or("").trim())
+            .unwrap_or("")
+    }
+
+    /// The field manager: `?fieldManager=`, else the User-Agent up to its first `/`, as the
+    /// API server falls back to.
+    fn manager(&self) -> String {
+        match self.query.get("fieldManager") {
+            Some(m) if !m.is_empty() => m.clone(),
+            _ => self.user_agent.split('/').next().unwrap_or("").to_string(),
+        }
+    }
+
+    fn json_body(&self) -> Result<Value, Response> {
+        serde_json::from_slice(self.body).map_err(|e| {
+            bad_request(&format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })
+    }
+
+    /// A patch body: YAML (or JSON, which is YAML) for an apply, JSON otherwise.
+    fn patch_body(&self) -> Result<Value, Response> {
+        if self.media_type() == APPLY {
+            let text = String::from_utf8_lossy(self.body);
+            serde_saphyr::from_str::<Value>(&text)
+                .map_err(|e| bad_request(&format!("error decoding YAML: {e}")))
+        } else {
+            self.json_body()
+                .map_err(|_| bad_request("error decoding patch: invalid JSON"))
+        }
+    }
+
+    /// The checks of `PatchOptions` that a real server makes before it looks at the object:
+    /// 415 for a content type that is no patch, 422 for an apply without a field manager or a
+    /// `force` on another patch, and a 500 for a JSON patch, which the stand-in lacks.
+    fn check_patch(&self) -> Result<(), Response> {
+        let media = self.media_type();
+        if media == JSON_PATCH {
+            return Err(not_implemented(self.method, self.path, self.content_type));
+        }
+        if ![APPLY, MERGE, STRATEGIC].contains(&media) {
+            return Err(unsupported_media_type());
+        }
+        let options = |field: &str, reason: &str, body: &str| {
+            invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                &[(reason, field, body.to_string())],
+            )
+        };
+        if media == APPLY && self.query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+            return Err(options(
+                "fieldManager",
+                "FieldValueRequired",
+                "Required value: is required for apply patch",
+            ));
+        }
+        if media != APPLY && self.query.contains_key("force") {
+            return Err(options(
+                "force",
+                "FieldValueForbidden",
+                "Forbidden: may not be specified for non-apply patch",
+            ));
+        }
+        Ok(())
+    }
+
+    fn force(&self) -> bool {
+        self.query.get("force").is_some_and(|f| f == "true")
+    }
+}
+
 async fn answer(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -322,10 +718,16 @@ async fn answer(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     shared.requests.lock().unwrap().push(Received {
         method: method.to_string(),
         uri: uri.to_string(),
         content_type: content_type.clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     });
     let path = uri.path().to_string();
     let query: BTreeMap<String, String> = uri
@@ -359,7 +761,7 @@ async fn answer(
             tokio::time::sleep(f.delay).await;
         }
         if let Some(code) = f.status {
-            return fault_answer(code, &path);
+            return fault_answer(code, method.as_str(), &path);
         }
     }
     let token = shared.world.lock().unwrap().token.clone();
@@ -372,6 +774,14 @@ async fn answer(
         }
     }
 
+    let req = Req {
+        method: method.as_str(),
+        path: &path,
+        query: &query,
+        content_type: content_type.as_deref(),
+        user_agent: &user_agent,
+        body: &body,
+    };
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let mut world = shared.world.lock().unwrap();
     match (method.as_str(), parts.as_slice()) {
@@ -418,37 +828,22 @@ async fn answer(
                 json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}),
             )
         }
-        ("GET", ["apis", group, version]) => {
-            let resources: Vec<Value> = world
-                .scalables
-                .iter()
-                .filter(|s| s.group == *group && s.version == *version)
-                .fold(Vec::<(String, String)>::new(), |mut acc, s| {
-                    if !acc.iter().any(|(p, _)| p == &s.plural) {
-                        acc.push((s.plural.clone(), s.kind.clone()));
-                    }
-                    acc
-                })
-                .into_iter()
-                .flat_map(|(plural, kind)| {
-                    [
-                        json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": true,
-                               "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}),
-                        json!({"name": format!("{plural}/scale"), "singularName": "", "namespaced": true,
-                               "group": "autoscaling", "version": "v1", "kind": "Scale",
-                               "verbs": ["get", "patch", "update"]}),
-                    ]
-                })
-                .collect();
-            if resources.is_empty() {
-                return page_not_found();
-            }
-            json_answer(
-                200,
-                json!({"kind": "APIResourceList", "apiVersion": "v1",
-                       "groupVersion": format!("{group}/{version}"), "resources": resources}),
-            )
+        (_, ["apis", "events.k8s.io", "v1", "namespaces", ns, "events", rest @ ..]) => {
+            events(&mut world, &req, ns, rest)
         }
+        (
+            _,
+            [
+                "apis",
+                "coordination.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "leases",
+                rest @ ..,
+            ],
+        ) => leases(&mut world, &req, ns, rest),
+        ("GET", ["apis", group, version]) => discovery(&world, group, version),
         (
             m @ ("GET" | "PATCH"),
             [
@@ -462,104 +857,213 @@ async fn answer(
                 "scale",
             ],
         ) => {
-            let found = world.scalables.iter().position(|s| {
-                s.group == *group
-                    && s.version == *version
-                    && s.namespace == *ns
-                    && s.plural == *plural
-                    && s.name == *name
-            });
-            let Some(i) = found else {
-                if !world
-                    .scalables
-                    .iter()
-                    .any(|s| s.group == *group && s.version == *version && s.plural == *plural)
-                {
-                    return page_not_found();
-                }
-                return json_answer(
-                    404,
-                    status(
-                        404,
-                        "NotFound",
-                        &format!("{plural}/scale.{group} \"{name}\" not found"),
-                        Some(
-                            json!({"name": name, "group": group, "kind": format!("{plural}/scale")}),
-                        ),
-                    ),
-                );
+            let Some(i) = find_scalable(&world, group, version, ns, plural, name) else {
+                return scalable_missing(&world, group, version, plural, name, true);
             };
             if m == "PATCH" {
-                if content_type.as_deref() != Some("application/merge-patch+json") {
-                    return json_answer(
-                        415,
-                        status(
-                            415,
-                            "UnsupportedMediaType",
-                            "415: Unsupported Media Type",
-                            Some(json!({})),
-                        ),
-                    );
+                if content_type.as_deref() != Some(MERGE) {
+                    return unsupported_media_type();
                 }
-                let patch: Value = match serde_json::from_slice(&body) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        return json_answer(
-                            400,
-                            status(
-                                400,
-                                "BadRequest",
-                                &format!("error decoding patch: {e}"),
-                                Some(json!({})),
-                            ),
-                        );
-                    }
+                let patch = match req.patch_body() {
+                    Ok(p) => p,
+                    Err(r) => return r,
                 };
                 let s = &world.scalables[i];
                 if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
                     && rv != s.resource_version.to_string()
                 {
-                    return json_answer(
-                        409,
-                        status(
-                            409,
-                            "Conflict",
-                            &format!(
-                                "Operation cannot be fulfilled on {plural}.{group} \"{name}\": the object has been \
-                                 modified; please apply your changes to the latest version and try again"
-                            ),
-                            Some(json!({"name": name, "group": group, "kind": plural})),
-                        ),
-                    );
+                    return conflict(group, plural, name);
                 }
                 if let Some(r) = patch["spec"]["replicas"].as_i64() {
                     if r < 0 {
-                        let msg = format!("Invalid value: {r}: must be greater than or equal to 0");
-                        return json_answer(
-                            422,
-                            status(
-                                422,
-                                "Invalid",
-                                &format!(
-                                    "Scale.autoscaling \"{name}\" is invalid: spec.replicas: {msg}"
-                                ),
-                                Some(
-                                    json!({"name": name, "group": "autoscaling", "kind": "Scale",
-                                            "causes": [{"reason": "FieldValueInvalid", "message": msg, "field": "spec.replicas"}]}),
-                                ),
-                            ),
-                        );
+                        return negative_replicas("autoscaling", "Scale", name, r);
                     }
-                    let v = world.next_version();
-                    let s = &mut world.scalables[i];
-                    s.replicas = r;
-                    s.resource_version = v;
+                    if r != world.scalables[i].replicas {
+                        let v = world.next_version();
+                        let s = &mut world.scalables[i];
+                        s.replicas = r;
+                        s.resource_version = v;
+                    }
                 }
             }
             json_answer(200, scale_json(&world.scalables[i]))
         }
+        (
+            m @ ("GET" | "PATCH"),
+            ["apis", group, version, "namespaces", ns, plural, name],
+        ) => {
+            let Some(i) = find_scalable(&world, group, version, ns, plural, name) else {
+                return scalable_missing(&world, group, version, plural, name, false);
+            };
+            if m == "PATCH" {
+                patch_object(&mut world, i, &req)
+            } else {
+                json_answer(200, object_json(&world.scalables[i]))
+            }
+        }
         _ => page_not_found(),
     }
+}
+
+fn discovery(world: &World, group: &str, version: &str) -> Response {
+    let builtin = match (group, version) {
+        ("events.k8s.io", "v1") => Some(("events", "event", "Event")),
+        ("coordination.k8s.io", "v1") => Some(("leases", "lease", "Lease")),
+        _ => None,
+    };
+    let mut resources: Vec<Value> = builtin
+        .map(|(name, singular, kind)| {
+            json!({"name": name, "singularName": singular, "namespaced": true, "kind": kind,
+                   "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]})
+        })
+        .into_iter()
+        .collect();
+    resources.extend(
+        world
+            .scalables
+            .iter()
+            .filter(|s| s.group == group && s.version == version)
+            .fold(Vec::<(String, String)>::new(), |mut acc, s| {
+                if !acc.iter().any(|(p, _)| p == &s.plural) {
+                    acc.push((s.plural.clone(), s.kind.clone()));
+                }
+                acc
+            })
+            .into_iter()
+            .flat_map(|(plural, kind)| {
+                [
+                    json!({"name": plural, "singularName": kind.to_lowercase(), "namespaced": true,
+                           "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}),
+                    json!({"name": format!("{plural}/scale"), "singularName": "", "namespaced": true,
+                           "group": "autoscaling", "version": "v1", "kind": "Scale",
+                           "verbs": ["get", "patch", "update"]}),
+                ]
+            }),
+    );
+    if resources.is_empty() {
+        return page_not_found();
+    }
+    json_answer(
+        200,
+        json!({"kind": "APIResourceList", "apiVersion": "v1",
+               "groupVersion": format!("{group}/{version}"), "resources": resources}),
+    )
+}
+
+fn find_scalable(
+    world: &World,
+    group: &str,
+    version: &str,
+    ns: &str,
+    plural: &str,
+    name: &str,
+) -> Option<usize> {
+    world.scalables.iter().position(|s| {
+        s.group == group
+            && s.version == version
+            && s.namespace == ns
+            && s.plural == plural
+            && s.name == name
+    })
+}
+
+/// 404 for a missing object of a served kind (or its scale), the plain 404 for a kind nobody
+/// serves.
+fn scalable_missing(
+    world: &World,
+    group: &str,
+    version: &str,
+    plural: &str,
+    name: &str,
+    scale: bool,
+) -> Response {
+    if !world
+        .scalables
+        .iter()
+        .any(|s| s.group == group && s.version == version && s.plural == plural)
+    {
+        return page_not_found();
+    }
+    let resource = if scale {
+        format!("{plural}/scale")
+    } else {
+        plural.to_string()
+    };
+    not_found(group, &resource, name)
+}
+
+fn negative_replicas(group: &str, kind: &str, name: &str, replicas: i64) -> Response {
+    invalid(
+        group,
+        kind,
+        name,
+        &[(
+            "FieldValueInvalid",
+            "spec.replicas",
+            format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+        )],
+    )
+}
+
+/// A PATCH of a scalable object: annotations and replicas, for apply, merge and strategic
+/// merge patches alike.
+fn patch_object(world: &mut World, i: usize, req: &Req<'_>) -> Response {
+    if let Err(r) = req.check_patch() {
+        return r;
+    }
+    let patch = match req.patch_body() {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let s = &world.scalables[i];
+    let (group, plural, name, kind) = (
+        s.group.clone(),
+        s.plural.clone(),
+        s.name.clone(),
+        s.kind.clone(),
+    );
+    if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
+        && rv != s.resource_version.to_string()
+    {
+        return conflict(&group, &plural, &name);
+    }
+    let mut annotations = s.annotations.clone();
+    if let Some(given) = patch["metadata"].get("annotations") {
+        let Some(given) = given.as_object() else {
+            return bad_request("metadata.annotations: expected an object of strings");
+        };
+        for (k, v) in given {
+            match v {
+                Value::Null => {
+                    annotations.remove(k);
+                }
+                Value::String(text) => {
+                    annotations.insert(k.clone(), text.clone());
+                }
+                other => {
+                    return bad_request(&format!(
+                        "metadata.annotations.{k}: expected a string, not {other}"
+                    ));
+                }
+            }
+        }
+    }
+    let mut replicas = s.replicas;
+    if let Some(r) = patch["spec"].get("replicas") {
+        match r.as_i64() {
+            Some(r) if r < 0 => return negative_replicas(&group, &kind, &name, r),
+            Some(r) => replicas = r,
+            None => return bad_request(&format!("spec.replicas: expected an integer, not {r}")),
+        }
+    }
+    if annotations != s.annotations || replicas != s.replicas {
+        let v = world.next_version();
+        let s = &mut world.scalables[i];
+        s.annotations = annotations;
+        s.replicas = replicas;
+        s.resource_version = v;
+    }
+    json_answer(200, object_json(&world.scalables[i]))
 }
 
 fn scale_json(s: &Scalable) -> Value {
@@ -576,6 +1080,826 @@ fn scale_json(s: &Scalable) -> Value {
         "spec": {"replicas": s.replicas},
         "status": {"replicas": s.status_replicas, "selector": s.selector},
     })
+}
+
+/// The labels of an equality-based selector (`a=b,c=d`), for `matchLabels`.
+fn selector_labels(selector: &str) -> Map<String, Value> {
+    selector
+        .split(',')
+        .filter(|r| !r.contains("!="))
+        .filter_map(|r| r.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                json!(v.trim_start_matches('=').trim()),
+            )
+        })
+        .collect()
+}
+
+/// The scalable object as the API server answers it: a Deployment as recorded (without
+/// `managedFields`, `generation` and most of `status`), or another kind with the same metadata,
+/// replicas, selector and template.
+fn object_json(s: &Scalable) -> Value {
+    let labels = Value::Object(selector_labels(&s.selector));
+    let mut metadata = json!({
+        "name": s.name,
+        "namespace": s.namespace,
+        "uid": s.uid,
+        "resourceVersion": s.resource_version.to_string(),
+        "creationTimestamp": "2026-11-21T22:05:14Z",
+    });
+    if !s.annotations.is_empty() {
+        metadata["annotations"] = json!(s.annotations);
+    }
+    let mut spec = json!({
+        "replicas": s.replicas,
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"creationTimestamp": null, "labels": labels},
+            "spec": {
+                "containers": [{
+                    "name": "app",
+                    "image": "example/web",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
+                    "imagePullPolicy": "Always",
+                }],
+                "restartPolicy": "Always",
+                "terminationGracePeriodSeconds": 30,
+                "dnsPolicy": "ClusterFirst",
+                "securityContext": {},
+                "schedulerName": "default-scheduler",
+            },
+        },
+    });
+    if s.kind == "Deployment" {
+        spec["strategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
+        spec["revisionHistoryLimit"] = json!(10);
+        spec["progressDeadlineSeconds"] = json!(600);
+    }
+    json!({
+        "kind": s.kind,
+        "apiVersion": format!("{}/{}", s.group, s.version),
+        "metadata": metadata,
+        "spec": spec,
+        "status": {"replicas": s.status_replicas},
+    })
+}
+
+/// A list answer: items without `kind` and `apiVersion`, as the server lists built-in types.
+fn list(kind: &str, api_version: &str, world: &World, items: Vec<&Value>) -> Response {
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|i| {
+            let mut i = i.clone();
+            if let Some(o) = i.as_object_mut() {
+                o.remove("kind");
+                o.remove("apiVersion");
+            }
+            i
+        })
+        .collect();
+    json_answer(
+        200,
+        json!({"kind": kind, "apiVersion": api_version,
+               "metadata": {"resourceVersion": world.resource_version.to_string()}, "items": items}),
+    )
+}
+
+/// A create's body must name the request's namespace, if it names one.
+fn check_namespace(body: &Value, ns: &str) -> Result<(), Response> {
+    match body["metadata"]["namespace"].as_str() {
+        Some(given) if !given.is_empty() && given != ns => Err(bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => Ok(()),
+    }
+}
+
+const EVENTS_GROUP: &str = "events.k8s.io";
+
+fn events(world: &mut World, req: &Req<'_>, ns: &str, rest: &[&str]) -> Response {
+    match (req.method, rest) {
+        ("GET", []) => {
+            let selector = req
+                .query
+                .get("labelSelector")
+                .map(String::as_str)
+                .unwrap_or("");
+            let items = world
+                .events
+                .iter()
+                .filter(|e| {
+                    e["metadata"]["namespace"] == ns && matches(selector, &e["metadata"]["labels"])
+                })
+                .collect();
+            list("EventList", "events.k8s.io/v1", world, items)
+        }
+        ("GET", [name]) => match world
+            .events
+            .iter()
+            .find(|e| e["metadata"]["namespace"] == ns && e["metadata"]["name"] == *name)
+        {
+            Some(e) => json_answer(200, e.clone()),
+            None => not_found(EVENTS_GROUP, "events", name),
+        },
+        ("POST", []) => create_event(world, req, ns),
+        _ => not_implemented(req.method, req.path, req.content_type),
+    }
+}
+
+fn create_event(world: &mut World, req: &Req<'_>, ns: &str) -> Response {
+    let mut event = match req.json_body() {
+        Ok(v) if v.is_object() => v,
+        Ok(_) => return bad_request("the body of the request is not an object"),
+        Err(r) => return r,
+    };
+    if let Err(r) = check_namespace(&event, ns) {
+        return r;
+    }
+    let given = event["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let name = if !given.is_empty() {
+        given
+    } else if let Some(prefix) = event["metadata"]["generateName"].as_str() {
+        format!("{prefix}{}", random_suffix())
+    } else {
+        return invalid(
+            "",
+            "Event",
+            "",
+            &[(
+                "FieldValueRequired",
+                "metadata.name",
+                "Required value: name or generateName is required".to_string(),
+            )],
+        );
+    };
+    if event["eventTime"].is_null() {
+        return invalid(
+            "",
+            "Event",
+            &name,
+            &[("FieldValueRequired", "eventTime", "Required value".to_string())],
+        );
+    }
+    if world
+        .events
+        .iter()
+        .any(|e| e["metadata"]["namespace"] == ns && e["metadata"]["name"] == name.as_str())
+    {
+        return already_exists(EVENTS_GROUP, "events", &name);
+    }
+    let rv = world.next_version();
+    let given_meta = event["metadata"].clone();
+    let mut metadata = json!({
+        "name": name,
+        "namespace": ns,
+        "uid": new_uid(),
+        "resourceVersion": rv.to_string(),
+        "creationTimestamp": now_rfc3339(),
+    });
+    for key in ["generateName", "labels", "annotations"] {
+        if let Some(v) = given_meta.get(key) {
+            metadata[key] = v.clone();
+        }
+    }
+    event["metadata"] = metadata;
+    event["kind"] = json!("Event");
+    event["apiVersion"] = json!("events.k8s.io/v1");
+    for (key, empty) in [
+        ("deprecatedSource", json!({})),
+        ("deprecatedFirstTimestamp", Value::Null),
+        ("deprecatedLastTimestamp", Value::Null),
+    ] {
+        if event.get(key).is_none() {
+            event[key] = empty;
+        }
+    }
+    world.events.push(event.clone());
+    json_answer(201, event)
+}
+
+const LEASES_GROUP: &str = "coordination.k8s.io";
+const LEASE_API_VERSION: &str = "coordination.k8s.io/v1";
+
+fn leases(world: &mut World, req: &Req<'_>, ns: &str, rest: &[&str]) -> Response {
+    let name = match rest {
+        [] => None,
+        [name] => Some(*name),
+        _ => return page_not_found(),
+    };
+    let Some(name) = name else {
+        return match req.method {
+            "GET" => {
+                let items = world
+                    .leases
+                    .iter()
+                    .filter(|l| l["metadata"]["namespace"] == ns)
+                    .collect();
+                list("LeaseList", LEASE_API_VERSION, world, items)
+            }
+            "POST" => create_lease(world, req, ns),
+            _ => not_implemented(req.method, req.path, req.content_type),
+        };
+    };
+    let i = world.lease_index(ns, name);
+    match req.method {
+        "GET" => match i {
+            Some(i) => json_answer(200, world.leases[i].clone()),
+            None => not_found(LEASES_GROUP, "leases", name),
+        },
+        "DELETE" => match i {
+            Some(i) => {
+                let gone = world.leases.remove(i);
+                json_answer(
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                           "details": {"name": name, "group": LEASES_GROUP, "kind": "leases",
+                                       "uid": gone["metadata"]["uid"]}}),
+                )
+            }
+            None => not_found(LEASES_GROUP, "leases", name),
+        },
+        "PUT" => replace_lease(world, req, ns, name, i),
+        "PATCH" => patch_lease(world, req, ns, name, i),
+        _ => not_implemented(req.method, req.path, req.content_type),
+    }
+}
+
+fn create_lease(world: &mut World, req: &Req<'_>, ns: &str) -> Response {
+    let lease = match req.json_body() {
+        Ok(v) if v.is_object() => v,
+        Ok(_) => return bad_request("the body of the request is not an object"),
+        Err(r) => return r,
+    };
+    if let Err(r) = check_namespace(&lease, ns) {
+        return r;
+    }
+    let name = lease["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if name.is_empty() {
+        return invalid(
+            LEASES_GROUP,
+            "Lease",
+            "",
+            &[(
+                "FieldValueRequired",
+                "metadata.name",
+                "Required value: name or generateName is required".to_string(),
+            )],
+        );
+    }
+    if world.lease_index(ns, &name).is_some() {
+        return already_exists(LEASES_GROUP, "leases", &name);
+    }
+    let stored = write_lease_update(world, None, ns, &name, lease, &req.manager());
+    json_answer(201, stored)
+}
+
+/// PUT: Leases do not allow an unconditional update, so a missing resourceVersion is invalid
+/// and a stale one a conflict; a PUT of a missing Lease creates it.
+fn replace_lease(
+    world: &mut World,
+    req: &Req<'_>,
+    ns: &str,
+    name: &str,
+    i: Option<usize>,
+) -> Response {
+    let lease = match req.json_body() {
+        Ok(v) if v.is_object() => v,
+        Ok(_) => return bad_request("the body of the request is not an object"),
+        Err(r) => return r,
+    };
+    if let Err(r) = check_namespace(&lease, ns) {
+        return r;
+    }
+    let given = lease["metadata"]["name"].as_str().unwrap_or("");
+    if given != name {
+        return bad_request(&format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        ));
+    }
+    let Some(i) = i else {
+        let stored = write_lease_update(world, None, ns, name, lease, &req.manager());
+        return json_answer(201, stored);
+    };
+    match lease["metadata"]["resourceVersion"].as_str() {
+        None | Some("") => {
+            return invalid(
+                LEASES_GROUP,
+                "leases",
+                name,
+                &[(
+                    "FieldValueInvalid",
+                    "metadata.resourceVersion",
+                    "Invalid value: 0x0: must be specified for an update".to_string(),
+                )],
+            );
+        }
+        Some(rv) if rv != world.leases[i]["metadata"]["resourceVersion"] => {
+            return conflict(LEASES_GROUP, "leases", name);
+        }
+        Some(_) => {}
+    }
+    let stored = write_lease_update(world, Some(i), ns, name, lease, &req.manager());
+    json_answer(200, stored)
+}
+
+fn patch_lease(
+    world: &mut World,
+    req: &Req<'_>,
+    ns: &str,
+    name: &str,
+    i: Option<usize>,
+) -> Response {
+    if let Err(r) = req.check_patch() {
+        return r;
+    }
+    let patch = match req.patch_body() {
+        Ok(p) if p.is_object() => p,
+        Ok(_) => return bad_request("the patch is not an object"),
+        Err(r) => return r,
+    };
+    if let (Some(i), Some(rv)) = (i, patch["metadata"]["resourceVersion"].as_str())
+        && rv != world.leases[i]["metadata"]["resourceVersion"]
+    {
+        return conflict(LEASES_GROUP, "leases", name);
+    }
+    if req.media_type() == APPLY {
+        return match write_lease_apply(world, i, ns, name, &patch, &req.manager(), req.force()) {
+            Ok(stored) => json_answer(if i.is_some() { 200 } else { 201 }, stored),
+            Err(r) => r,
+        };
+    }
+    let Some(i) = i else {
+        return not_found(LEASES_GROUP, "leases", name);
+    };
+    // A strategic merge patch of a Lease is a merge patch: a Lease has no lists.
+    let mut new = world.leases[i].clone();
+    merge_patch(&mut new, &patch);
+    let stored = write_lease_update(world, Some(i), ns, name, new, &req.manager());
+    json_answer(200, stored)
+}
+
+/// A leaf field of an object, as a path (`["spec", "holderIdentity"]`).
+type FieldPath = Vec<String>;
+
+/// The fields that field management tracks here, with their values: every leaf under the
+/// top-level keys but `apiVersion`, `kind`, `metadata` and `status`, and the labels and
+/// annotations. Lists count as one field.
+fn tracked_fields(obj: &Value) -> BTreeMap<FieldPath, Value> {
+    fn leaves(v: &Value, path: FieldPath, out: &mut BTreeMap<FieldPath, Value>) {
+        match v {
+            Value::Null => {}
+            Value::Object(m) => {
+                for (k, child) in m {
+                    let mut p = path.clone();
+                    p.push(k.clone());
+                    leaves(child, p, out);
+                }
+            }
+            other => {
+                out.insert(path, other.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let Some(map) = obj.as_object() else {
+        return out;
+    };
+    for (k, v) in map {
+        match k.as_str() {
+            "apiVersion" | "kind" | "status" => {}
+            "metadata" => {
+                for key in ["labels", "annotations"] {
+                    if let Some(m) = v.get(key) {
+                        leaves(m, vec!["metadata".into(), key.into()], &mut out);
+                    }
+                }
+            }
+            _ => leaves(v, vec![k.clone()], &mut out),
+        }
+    }
+    out
+}
+
+/// One `managedFields` entry.
+#[derive(Debug, Clone, PartialEq)]
+struct Managed {
+    manager: String,
+    operation: String,
+    time: Option<String>,
+    fields: BTreeSet<FieldPath>,
+}
+
+impl Managed {
+    fn same_manager(&self, manager: &str, operation: &str) -> bool {
+        self.manager == manager && self.operation == operation
+    }
+
+    /// How a conflict names this manager.
+    fn display(&self) -> String {
+        if self.operation == "Update" {
+            format!("\"{}\" using {LEASE_API_VERSION}", self.manager)
+        } else {
+            format!("\"{}\"", self.manager)
+        }
+    }
+}
+
+fn read_managed(obj: &Value) -> Vec<Managed> {
+    fn walk(v: &Value, path: FieldPath, out: &mut BTreeSet<FieldPath>) {
+        let children: Vec<(&String, &Value)> = v
+            .as_object()
+            .map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect())
+            .unwrap_or_default();
+        if children.is_empty() {
+            if !path.is_empty() {
+                out.insert(path);
+            }
+            return;
+        }
+        for (k, child) in children {
+            let mut p = path.clone();
+            p.push(k[2..].to_string());
+            walk(child, p, out);
+        }
+    }
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let mut fields = BTreeSet::new();
+                    walk(&e["fieldsV1"], Vec::new(), &mut fields);
+                    Managed {
+                        manager: e["manager"].as_str().unwrap_or("").to_string(),
+                        operation: e["operation"].as_str().unwrap_or("").to_string(),
+                        time: e["time"].as_str().map(str::to_string),
+                        fields,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes `managedFields`: entries without fields dropped, Apply before Update, then by time
+/// and manager, as the API server orders them.
+fn write_managed(obj: &mut Value, mut entries: Vec<Managed>) {
+    entries.retain(|e| !e.fields.is_empty());
+    entries.sort_by(|a, b| {
+        (&a.operation, &a.time, &a.manager).cmp(&(&b.operation, &b.time, &b.manager))
+    });
+    let rendered: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut fields = json!({});
+            for path in &e.fields {
+                let mut node = &mut fields;
+                for part in path {
+                    node = node
+                        .as_object_mut()
+                        .unwrap()
+                        .entry(format!("f:{part}"))
+                        .or_insert_with(|| json!({}));
+                }
+            }
+            let mut entry = json!({"manager": e.manager, "operation": e.operation,
+                                   "apiVersion": LEASE_API_VERSION});
+            if let Some(t) = &e.time {
+                entry["time"] = json!(t);
+            }
+            entry["fieldsType"] = json!("FieldsV1");
+            entry["fieldsV1"] = fields;
+            entry
+        })
+        .collect();
+    if rendered.is_empty() {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("managedFields");
+        }
+    } else {
+        obj["metadata"]["managedFields"] = Value::Array(rendered);
+    }
+}
+
+/// `new` with the system metadata of `old` (or fresh for a create), its kind and apiVersion,
+/// and a `spec` (the API server always shows one).
+fn lease_shape(old: Option<&Value>, ns: &str, name: &str, new: &Value) -> Value {
+    let mut metadata = match old {
+        Some(old) => {
+            let mut m = Map::new();
+            for key in [
+                "name",
+                "namespace",
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "managedFields",
+            ] {
+                if let Some(v) = old["metadata"].get(key) {
+                    m.insert(key.into(), v.clone());
+                }
+            }
+            Value::Object(m)
+        }
+        None => json!({"name": name, "namespace": ns, "uid": new_uid(),
+                       "resourceVersion": "0", "creationTimestamp": now_rfc3339()}),
+    };
+    for key in ["labels", "annotations"] {
+        if let Some(v) = new["metadata"].get(key).filter(|v| !v.is_null()) {
+            metadata[key] = v.clone();
+        }
+    }
+    let spec = match new.get("spec") {
+        Some(s) if s.is_object() => s.clone(),
+        _ => json!({}),
+    };
+    json!({"kind": "Lease", "apiVersion": LEASE_API_VERSION, "metadata": metadata, "spec": spec})
+}
+
+/// The object without the times of its `managedFields`, to tell a change from a no-op.
+fn without_times(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(entries) = o["metadata"]["managedFields"].as_array_mut() {
+        for e in entries {
+            if let Some(e) = e.as_object_mut() {
+                e.remove("time");
+            }
+        }
+    }
+    o
+}
+
+/// Stores `new` for the Lease at `i` (or creates it): the system metadata kept, an `Update` by
+/// `manager` recorded in `managedFields` (the fields it changed become its own, fields it
+/// removed nobody's), and the resourceVersion bumped, unless nothing changed. Returns the
+/// stored Lease.
+fn write_lease_update(
+    world: &mut World,
+    i: Option<usize>,
+    ns: &str,
+    name: &str,
+    new: Value,
+    manager: &str,
+) -> Value {
+    let old = i.map(|i| world.leases[i].clone());
+    let mut new = lease_shape(old.as_ref(), ns, name, &new);
+    let before = old.as_ref().map(tracked_fields).unwrap_or_default();
+    let after = tracked_fields(&new);
+    let changed: BTreeSet<FieldPath> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(*v))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let removed: BTreeSet<FieldPath> = before
+        .keys()
+        .filter(|p| !after.contains_key(*p))
+        .cloned()
+        .collect();
+    let mut entries = read_managed(&new);
+    for e in entries.iter_mut() {
+        e.fields.retain(|p| !changed.contains(p) && !removed.contains(p));
+    }
+    if !changed.is_empty() {
+        let now = now_rfc3339();
+        match entries
+            .iter_mut()
+            .find(|e| e.same_manager(manager, "Update"))
+        {
+            Some(e) => {
+                e.fields.extend(changed);
+                e.time = Some(now);
+            }
+            None => entries.push(Managed {
+                manager: manager.to_string(),
+                operation: "Update".into(),
+                time: Some(now),
+                fields: changed,
+            }),
+        }
+    }
+    write_managed(&mut new, entries);
+    store_lease(world, i, old, new)
+}
+
+/// Stores `new` unless it equals `old` but for managedFields times; returns what is stored.
+fn store_lease(world: &mut World, i: Option<usize>, old: Option<Value>, mut new: Value) -> Value {
+    if let Some(old) = &old
+        && without_times(old) == without_times(&new)
+    {
+        return old.clone();
+    }
+    let rv = world.next_version();
+    new["metadata"]["resourceVersion"] = json!(rv.to_string());
+    match i {
+        Some(i) => world.leases[i] = new.clone(),
+        None => world.leases.push(new.clone()),
+    }
+    new
+}
+
+/// A server-side apply of `config` by `manager` to the Lease at `i` (or a create): a field that
+/// another manager owns with a different value is a conflict, unless `force`; the fields of
+/// `config` become the manager's applied set, and a field it applied before but no longer does
+/// is removed when nobody else owns it.
+fn write_lease_apply(
+    world: &mut World,
+    i: Option<usize>,
+    ns: &str,
+    name: &str,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, Response> {
+    let old = i.map(|i| world.leases[i].clone());
+    let live = old
+        .clone()
+        .unwrap_or_else(|| lease_shape(None, ns, name, &json!({})));
+    let live_fields = tracked_fields(&live);
+    let applied = tracked_fields(config);
+    let mut entries = read_managed(&live);
+    let mut conflicts: Vec<(String, FieldPath)> = Vec::new();
+    for (path, value) in &applied {
+        if live_fields.get(path).is_some_and(|v| v != value) {
+            for e in entries.iter_mut() {
+                if !e.same_manager(manager, "Apply") && e.fields.contains(path) {
+                    if force {
+                        e.fields.remove(path);
+                    } else {
+                        conflicts.push((e.display(), path.clone()));
+                    }
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(apply_conflict(conflicts));
+    }
+    let mut new = live.clone();
+    for (path, value) in &applied {
+        set_path(&mut new, path, value.clone());
+    }
+    let previous: BTreeSet<FieldPath> = entries
+        .iter()
+        .find(|e| e.same_manager(manager, "Apply"))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for path in previous.iter().filter(|p| !applied.contains_key(*p)) {
+        let owned_by_others = entries
+            .iter()
+            .any(|e| !e.same_manager(manager, "Apply") && e.fields.contains(path));
+        if !owned_by_others {
+            remove_path(&mut new, path);
+        }
+    }
+    entries.retain(|e| !e.same_manager(manager, "Apply"));
+    entries.push(Managed {
+        manager: manager.to_string(),
+        operation: "Apply".into(),
+        time: Some(now_rfc3339()),
+        fields: applied.keys().cloned().collect(),
+    });
+    write_managed(&mut new, entries);
+    Ok(store_lease(world, i, old, new))
+}
+
+/// 409 `Conflict` of an apply, worded as the API server's field manager words it.
+fn apply_conflict(mut conflicts: Vec<(String, FieldPath)>) -> Response {
+    conflicts.sort();
+    let dotted = |p: &FieldPath| format!(".{}", p.join("."));
+    let message = if conflicts.len() == 1 {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            conflicts[0].0,
+            dotted(&conflicts[0].1)
+        )
+    } else {
+        let mut lines = Vec::new();
+        let mut last: Option<&str> = None;
+        for (manager, path) in &conflicts {
+            if last != Some(manager.as_str()) {
+                lines.push(format!("conflicts with {manager}:"));
+                last = Some(manager);
+            }
+            lines.push(format!("- {}", dotted(path)));
+        }
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
+    };
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|(manager, path)| {
+            json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"),
+                   "field": dotted(path)})
+        })
+        .collect();
+    json_answer(
+        409,
+        status(409, "Conflict", &message, Some(json!({"causes": causes}))),
+    )
+}
+
+fn set_path(obj: &mut Value, path: &[String], value: Value) {
+    let mut node = obj;
+    for part in &path[..path.len() - 1] {
+        if !node[part.as_str()].is_object() {
+            node[part.as_str()] = json!({});
+        }
+        node = &mut node[part.as_str()];
+    }
+    node[path[path.len() - 1].as_str()] = value;
+}
+
+fn remove_path(obj: &mut Value, path: &[String]) {
+    let mut node = obj;
+    for part in &path[..path.len() - 1] {
+        match node.get_mut(part.as_str()) {
+            Some(n) => node = n,
+            None => return,
+        }
+    }
+    if let Some(m) = node.as_object_mut() {
+        m.remove(&path[path.len() - 1]);
+    }
+}
+
+/// A JSON merge patch (RFC 7386): objects merge, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(patch) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let map = target.as_object_mut().unwrap();
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
+
+/// A pseudo-random number (splitmix64 over a counter seeded from the clock).
+fn random_u64() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    let mut z = seed.wrapping_add(STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The 5 characters that the API server appends to a `generateName` (its alphabet has no
+/// vowels, so that no words appear).
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut n = random_u64();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// A random (version 4) UUID.
+fn new_uid() -> String {
+    let (a, b) = (random_u64(), random_u64());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Now as a `MicroTime` (`2026-11-21T22:05:16.123456Z`).
+pub fn micro_time_now() -> String {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
 }
 
 /// Whether `labels` match an equality-based selector (`a=b,c!=d`; empty matches everything).
