@@ -167,9 +167,9 @@ impl World {
     }
 
     fn lease_index(&self, namespace: &str, name: &str) -> Option<usize> {
-        self.leases.iter().position(|l| {
-            l["metadata"]["namespace"] == namespace && l["metadata"]["name"] == name
-        })
+        self.leases
+            .iter()
+            .position(|l| l["metadata"]["namespace"] == namespace && l["metadata"]["name"] == name)
     }
 
     /// The Lease `namespace/name`, as stored.
@@ -481,10 +481,7 @@ fn not_implemented(method: &str, path: &str, content_type: Option<&str>) -> Resp
         "the Kubernetes API stand-in does not implement {method} {path} ({})",
         content_type.unwrap_or("no content type")
     );
-    json_answer(
-        500,
-        status(500, "InternalError", &message, Some(json!({}))),
-    )
+    json_answer(500, status(500, "InternalError", &message, Some(json!({}))))
 }
 
 /// A path as the API server's request-info resolver reads it.
@@ -828,9 +825,18 @@ async fn answer(
                 json!({"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}),
             )
         }
-        (_, ["apis", "events.k8s.io", "v1", "namespaces", ns, "events", rest @ ..]) => {
-            events(&mut world, &req, ns, rest)
-        }
+        (
+            _,
+            [
+                "apis",
+                "events.k8s.io",
+                "v1",
+                "namespaces",
+                ns,
+                "events",
+                rest @ ..,
+            ],
+        ) => events(&mut world, &req, ns, rest),
         (
             _,
             [
@@ -888,10 +894,7 @@ async fn answer(
             }
             json_answer(200, scale_json(&world.scalables[i]))
         }
-        (
-            m @ ("GET" | "PATCH"),
-            ["apis", group, version, "namespaces", ns, plural, name],
-        ) => {
+        (m @ ("GET" | "PATCH"), ["apis", group, version, "namespaces", ns, plural, name]) => {
             let Some(i) = find_scalable(&world, group, version, ns, plural, name) else {
                 return scalable_missing(&world, group, version, plural, name, false);
             };
@@ -1135,8 +1138,7 @@ fn object_json(s: &Scalable) -> Value {
         },
     });
     if s.kind == "Deployment" {
-        spec["strategy"] =
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
+        spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}});
         spec["revisionHistoryLimit"] = json!(10);
         spec["progressDeadlineSeconds"] = json!(600);
     }
@@ -1242,7 +1244,11 @@ fn create_event(world: &mut World, req: &Req<'_>, ns: &str) -> Response {
             "",
             "Event",
             &name,
-            &[("FieldValueRequired", "eventTime", "Required value".to_string())],
+            &[(
+                "FieldValueRequired",
+                "eventTime",
+                "Required value".to_string(),
+            )],
         );
     }
     if world
@@ -1663,7 +1669,8 @@ fn write_lease_update(
         .collect();
     let mut entries = read_managed(&new);
     for e in entries.iter_mut() {
-        e.fields.retain(|p| !changed.contains(p) && !removed.contains(p));
+        e.fields
+            .retain(|p| !changed.contains(p) && !removed.contains(p));
     }
     if !changed.is_empty() {
         let now = now_rfc3339();

@@ -3,8 +3,9 @@
 //!
 //! - [`prometheus`]: a real Prometheus server on 127.0.0.1, with optional backfilled history,
 //!   basic auth and a live scrape target; stopped on drop.
-//! - [`kube`]: a stand-in for the Kubernetes API server (scale subresource, pods,
-//!   metrics.k8s.io, discovery), answering as a real one does.
+//! - [`kube`]: a stand-in for the Kubernetes API server (scale subresource and the scalable
+//!   objects, pods, metrics.k8s.io, events.k8s.io Events, coordination.k8s.io Leases,
+//!   discovery), answering as a real one does.
 //! - [`http`]: a tiny HTTP/1.1 server on 127.0.0.1 whose answers a test scripts: a scrape target
 //!   or a misbehaving API (slow, failing).
 //! - [`TempDir`]: a temporary folder removed on drop.
