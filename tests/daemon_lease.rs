@@ -111,7 +111,8 @@ async fn one_leader_at_a_time_and_a_release_hands_over() {
             Some(leader_id)
         );
 
-        // A release hands over within about one lease duration, never with two leaders.
+        // A release hands over within about one renew period (the follower reads the Lease
+        // that often), never with two leaders.
         let mut flag = leader.subscribe();
         let released = Instant::now();
         let stepping_down = tokio::spawn(leader.release());
@@ -120,7 +121,7 @@ async fn one_leader_at_a_time_and_a_release_hands_over() {
         assert_eq!(api.world().lease_holder(NS, LEASE), None, "released");
         while !follower.is_leader() {
             assert!(
-                released.elapsed() < DURATION + Duration::from_millis(1500),
+                released.elapsed() < RENEW + Duration::from_millis(1500),
                 "no takeover after {:?}",
                 released.elapsed()
             );
@@ -313,9 +314,19 @@ async fn a_deleted_lease_is_created_again() {
         until(&mut flag, true, DURATION * 2).await;
         let uid = api.world().lease(NS, LEASE).unwrap()["metadata"]["uid"].clone();
 
+        // Creating it again fails twice first (retried after 0.4 s and 0.8 s), so that the
+        // flag stays false long enough to be seen.
+        api.world().faults.push_back(Fault {
+            method: Some("POST".into()),
+            path_contains: "/leases".into(),
+            status: Some(500),
+            delay: Duration::ZERO,
+            times: 2,
+        });
         assert!(api.world().delete_lease(NS, LEASE));
         until(&mut flag, false, DURATION * 2).await;
         until(&mut flag, true, DURATION * 3).await;
+        assert!(api.world().faults.is_empty(), "both failures were met");
         let lease = api.world().lease(NS, LEASE).unwrap().clone();
         assert_ne!(lease["metadata"]["uid"], uid, "a new Lease");
         assert_eq!(lease["spec"]["holderIdentity"], "a");

@@ -4,7 +4,7 @@
 //! [`elect`] joins the election and returns a [`Leadership`]: a flag that is true while this
 //! instance holds the Lease, a future that resolves if the election fails for good (so that the
 //! process can exit), and [`Leadership::release`] to step down on shutdown, so that the other
-//! replica takes over within one renew period rather than one lease duration.
+//! replica takes over within about one renew period rather than after the Lease expires.
 //!
 //! # How
 //!
@@ -21,6 +21,9 @@
 //!   renewal. So the flag turns false at once when another holder is seen, and by the Lease's
 //!   expiry at the latest when it cannot be renewed: kube-lease-manager alone would keep saying
 //!   "leader" through failed renewals;
+//! - as a follower, reads the Lease once per renew period and takes part again at once when it
+//!   is free: kube-lease-manager would look again only when the last holder's Lease expires, so
+//!   a release would save nothing;
 //! - creates the Lease again when it is deleted (kube-lease-manager would not);
 //! - ends the election with an error on 401 or 403: a Role that lacks a verb does not heal by
 //!   retrying. Other errors (timeouts, 5xx, 429) are retried with a backoff of at most one renew
@@ -315,7 +318,7 @@ impl Leadership {
     }
 
     /// Steps down: the flag turns false first, then the Lease is released if this instance
-    /// holds it, so that the other replica takes over within one renew period. Returns the
+    /// holds it, so that the other replica takes over within about one renew period. Returns the
     /// election's error if it had already failed.
     pub async fn release(mut self) -> Result<(), LeaseError> {
         if let Some(e) = self.ended.take() {
@@ -413,6 +416,9 @@ enum Ended {
     Stop,
     /// The Lease is gone.
     Gone,
+    /// A follower saw the Lease free (released): kube-lease-manager would wait for the last
+    /// holder's expiry before it looked again.
+    Free,
     /// For good.
     Fatal(LeaseError),
 }
@@ -455,8 +461,12 @@ impl Election {
                     warn!(error = %e, "leader election failed");
                     return Err(e);
                 }
-                Ended::Gone => {
-                    warn!("the Lease is gone: creating it again");
+                Ended::Gone | Ended::Free => {
+                    if matches!(ended, Ended::Gone) {
+                        warn!("the Lease is gone: creating it again");
+                    } else {
+                        info!("the Lease was released: taking part again at once");
+                    }
                     match self.recreate(&mut stop).await? {
                         Some(m) => manager = m,
                         None => return Ok(()),
@@ -490,7 +500,8 @@ impl Election {
         let mut holds = false;
         // This module's view: the Lease as last read names this instance until then.
         let mut valid_until: Option<Instant> = None;
-        let mut read_at: Option<Instant> = None;
+        // When to read the Lease next: a follower once per renew period, to see a release.
+        let mut read_at: Option<Instant> = Some(Instant::now() + renew);
         let mut failures = 0;
         loop {
             let leader = holds && valid_until.is_some_and(|v| Instant::now() < v);
@@ -509,7 +520,11 @@ impl Election {
                             failures = 0;
                             holds = now_holds;
                             valid_until = None;
-                            read_at = now_holds.then(Instant::now);
+                            read_at = Some(if now_holds {
+                                Instant::now()
+                            } else {
+                                Instant::now() + renew
+                            });
                         }
                         Err(e) => match classify(&self.lease, "electing (get, patch)", &e) {
                             Failure::Gone => return Ended::Gone,
@@ -523,13 +538,25 @@ impl Election {
                     }
                     changed.set(step(manager, delay));
                 }
-                _ = sleep_until(read_at), if holds && read_at.is_some() => {
+                _ = sleep_until(read_at), if read_at.is_some() => {
                     let limit = match deadline {
                         Some(d) => d.saturating_duration_since(Instant::now()).min(renew),
                         None => renew,
                     };
                     let now = Instant::now();
-                    match self.read(limit).await {
+                    let read = self.read(limit).await;
+                    if !holds {
+                        match read {
+                            Read::NotHolder(None) => return Ended::Free,
+                            Read::Gone | Read::Failed(Failure::Gone) => return Ended::Gone,
+                            Read::Failed(Failure::Fatal(e)) => return Ended::Fatal(e),
+                            // Taken meanwhile (kube-lease-manager says so next), held by
+                            // another, or no answer: look again later.
+                            _ => read_at = Some(now + renew),
+                        }
+                        continue;
+                    }
+                    match read {
                         Read::Holder { valid_until: v, renewed } => {
                             valid_until = Some(v);
                             // Just after the next renewal is due.
@@ -537,7 +564,10 @@ impl Election {
                         }
                         Read::NotHolder(holder) => {
                             if valid_until.is_some() {
-                                warn!(holder = holder.as_deref().unwrap_or(""), "the Lease is not this instance's any more");
+                                warn!(
+                                    holder = holder.as_deref().unwrap_or(""),
+                                    "the Lease names another holder, or has expired"
+                                );
                             }
                             valid_until = None;
                             read_at = Some(now + renew);
