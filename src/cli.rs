@@ -5,8 +5,10 @@
 
 use crate::backtest;
 use crate::cluster::{Cluster, ClusterConfig, KubeCluster};
+use crate::daemon::admin::{self, AdminConfig, AdminState};
+use crate::daemon::telemetry::Telemetry;
+use crate::daemon::{self, DaemonConfig};
 use crate::engine::{self, Algorithm, Decision, Observation, State};
-use crate::metrics::history;
 use crate::metrics::prometheus::{PrometheusClient, PrometheusConfig};
 use crate::metrics::{MetricReading, Observer, TargetState};
 use crate::policy::{self, MetricQuery, Policy};
@@ -14,6 +16,7 @@ use crate::sim::{self, ServiceModel, Trace, report};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tokio::sync::watch;
 
 /// The policy `simulate` runs when none is given: policies/examples/hpa.yaml, built in.
 pub const DEFAULT_POLICY: &str = include_str!("../policies/examples/hpa.yaml");
@@ -43,6 +46,61 @@ pub enum Command {
     /// Replay a policy over a past range of Prometheus history through the simulator's service
     /// model.
     Backtest(BacktestArgs),
+    /// The daemon: run every policy of a folder against the cluster, in one namespace.
+    Run(DaemonArgs),
+}
+
+/// Log line format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for a person.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// The folder of policy files (in a pod: the ConfigMap mount). Changed files are reloaded.
+    #[arg(long)]
+    pub policies: PathBuf,
+    /// Namespace to serve (default: the service account's in a pod, else the context's).
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Prometheus base URL, for policies without `spec.prometheus`.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// Patch nothing: every policy only recommends (on /recommendations, /metrics and Events).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Address of the admin HTTP server (/healthz, /readyz, /metrics, /recommendations).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// How often the policy folder is looked at for changes.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reload_every: std::time::Duration,
+    /// Name of the coordination.k8s.io Lease that elects the replica that acts.
+    #[arg(long, default_value = "setpoint")]
+    pub lease: String,
+    /// Lease duration: a replica that holds the Lease and stops renewing it loses it after this.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// Act without a Lease (one replica only, e.g. on a laptop).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    pub log_level: tracing::Level,
 }
 
 /// Output format of `recommend`.
@@ -166,6 +224,7 @@ pub fn main() -> ExitCode {
         Command::Simulate(a) => simulate(&a),
         Command::Recommend(a) => runtime().and_then(|rt| rt.block_on(recommend(&a))),
         Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest(&a))),
+        Command::Run(a) => runtime().and_then(|rt| rt.block_on(daemon(&a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -449,12 +508,10 @@ pub async fn recommend(a: &RecommendArgs) -> Result<(), Failure> {
 /// One read-only tick of the policy named by `a`.
 pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failure> {
     let policy = policy::load(&a.policy)?;
-    // A tick's retries end with its interval, as in the daemon.
-    let default = a.prometheus.as_ref().map(|u| {
-        let mut c = PrometheusConfig::new(u.clone());
-        c.retry.budget = std::time::Duration::from_secs_f64(policy.interval);
-        c
-    });
+    let default = a
+        .prometheus
+        .as_ref()
+        .map(|u| PrometheusConfig::new(u.clone()));
     let mut observer = Observer::new(&policy, default.as_ref())?;
     let needs_cluster = a.replicas.is_none() || observer.reads_pods();
     let cluster = if needs_cluster {
@@ -516,16 +573,11 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
     let now = unix_now();
     let mut state = State::default();
     if let Algorithm::Predictive(params) = &horizontal_of(&policy)?.algorithm {
-        seed_history(
-            &policy,
-            params,
-            &observer,
-            &mut state,
-            target.ready,
-            now,
-            &mut notes,
-        )
-        .await;
+        notes.extend(
+            observer
+                .seed_history(&policy, params, &mut state, target.ready, now)
+                .await,
+        );
     }
     let readings = observer
         .observe(&policy, cluster.as_ref(), &target, now, None)
@@ -558,67 +610,91 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
     })
 }
 
-/// Seeds the predictive policy's history with a range query over its `history` window, one
-/// point a minute, for each Prometheus metric. A utilization's load is its value times the
-/// ready replicas of now (the replicas of the past are not known).
-async fn seed_history(
-    policy: &Policy,
-    params: &engine::predictive::PredictiveParams,
-    observer: &Observer,
-    state: &mut State,
-    ready: u32,
-    now: f64,
-    notes: &mut Vec<String>,
-) {
-    state.predictive.ensure(params, policy.metrics().len());
-    let step = engine::predictive::STEP;
-    let from = ((now - params.history) / step).ceil() * step;
-    let to = (now / step).floor() * step - step;
-    let as_now = Observation {
-        current_replicas: ready,
-        ready_replicas: ready,
-        samples: vec![],
+/// `setpoint run`: the daemon, until SIGTERM or SIGINT.
+pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        // setpoint's own lines at the level asked; the libraries' warnings and errors only.
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_target("setpoint", a.log_level)
+            .with_default(tracing::Level::WARN);
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        let registry = tracing_subscriber::registry().with(filter);
+        match a.log_format {
+            LogFormat::Text => registry.with(logs).init(),
+            LogFormat::Json => registry.with(logs.json().flatten_event(true)).init(),
+        }
+    }
+    let cluster = KubeCluster::connect(&ClusterConfig {
+        kubeconfig: a.kubeconfig.clone(),
+        context: a.context.clone(),
+        namespace: a.namespace.clone(),
+    })
+    .await?;
+    let admin = AdminState::new(Telemetry::new(), AdminConfig::default());
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| Failure(format!("cannot listen on {}: {e}", a.listen)))?;
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        signalled().await;
+        tracing::info!("shutdown signal received");
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
     };
-    for (i, (m, q)) in policy.metrics().iter().zip(&policy.queries).enumerate() {
-        let (Some(client), MetricQuery::Prometheus { query, sum }) = (observer.prometheus(i), q)
-        else {
-            notes.push(format!(
-                "metric {}: no history for the forecast (not a Prometheus metric)",
-                m.name
-            ));
-            continue;
-        };
-        let grid = history::grid(
-            client,
-            query,
-            *sum,
-            from,
-            to,
-            std::time::Duration::from_secs_f64(step),
-            &mut |_| {},
-        )
-        .await;
-        match grid {
-            Err(e) => notes.push(format!(
-                "metric {}: no history for the forecast: {e}",
-                m.name
-            )),
-            Ok(grid) => {
-                let mut n = 0;
-                for (k, v) in grid.iter().enumerate() {
-                    if let Some(v) = v {
-                        let t = from + k as f64 * step;
-                        state.predictive.metrics[i]
-                            .observe(t, engine::predictive::load_of(m.target, *v, &as_now));
-                        n += 1;
-                    }
-                }
-                notes.push(format!(
-                    "metric {}: forecast history read from Prometheus: {n} minutes of the last {}",
-                    m.name,
-                    humantime::format_duration(std::time::Duration::from_secs_f64(params.history))
-                ));
+    let server = tokio::spawn(admin::serve(
+        listener,
+        admin.clone(),
+        until_stopped(stopped.clone()),
+    ));
+    let (_keep, leader) = watch::channel(true);
+    admin.telemetry().set_leader(true);
+    tracing::info!(
+        namespace = cluster.namespace(),
+        policies = %a.policies.display(),
+        dry_run = a.dry_run,
+        "setpoint starts"
+    );
+    let config = DaemonConfig {
+        policies: a.policies.clone(),
+        prometheus: a
+            .prometheus
+            .as_ref()
+            .map(|u| PrometheusConfig::new(u.clone())),
+        dry_run: a.dry_run,
+        reload_every: a.reload_every,
+    };
+    daemon::run(config, cluster, admin, leader, until_stopped(stopped))
+        .await
+        .map_err(|e| Failure(e.to_string()))?;
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure(format!("the admin server failed: {e}"))),
+        Err(e) => Err(Failure(format!("the admin server failed: {e}"))),
+    }
+}
+
+/// Resolves at SIGTERM (what the kubelet sends) or SIGINT.
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers: stop with SIGKILL");
+            std::future::pending::<()>().await
         }
     }
 }

@@ -126,6 +126,8 @@ fn the_role_grants_exactly_what_the_daemon_needs() {
         "apps/deployments:get",
         "apps/statefulsets:get",
         "apps/replicasets:get",
+        "apps/statefulsets:patch",
+        "apps/replicasets:patch",
         "apps/deployments/scale:get",
         "apps/deployments/scale:patch",
         "apps/statefulsets/scale:get",

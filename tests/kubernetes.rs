@@ -246,8 +246,9 @@ async fn injected_faults_reach_the_adapter() {
         let e = c.scale(&web).await.unwrap_err();
         assert_eq!(e.code(), Some(403));
         assert!(
-            e.to_string()
-                .contains("check the Role bound to this identity"),
+            e.to_string().contains(
+                "the Role needs verb \"get\" on resource \"deployments/scale\" in API group \"apps\""
+            ),
             "{e}"
         );
 

@@ -11,12 +11,16 @@
 //! provider in the build would make rustls refuse to pick one at start-up.
 
 use super::metrics_api::PodMetricsList;
-use super::{Cluster, ClusterError, PodInfo, PodUsage, ScaleState};
+use super::{Cluster, ClusterError, EventNote, PodInfo, PodUsage, ScaleState};
 use crate::policy::TargetRef;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// How to reach the cluster.
@@ -31,11 +35,18 @@ pub struct ClusterConfig {
     pub namespace: Option<String>,
 }
 
+/// The field manager of every change setpoint makes.
+pub const FIELD_MANAGER: &str = "setpoint";
+
+/// The `reportingController` of setpoint's Events.
+pub const REPORTING_CONTROLLER: &str = "setpoint.dev/setpoint";
+
 /// The cluster through kube-rs, in one namespace.
 #[derive(Clone)]
 pub struct KubeCluster {
     client: kube::Client,
     namespace: String,
+    identity: String,
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -75,7 +86,7 @@ impl KubeCluster {
             .clone()
             .unwrap_or_else(|| kube_config.default_namespace.clone());
         let client = kube::Client::try_from(kube_config).map_err(config_error)?;
-        Ok(KubeCluster { client, namespace })
+        Ok(KubeCluster::new(client, namespace))
     }
 
     /// A cluster adapter over an existing client.
@@ -83,7 +94,15 @@ impl KubeCluster {
         KubeCluster {
             client,
             namespace: namespace.into(),
+            identity: default_identity(),
         }
+    }
+
+    /// Names this instance in its Events' `reportingInstance` (default: `$POD_NAME`, then
+    /// `$HOSTNAME`, then `setpoint`).
+    pub fn with_identity(mut self, identity: impl Into<String>) -> KubeCluster {
+        self.identity = identity.into();
+        self
     }
 
     /// The kube-rs client (for the daemon's other adapters).
@@ -112,12 +131,89 @@ impl KubeCluster {
             .map_err(|e| api_error(what, e))
     }
 
-    fn what_scale(&self, target: &TargetRef) -> String {
+    fn what(&self, verb: &str, sub: &str, target: &TargetRef) -> String {
         format!(
-            "GET scale of {} {} in namespace {}",
+            "{verb} {sub}{} {} in namespace {}",
             target.kind, target.name, self.namespace
         )
     }
+
+    async fn api(
+        &self,
+        target: &TargetRef,
+    ) -> Result<(Api<DynamicObject>, ApiResource), ClusterError> {
+        let resource = self.resource(target).await?;
+        let api = Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        Ok((api, resource))
+    }
+}
+
+/// Adds to a 403 the RBAC right that was missing: `verb` on `resource` (with `/sub` for a
+/// subresource).
+fn needs(e: ClusterError, verb: &str, resource: &ApiResource, sub: &str) -> ClusterError {
+    match e {
+        ClusterError::Api {
+            what,
+            code: 403,
+            reason,
+            message,
+        } => ClusterError::Api {
+            what,
+            code: 403,
+            reason,
+            message: format!(
+                "{message} (the Role needs verb {verb:?} on resource \"{}{sub}\" in API group \"{}\")",
+                resource.plural, resource.group
+            ),
+        },
+        other => other,
+    }
+}
+
+fn pods_resource() -> ApiResource {
+    ApiResource::erase::<Pod>(&())
+}
+
+/// `$POD_NAME`, else `$HOSTNAME`, else `setpoint`.
+pub fn default_identity() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "setpoint".into())
+}
+
+/// A `Scale` as a [`ScaleState`].
+fn scale_state(what: &str, scale: Scale) -> Result<ScaleState, ClusterError> {
+    let count = |v: i32, field: &str| {
+        u32::try_from(v).map_err(|_| ClusterError::Invalid {
+            what: what.to_string(),
+            message: format!("{field} is {v}"),
+        })
+    };
+    let status = scale.status.unwrap_or_default();
+    Ok(ScaleState {
+        spec_replicas: count(
+            scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+            "spec.replicas",
+        )?,
+        status_replicas: count(status.replicas, "status.replicas")?,
+        selector: status.selector.filter(|s| !s.is_empty()),
+        resource_version: scale.metadata.resource_version,
+    })
+}
+
+/// The longest `note` the API server takes (events.k8s.io/v1 validation: 1 kB).
+const NOTE_LIMIT: usize = 1024;
+
+fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit - 3;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 /// A kube-rs error as a [`ClusterError`] about `what`.
@@ -146,30 +242,13 @@ impl Cluster for KubeCluster {
     }
 
     async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError> {
-        let resource = self.resource(target).await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
-        let what = self.what_scale(target);
+        let (api, resource) = self.api(target).await?;
+        let what = self.what("GET", "scale of ", target);
         let scale = api
             .get_scale(&target.name)
             .await
-            .map_err(|e| api_error(what.clone(), e))?;
-        let count = |v: i32, field: &str| {
-            u32::try_from(v).map_err(|_| ClusterError::Invalid {
-                what: what.clone(),
-                message: format!("{field} is {v}"),
-            })
-        };
-        let status = scale.status.unwrap_or_default();
-        Ok(ScaleState {
-            spec_replicas: count(
-                scale.spec.and_then(|s| s.replicas).unwrap_or(0),
-                "spec.replicas",
-            )?,
-            status_replicas: count(status.replicas, "status.replicas")?,
-            selector: status.selector.filter(|s| !s.is_empty()),
-            resource_version: scale.metadata.resource_version,
-        })
+            .map_err(|e| needs(api_error(what.clone(), e), "get", &resource, "/scale"))?;
+        scale_state(&what, scale)
     }
 
     async fn pods(&self, selector: &str) -> Result<Vec<PodInfo>, ClusterError> {
@@ -181,7 +260,7 @@ impl Cluster for KubeCluster {
         let list = api
             .list(&ListParams::default().labels(selector))
             .await
-            .map_err(|e| api_error(what.clone(), e))?;
+            .map_err(|e| needs(api_error(what.clone(), e), "list", &pods_resource(), ""))?;
         list.items
             .iter()
             .map(PodInfo::from_pod)
@@ -203,15 +282,119 @@ impl Cluster for KubeCluster {
             what: what.clone(),
             message: e.to_string(),
         })?;
-        let list: PodMetricsList = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| api_error(what.clone(), e))?;
+        let list: PodMetricsList = self.client.request(request).await.map_err(|e| {
+            let resource = ApiResource {
+                group: "metrics.k8s.io".into(),
+                version: "v1beta1".into(),
+                api_version: "metrics.k8s.io/v1beta1".into(),
+                kind: "PodMetrics".into(),
+                plural: "pods".into(),
+            };
+            needs(api_error(what.clone(), e), "list", &resource, "")
+        })?;
         list.items
             .iter()
             .map(|m| m.decode())
             .collect::<Result<_, _>>()
             .map_err(|message| ClusterError::Invalid { what, message })
+    }
+
+    async fn patch_scale(
+        &self,
+        target: &TargetRef,
+        replicas: u32,
+        resource_version: Option<&str>,
+    ) -> Result<ScaleState, ClusterError> {
+        let (api, resource) = self.api(target).await?;
+        let what = self.what("PATCH", "scale of ", target);
+        let mut body = serde_json::json!({"spec": {"replicas": replicas}});
+        if let Some(v) = resource_version {
+            body["metadata"] = serde_json::json!({"resourceVersion": v});
+        }
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let scale = api
+            .patch_scale(&target.name, &params, &Patch::Merge(&body))
+            .await
+            .map_err(|e| needs(api_error(what.clone(), e), "patch", &resource, "/scale"))?;
+        scale_state(&what, scale)
+    }
+
+    async fn annotations(
+        &self,
+        target: &TargetRef,
+    ) -> Result<BTreeMap<String, String>, ClusterError> {
+        let (api, resource) = self.api(target).await?;
+        let what = self.what("GET", "", target);
+        let object = api
+            .get(&target.name)
+            .await
+            .map_err(|e| needs(api_error(what, e), "get", &resource, ""))?;
+        Ok(object.metadata.annotations.unwrap_or_default())
+    }
+
+    async fn apply_annotations(
+        &self,
+        target: &TargetRef,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), ClusterError> {
+        let (api, resource) = self.api(target).await?;
+        let what = self.what("PATCH (apply) annotations of", "", target);
+        let body = serde_json::json!({
+            "apiVersion": target.api_version,
+            "kind": target.kind,
+            "metadata": {"name": target.name, "annotations": annotations},
+        });
+        api.patch(
+            &target.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|e| needs(api_error(what, e), "patch", &resource, ""))?;
+        Ok(())
+    }
+
+    async fn create_event(&self, event: &EventNote) -> Result<(), ClusterError> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        let target = &event.regarding;
+        let what = format!(
+            "POST events.k8s.io Event about {} {} in namespace {}",
+            target.kind, target.name, self.namespace
+        );
+        let time = k8s_openapi::jiff::Timestamp::try_from(event.time).map_err(|e| {
+            ClusterError::Invalid {
+                what: what.clone(),
+                message: format!("event time: {e}"),
+            }
+        })?;
+        let body = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}-", target.name)),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(time)),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(cut(&self.identity, 128)),
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
+            type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
+            note: Some(cut(&event.note, NOTE_LIMIT)),
+            regarding: Some(ObjectReference {
+                api_version: Some(target.api_version.clone()),
+                kind: Some(target.kind.clone()),
+                name: Some(target.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectReference::default()
+            }),
+            ..Event::default()
+        };
+        let events = ApiResource::erase::<Event>(&());
+        api.create(&PostParams::default(), &body)
+            .await
+            .map_err(|e| needs(api_error(what, e), "create", &events, ""))?;
+        Ok(())
     }
 }

@@ -19,6 +19,8 @@ pub mod quantity;
 use crate::engine::Seconds;
 use crate::policy::TargetRef;
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 pub use self::kube::{ClusterConfig, KubeCluster};
 pub use metrics_api::{ContainerUsage, PodUsage};
@@ -45,7 +47,7 @@ pub enum ClusterError {
     #[error("Kubernetes configuration: {0}")]
     Config(String),
     /// The API server answered with an error status.
-    #[error("{what}: HTTP {code} {reason}: {message}{}", hint(*code, what))]
+    #[error("{what}: HTTP {code} {reason}: {message}{}", hint(*code, what, message))]
     Api {
         /// What was asked, such as `GET scale of Deployment web in namespace demo`.
         what: String,
@@ -84,12 +86,13 @@ impl ClusterError {
     }
 }
 
-fn hint(code: u16, what: &str) -> &'static str {
+fn hint(code: u16, what: &str, message: &str) -> &'static str {
     match code {
         404 if what.contains("metrics.k8s.io") => {
             " (is metrics-server, or another metrics.k8s.io provider, installed?)"
         }
         401 => " (check the kubeconfig's credentials)",
+        403 if message.contains("the Role needs") => "",
         403 => " (check the Role bound to this identity)",
         _ => "",
     }
@@ -109,6 +112,50 @@ pub trait Cluster {
 
     /// The metrics.k8s.io usage of the pods matching a label selector.
     async fn pod_metrics(&self, selector: &str) -> Result<Vec<PodUsage>, ClusterError>;
+
+    /// Sets the target's `spec.replicas` through a merge patch of its `/scale` subresource
+    /// (field manager `setpoint`). With `resource_version`, the API server refuses the patch
+    /// with 409 Conflict when the target changed since it was read.
+    async fn patch_scale(
+        &self,
+        target: &TargetRef,
+        replicas: u32,
+        resource_version: Option<&str>,
+    ) -> Result<ScaleState, ClusterError>;
+
+    /// The target object's `metadata.annotations`.
+    async fn annotations(
+        &self,
+        target: &TargetRef,
+    ) -> Result<BTreeMap<String, String>, ClusterError>;
+
+    /// Sets annotations on the target by server-side apply (field manager `setpoint`): the
+    /// annotations setpoint applied before and left out of `annotations` are removed.
+    async fn apply_annotations(
+        &self,
+        target: &TargetRef,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), ClusterError>;
+
+    /// Creates an `events.k8s.io/v1` Event about the target.
+    async fn create_event(&self, event: &EventNote) -> Result<(), ClusterError>;
+}
+
+/// A Kubernetes Event to publish about a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventNote {
+    /// The object the Event is about.
+    pub regarding: TargetRef,
+    /// `Warning` rather than `Normal`.
+    pub warning: bool,
+    /// The reason, in UpperCamelCase (`ScaledUp`, `Recommendation`, `PolicyInvalid`).
+    pub reason: String,
+    /// What was done or would be done (`Scale`, `Recommend`, `Reload`).
+    pub action: String,
+    /// The explanation, for people (cut to the API's 1 kB limit).
+    pub note: String,
+    /// When it happened.
+    pub time: SystemTime,
 }
 
 /// Parses a Go duration as metrics.k8s.io writes a window (`30s`, `15.024s`, `1m0s`) into seconds.

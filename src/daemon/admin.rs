@@ -99,6 +99,16 @@ pub struct InvalidPolicy {
     pub error: String,
 }
 
+/// A running policy whose last tick failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailingPolicy {
+    /// The policy's name.
+    pub policy: String,
+    /// The error of its last tick (redacted).
+    pub error: String,
+}
+
 /// The body of `/recommendations`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,6 +118,11 @@ pub struct Recommendations {
     /// Every policy file with an error, sorted by name. A policy can be in both lists: a broken
     /// new version of a file leaves the previous version running.
     pub invalid: Vec<InvalidPolicy>,
+    /// Every running policy whose last tick failed (the target is gone, a missing RBAC right,
+    /// the API server not answering), sorted by name. Its last decision, if any, stays in
+    /// `recommendations`.
+    #[serde(default)]
+    pub failing: Vec<FailingPolicy>,
 }
 
 /// The body of `/readyz`.
@@ -130,6 +145,7 @@ pub struct Readiness {
 struct View {
     recommendations: BTreeMap<String, PolicyRecommendation>,
     invalid: BTreeMap<String, String>,
+    failing: BTreeMap<String, String>,
     loaded: usize,
     api_ok: Option<Instant>,
 }
@@ -198,6 +214,7 @@ impl AdminState {
             let mut view = self.view();
             view.recommendations.remove(policy);
             view.invalid.remove(policy);
+            view.failing.remove(policy);
             (view.loaded, view.invalid.len())
         };
         self.shared.telemetry.forget_policy(policy);
@@ -213,6 +230,19 @@ impl AdminState {
             (view.loaded, view.invalid.len())
         };
         self.shared.telemetry.set_policies(counts.0, counts.1);
+    }
+
+    /// Records the error of a policy's last tick, or (None) that its last tick worked.
+    pub fn set_error(&self, policy: &str, error: Option<&str>) {
+        let mut view = self.view();
+        match error {
+            Some(e) => {
+                view.failing.insert(policy.to_owned(), redact(e));
+            }
+            None => {
+                view.failing.remove(policy);
+            }
+        }
     }
 
     /// Records that a policy file no longer has an error.
@@ -289,6 +319,14 @@ impl AdminState {
                 .invalid
                 .iter()
                 .map(|(policy, error)| InvalidPolicy {
+                    policy: policy.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
+            failing: view
+                .failing
+                .iter()
+                .map(|(policy, error)| FailingPolicy {
                     policy: policy.clone(),
                     error: error.clone(),
                 })

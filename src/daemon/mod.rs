@@ -1,6 +1,15 @@
 //! The in-cluster daemon (`setpoint run`): control loop, leader election, actuators, the admin
 //! HTTP server, reload and shutdown.
 //!
+//! - [`run`]: loads every policy of a folder, runs each on its own interval in its own task,
+//!   reloads the folder when files change, and stops every task at shutdown. One policy failing
+//!   (a bad file, a target that is gone, a missing RBAC right) never stops the others.
+//! - [`actuator`]: the act step: [`actuator::Actuator::Apply`] patches `/scale`,
+//!   [`actuator::Actuator::Recommend`] (dry-run, `mode: recommend`, standby replica) only
+//!   publishes.
+//! - [`restart`]: the governor's memory kept in an annotation on the target, so that a restart
+//!   neither forgets a cooldown nor scales down early.
+//! - [`reload`]: which policy files changed (ConfigMap symlink swaps included).
 //! - [`telemetry`]: the daemon's own metrics on one prometheus-client registry, with bounded
 //!   label values.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, `/recommendations`) and
@@ -8,7 +17,248 @@
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
 //!   is true while this replica may act, an error when the election fails for good, and a
 //!   release on shutdown.
+//!
+//! # One tick of one policy
+//!
+//! Read the target's `/scale` and its pods; on the first tick restore the governor's memory
+//! from the target's annotation (and read the predictive policy's history from Prometheus);
+//! observe the metrics; [`crate::engine::tick`]; act (a 409 Conflict reads the target again and
+//! decides again); publish the decision on `/recommendations` and `/metrics`, as an Event when
+//! it is an action or a changed recommendation, and after an action write the annotation.
+//!
+//! Tasks run on one thread (a `LocalSet`): a tick is mostly waiting on the network, and one
+//! thread keeps the footprint of a thousand policies small.
 
+pub mod actuator;
 pub mod admin;
 pub mod lease;
+pub mod reload;
+pub mod restart;
 pub mod telemetry;
+mod worker;
+
+use crate::cluster::{Cluster, EventNote};
+use crate::engine::State;
+use crate::metrics::prometheus::PrometheusConfig;
+use crate::policy::{self, Policy, PolicyError};
+use admin::AdminState;
+use reload::{Change, Scanner};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, LocalSet};
+use tracing::{error, info, warn};
+use worker::Context;
+
+/// Settings of [`run`].
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// The folder of policy files.
+    pub policies: PathBuf,
+    /// The Prometheus of policies that name none.
+    pub prometheus: Option<PrometheusConfig>,
+    /// Patch nothing: every policy only recommends.
+    pub dry_run: bool,
+    /// How often the folder is looked at for changed files.
+    pub reload_every: Duration,
+}
+
+/// Why the daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The policy folder cannot be read.
+    #[error("{0}")]
+    Policies(#[from] PolicyError),
+}
+
+struct Running {
+    policy: Arc<Policy>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Option<State>>,
+}
+
+impl Running {
+    async fn stop(self) -> Option<State> {
+        let _ = self.stop.send(true);
+        self.task.await.ok().flatten()
+    }
+}
+
+/// Runs every policy of `config.policies` against `cluster` until `shutdown` resolves, then
+/// lets the ticks in flight finish and returns. `leader` says whether this replica may act.
+pub async fn run<C: Cluster + 'static>(
+    config: DaemonConfig,
+    cluster: C,
+    admin: AdminState,
+    leader: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let mut scanner = Scanner::new(&config.policies);
+    let first = scanner.scan()?;
+    let ctx = Rc::new(Context {
+        cluster,
+        admin,
+        prometheus: config.prometheus.clone(),
+        dry_run: config.dry_run,
+        leader,
+    });
+    LocalSet::new()
+        .run_until(async move {
+            let mut policies = Policies::default();
+            policies.apply(&ctx, first).await;
+            let mut every = tokio::time::interval(config.reload_every);
+            every.tick().await;
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => match scanner.scan() {
+                        Ok(changes) if changes.is_empty() => {}
+                        Ok(changes) => policies.apply(&ctx, changes).await,
+                        Err(e) => warn!(error = %e, "cannot read the policy folder"),
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+            info!(
+                policies = policies.running.len(),
+                "stopping: letting the ticks in flight finish"
+            );
+            let running = std::mem::take(&mut policies.running);
+            for r in running.values() {
+                let _ = r.stop.send(true);
+            }
+            for (_, r) in running {
+                let _ = r.task.await;
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// The policies running, by file.
+#[derive(Default)]
+struct Policies {
+    running: BTreeMap<PathBuf, Running>,
+    /// Files with an error, and the name they are shown under on `/recommendations`.
+    invalid: BTreeMap<PathBuf, String>,
+}
+
+impl Policies {
+    async fn apply<C: Cluster + 'static>(&mut self, ctx: &Rc<Context<C>>, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Removed(path) => {
+                    if let Some(r) = self.running.remove(&path) {
+                        info!(policy = %r.policy.name, file = %path.display(), "policy file removed: stopping the policy");
+                        ctx.admin.remove(&r.policy.name);
+                        r.stop().await;
+                    }
+                    if let Some(key) = self.invalid.remove(&path) {
+                        ctx.admin.clear_invalid(&key);
+                    }
+                }
+                Change::Changed(path) => {
+                    let loaded = policy::load(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|p| {
+                            match self
+                                .running
+                                .iter()
+                                .find(|(f, r)| **f != path && r.policy.name == p.name)
+                            {
+                                Some((other, _)) => Err(format!(
+                                    "{}: policy {:?} is already defined in {}",
+                                    path.display(),
+                                    p.name,
+                                    other.display()
+                                )),
+                                None => Ok(p),
+                            }
+                        });
+                    match loaded {
+                        Ok(p) => self.start(ctx, path, p).await,
+                        Err(e) => self.refuse(ctx, path, e).await,
+                    }
+                }
+            }
+        }
+        ctx.admin.set_loaded(self.running.len());
+    }
+
+    /// Starts a new or changed policy; a changed one goes on from its previous version's
+    /// governor memory when its target is the same.
+    async fn start<C: Cluster + 'static>(
+        &mut self,
+        ctx: &Rc<Context<C>>,
+        path: PathBuf,
+        policy: Policy,
+    ) {
+        let policy = Arc::new(policy);
+        if let Some(key) = self.invalid.remove(&path) {
+            ctx.admin.clear_invalid(&key);
+        }
+        let mut carried = None;
+        if let Some(old) = self.running.remove(&path) {
+            let same_target = old.policy.target == policy.target;
+            let old_name = old.policy.name.clone();
+            let state = old.stop().await;
+            if old_name != policy.name {
+                ctx.admin.remove(&old_name);
+            } else if same_target {
+                carried = state;
+            }
+            info!(policy = %policy.name, file = %path.display(), "policy reloaded");
+        } else {
+            info!(policy = %policy.name, file = %path.display(), "policy loaded");
+        }
+        ctx.admin.telemetry().record_reload(true);
+        let (stop, stopped) = watch::channel(false);
+        let task =
+            tokio::task::spawn_local(worker::run(ctx.clone(), policy.clone(), carried, stopped));
+        self.running.insert(path, Running { policy, stop, task });
+    }
+
+    /// Records a file that does not load; the previous version of its policy keeps running.
+    async fn refuse<C: Cluster>(&mut self, ctx: &Context<C>, path: PathBuf, error: String) {
+        let running = self.running.get(&path).map(|r| r.policy.clone());
+        let key = match &running {
+            Some(p) => p.name.clone(),
+            None => path.display().to_string(),
+        };
+        ctx.admin.telemetry().record_reload(false);
+        ctx.admin
+            .telemetry()
+            .record_error(telemetry::ErrorKind::Policy);
+        ctx.admin.set_invalid(&key, &error);
+        self.invalid.insert(path.clone(), key);
+        let error = admin::redact(&error);
+        match running {
+            None => error!(file = %path.display(), %error, "invalid policy file: not loaded"),
+            Some(p) => {
+                error!(policy = %p.name, file = %path.display(), %error,
+                    "invalid new version of a policy file: the previous version keeps running");
+                if *ctx.leader.borrow() {
+                    let event = EventNote {
+                        regarding: p.target.clone(),
+                        warning: true,
+                        reason: "PolicyInvalid".into(),
+                        action: "Reload".into(),
+                        note: format!(
+                            "the new version of policy {} is invalid; the previous version keeps \
+                             running: {error}",
+                            p.name
+                        ),
+                        time: SystemTime::now(),
+                    };
+                    if let Err(e) = ctx.cluster.create_event(&event).await {
+                        warn!(error = %e, "cannot publish an Event");
+                    }
+                }
+            }
+        }
+    }
+}

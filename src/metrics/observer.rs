@@ -4,7 +4,8 @@
 use super::pods::{self, PodEntry, Scraper};
 use super::prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};
 use crate::cluster::{Cluster, PodInfo};
-use crate::engine::{Sample, Seconds};
+use crate::engine::predictive::{self, PredictiveParams};
+use crate::engine::{Observation, Sample, Seconds, State};
 use crate::policy::{MetricQuery, Policy};
 use serde::Serialize;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub struct MetricReading {
     /// For pod metrics: each pod.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<PodEntry>,
+    /// How long reading it took.
+    #[serde(skip)]
+    pub took: Duration,
 }
 
 impl MetricReading {
@@ -86,7 +90,8 @@ impl std::fmt::Debug for Observer {
 }
 
 impl Observer {
-    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus`, else to `default`.
+    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus`, else to `default`,
+    /// with retries for at most one interval of the policy.
     pub fn new(
         policy: &Policy,
         default: Option<&PrometheusConfig>,
@@ -100,7 +105,13 @@ impl Observer {
                     let c = match (&client, config) {
                         (Some(c), _) => c.clone(),
                         (None, Some(cfg)) => {
-                            let c = PrometheusClient::new(cfg)?;
+                            // A tick's retries end with its interval: the next tick asks again.
+                            let mut cfg = cfg.clone();
+                            cfg.retry.budget = cfg
+                                .retry
+                                .budget
+                                .min(Duration::from_secs_f64(policy.interval));
+                            let c = PrometheusClient::new(&cfg)?;
                             client = Some(c.clone());
                             c
                         }
@@ -148,12 +159,14 @@ impl Observer {
         let mut usage = None;
         let mut out = Vec::new();
         for (i, (m, q)) in policy.metrics().iter().zip(&policy.queries).enumerate() {
+            let started = std::time::Instant::now();
             let mut reading = MetricReading {
                 metric: m.name.clone(),
                 source: q.to_string(),
                 sample: Sample::no_data("not read"),
                 note: None,
                 pods: Vec::new(),
+                took: Duration::ZERO,
             };
             let (pods, selector) = match (&target.pods, &target.selector) {
                 (Some(p), Some(s)) => (p.as_slice(), s.as_str()),
@@ -214,6 +227,7 @@ impl Observer {
                     unreachable!("sources follow the queries")
                 }
             }
+            reading.took = started.elapsed();
             out.push(reading);
         }
         out
@@ -228,5 +242,71 @@ impl Observer {
                 self.scraper.scrape(pq, pods, now).await;
             }
         }
+    }
+
+    /// Seeds the predictive policy's history with a range query over its `history` window, one
+    /// point a minute, for each Prometheus metric, and says what was read (one note per metric). A utilization's load is its value times the
+    /// ready replicas of now (the replicas of the past are not known).
+    pub async fn seed_history(
+        &self,
+        policy: &Policy,
+        params: &PredictiveParams,
+        state: &mut State,
+        ready: u32,
+        now: Seconds,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        state.predictive.ensure(params, policy.metrics().len());
+        let step = predictive::STEP;
+        let from = ((now - params.history) / step).ceil() * step;
+        let to = (now / step).floor() * step - step;
+        let as_now = Observation {
+            current_replicas: ready,
+            ready_replicas: ready,
+            samples: vec![],
+        };
+        for (i, (m, q)) in policy.metrics().iter().zip(&policy.queries).enumerate() {
+            let (Some(client), MetricQuery::Prometheus { query, sum }) = (self.prometheus(i), q)
+            else {
+                notes.push(format!(
+                    "metric {}: no history for the forecast (not a Prometheus metric)",
+                    m.name
+                ));
+                continue;
+            };
+            let grid = super::history::grid(
+                client,
+                query,
+                *sum,
+                from,
+                to,
+                std::time::Duration::from_secs_f64(step),
+                &mut |_| {},
+            )
+            .await;
+            match grid {
+                Err(e) => notes.push(format!(
+                    "metric {}: no history for the forecast: {e}",
+                    m.name
+                )),
+                Ok(grid) => {
+                    let mut n = 0;
+                    for (k, v) in grid.iter().enumerate() {
+                        if let Some(v) = v {
+                            let t = from + k as f64 * step;
+                            state.predictive.metrics[i]
+                                .observe(t, predictive::load_of(m.target, *v, &as_now));
+                            n += 1;
+                        }
+                    }
+                    notes.push(format!(
+                        "metric {}: forecast history read from Prometheus: {n} minutes of the last {}",
+                        m.name,
+                        humantime::format_duration(std::time::Duration::from_secs_f64(params.history))
+                    ));
+                }
+            }
+        }
+        notes
     }
 }

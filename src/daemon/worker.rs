@@ -1,0 +1,546 @@
+//! One policy's loop: tick on the policy's interval (the first tick at a random offset inside
+//! the first interval, so that many policies spread out), and on each tick observe, decide,
+//! act and record.
+//!
+//! A failed tick never ends the loop. API calls that fail with 429, 5xx or no answer are tried
+//! again inside the tick while half the interval lasts; a tick that still fails delays the next
+//! ones (twice the interval, then four times, up to eight times or five minutes).
+
+use super::actuator::{Actuator, Why};
+use super::admin::{AdminState, PolicyRecommendation};
+use super::restart;
+use super::telemetry::{ErrorKind, Source};
+use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
+use crate::engine::governor::Direction;
+use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
+use crate::metrics::prometheus::PrometheusConfig;
+use crate::metrics::{MetricReading, Observer, TargetState};
+use crate::policy::{MetricQuery, Policy};
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// What every worker shares.
+pub(crate) struct Context<C> {
+    /// The cluster.
+    pub cluster: C,
+    /// What the admin server shows, and the daemon's metrics.
+    pub admin: AdminState,
+    /// The Prometheus of policies that name none.
+    pub prometheus: Option<PrometheusConfig>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// Whether this replica holds the Lease.
+    pub leader: watch::Receiver<bool>,
+}
+
+/// Attempts at one tick's patch when the target keeps changing under it (409 Conflict).
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Runs `policy` until `stop` turns true (or its sender is dropped), then returns the governor's
+/// memory, so that a reloaded version of the policy can go on from it.
+pub(crate) async fn run<C: Cluster>(
+    ctx: Rc<Context<C>>,
+    policy: Arc<Policy>,
+    carried: Option<State>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<State> {
+    let span = info_span!(
+        "policy",
+        policy = %policy.name,
+        target = %format!("{}/{}", policy.target.kind, policy.target.name),
+        namespace = %ctx.cluster.namespace(),
+    );
+    async move {
+        let mut worker = match Worker::new(&ctx, policy, carried) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(error = %e, "the policy cannot run");
+                let _ = stop.wait_for(|s| *s).await;
+                return None;
+            }
+        };
+        let interval = Duration::from_secs_f64(worker.policy.interval);
+        let mut next = Instant::now() + jitter(&worker.policy.name, interval);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            let started = Instant::now();
+            let delay = match worker.tick(&ctx).await {
+                Ok(()) => interval,
+                Err(()) => backoff(interval, worker.failures),
+            };
+            next += delay;
+            if next <= Instant::now() {
+                // Overran: skip the missed ticks rather than run them back to back.
+                let behind = Instant::now() - started;
+                next = Instant::now() + delay.saturating_sub(behind).max(delay / 4);
+            }
+        }
+        worker.state
+    }
+    .instrument(span)
+    .await
+}
+
+/// A random offset in `[0, interval)`, different for each policy and each start.
+fn jitter(name: &str, interval: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let h = std::collections::hash_map::RandomState::new().hash_one(name);
+    interval.mul_f64((h % 10_000) as f64 / 10_000.0)
+}
+
+/// The wait after `failures` failed ticks in a row.
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.min(3);
+    (interval * factor).min(Duration::from_secs(300).max(interval))
+}
+
+/// Seconds since the Unix epoch.
+fn unix(t: SystemTime) -> Seconds {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+struct Worker {
+    policy: Arc<Policy>,
+    observer: Observer,
+    /// None until the first tick has read the target.
+    state: Option<State>,
+    /// The replicas last published in an Event (or the target's at the first tick).
+    announced: Option<u32>,
+    /// Failed ticks in a row.
+    failures: u32,
+    /// The last error logged, so that a lasting error is logged once.
+    last_error: Option<String>,
+    /// Whether the pods' counters have been scraped once (pod metrics need two scrapes).
+    primed: bool,
+}
+
+impl Worker {
+    fn new<C>(
+        ctx: &Context<C>,
+        policy: Arc<Policy>,
+        carried: Option<State>,
+    ) -> Result<Worker, String> {
+        if policy.horizontal.is_none() {
+            return Err(
+                "the policy has no horizontal part (vertical-only policies are \
+                        recommended by `setpoint recommend`, not yet run by the daemon)"
+                    .into(),
+            );
+        }
+        let observer =
+            Observer::new(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
+        Ok(Worker {
+            policy,
+            observer,
+            state: carried,
+            announced: None,
+            failures: 0,
+            last_error: None,
+            primed: false,
+        })
+    }
+
+    fn horizontal(&self) -> &Horizontal {
+        self.policy
+            .horizontal
+            .as_ref()
+            .expect("checked in Worker::new")
+    }
+
+    /// One tick. Errors are logged, counted and shown on `/recommendations` here.
+    async fn tick<C: Cluster>(&mut self, ctx: &Context<C>) -> Result<(), ()> {
+        let admin = &ctx.admin;
+        admin.telemetry().record_tick(&self.policy.name);
+        match self.try_tick(ctx).await {
+            Ok(()) => {
+                self.failures = 0;
+                if self.last_error.take().is_some() {
+                    info!("the policy works again");
+                }
+                admin.set_error(&self.policy.name, None);
+                Ok(())
+            }
+            Err(e) => {
+                admin.telemetry().record_error(error_kind(&e));
+                let text = e.to_string();
+                if self.last_error.as_deref() != Some(text.as_str()) {
+                    warn!(error = %text, "tick failed");
+                } else {
+                    debug!(error = %text, "tick failed again");
+                }
+                admin.set_error(&self.policy.name, Some(&text));
+                self.last_error = Some(text);
+                if retryable(&e) {
+                    self.failures += 1;
+                    Err(())
+                } else {
+                    // 403, 404 and the like: wait for a fix at the usual pace.
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    async fn try_tick<C: Cluster>(&mut self, ctx: &Context<C>) -> Result<(), ClusterError> {
+        let policy = self.policy.clone();
+        let cluster = &ctx.cluster;
+        let budget = Duration::from_secs_f64(policy.interval / 2.0);
+        let mut scale = retrying(budget, || cluster.scale(&policy.target)).await?;
+        ctx.admin.mark_api_ok(std::time::Instant::now());
+        let mut target = self.target_state(ctx, &scale, budget).await?;
+
+        let wall = SystemTime::now();
+        let now = unix(wall);
+        if self.state.is_none() {
+            self.state = Some(self.first_state(ctx, &scale, &target, now).await);
+        }
+        if !self.primed && self.scrapes_counters() {
+            // Counters need two scrapes: this tick's reading has rates from the next one on.
+            self.observer.prime(&policy, &target, now).await;
+            self.primed = true;
+        }
+        let readings = self
+            .observer
+            .observe(&policy, Some(cluster), &target, now, None)
+            .await;
+        self.record_queries(ctx, &readings);
+
+        let (actuator, why) = Actuator::choose(policy.mode, ctx.dry_run, *ctx.leader.borrow());
+        let mut attempt = 1;
+        let (decision, patched) = loop {
+            let before = self.state.clone().expect("set above");
+            let obs = Observation {
+                current_replicas: scale.spec_replicas,
+                ready_replicas: target.ready,
+                samples: readings.iter().map(|r| r.sample.clone()).collect(),
+            };
+            let horizontal = policy.horizontal.as_ref().expect("checked in Worker::new");
+            let state = self.state.as_mut().expect("set above");
+            let decision = engine::tick(horizontal, state, &obs, now);
+            match actuator
+                .act(cluster, &policy.target, &scale, &decision)
+                .await
+            {
+                Ok(patched) => {
+                    if patched.is_none() {
+                        // Nothing was changed: the governor must not count an action that
+                        // was not taken (its cooldowns and rate limits).
+                        state.governor.last_action = before.governor.last_action;
+                        state.governor.events = before.governor.events;
+                    }
+                    break (decision, patched);
+                }
+                Err(e) if e.code() == Some(409) && attempt < CONFLICT_ATTEMPTS => {
+                    ctx.admin.telemetry().record_error(ErrorKind::Conflict);
+                    info!(
+                        attempt,
+                        "the target changed under the patch (409): reading it again"
+                    );
+                    self.state = Some(before);
+                    scale = retrying(budget, || cluster.scale(&policy.target)).await?;
+                    target = self.target_state(ctx, &scale, budget).await?;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    self.state = Some(before);
+                    if e.code() != Some(409) {
+                        ctx.admin.telemetry().record_error(ErrorKind::Patch);
+                    }
+                    return Err(e);
+                }
+            }
+        };
+        self.record(ctx, actuator, why, &decision, patched.as_ref(), wall, now)
+            .await;
+        Ok(())
+    }
+
+    fn scrapes_counters(&self) -> bool {
+        self.policy
+            .queries
+            .iter()
+            .any(|q| matches!(q, MetricQuery::Pods(_)))
+    }
+
+    /// The target's pods and how many are ready (its status.replicas when the scale reports no
+    /// selector).
+    async fn target_state<C: Cluster>(
+        &self,
+        ctx: &Context<C>,
+        scale: &ScaleState,
+        budget: Duration,
+    ) -> Result<TargetState, ClusterError> {
+        let mut target = TargetState {
+            current: scale.spec_replicas,
+            ready: scale.status_replicas,
+            pods: None,
+            selector: scale.selector.clone(),
+        };
+        if let Some(selector) = &scale.selector {
+            let pods = retrying(budget, || ctx.cluster.pods(selector)).await?;
+            target.ready = pods.iter().filter(|p| p.is_ready()).count() as u32;
+            target.pods = Some(pods);
+        }
+        Ok(target)
+    }
+
+    /// The state of the first tick: carried over from the previous version of the policy,
+    /// else restored from the target's annotation, else conservative. The predictive policy's
+    /// history is read from Prometheus.
+    async fn first_state<C: Cluster>(
+        &mut self,
+        ctx: &Context<C>,
+        scale: &ScaleState,
+        target: &TargetState,
+        now: Seconds,
+    ) -> State {
+        let mut state = match self.state.take() {
+            Some(s) => {
+                info!("a new version of the policy goes on from the previous one's memory");
+                State {
+                    governor: s.governor,
+                    ..State::default()
+                }
+            }
+            None => match ctx.cluster.annotations(&self.policy.target).await {
+                Ok(a) => {
+                    let (s, note) =
+                        restart::restore(&self.policy.name, &a, scale.spec_replicas, now);
+                    info!(%note, "start");
+                    s
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot read the target's annotations: starting conservatively");
+                    State::conservative(scale.spec_replicas, now)
+                }
+            },
+        };
+        if let Algorithm::Predictive(params) = &self.horizontal().algorithm {
+            let notes = self
+                .observer
+                .seed_history(&self.policy, params, &mut state, target.ready, now)
+                .await;
+            for note in notes {
+                info!(%note, "forecast history");
+            }
+        }
+        state
+    }
+
+    fn record_queries<C>(&self, ctx: &Context<C>, readings: &[MetricReading]) {
+        let telemetry = ctx.admin.telemetry();
+        for (r, q) in readings.iter().zip(&self.policy.queries) {
+            let source = match q {
+                MetricQuery::Prometheus { .. } => Source::Prometheus,
+                MetricQuery::Resource { .. } => Source::MetricsApi,
+                MetricQuery::Pods(_) => Source::PodScrape,
+            };
+            telemetry.record_query(source, r.took);
+            if let engine::Sample::NoData { reason } = &r.sample {
+                telemetry.record_error(ErrorKind::Query);
+                debug!(metric = %r.metric, %reason, "no data");
+            }
+        }
+    }
+
+    /// Publishes the decision: `/recommendations`, `/metrics`, the log, Events, and after an
+    /// action the annotation that survives a restart.
+    #[allow(clippy::too_many_arguments)]
+    async fn record<C: Cluster>(
+        &mut self,
+        ctx: &Context<C>,
+        actuator: Actuator,
+        why: Why,
+        decision: &Decision,
+        patched: Option<&ScaleState>,
+        wall: SystemTime,
+        now: Seconds,
+    ) {
+        let policy = &self.policy;
+        let telemetry = ctx.admin.telemetry();
+        telemetry.record_decision(&policy.name, decision);
+        let mut published = PolicyRecommendation::new(policy, decision.clone(), wall);
+        published.mode = actuator.mode();
+        ctx.admin.publish(published);
+        let summary = decision.to_string();
+        let direction = decision.direction();
+        // Standby replicas stay quiet: the leader speaks for the policy.
+        let speaks = why != Why::Standby;
+        let mut event = None;
+        if let Some(new) = patched {
+            let direction = direction.expect("a patch changes the count");
+            telemetry.record_scaling_action(&policy.name, direction);
+            info!(
+                from = decision.current_replicas,
+                to = new.spec_replicas,
+                "scaled: {summary}"
+            );
+            event = Some((
+                match direction {
+                    Direction::Up => "ScaledUp",
+                    Direction::Down => "ScaledDown",
+                },
+                "Scale",
+                summary.clone(),
+            ));
+            let state = self.state.as_ref().expect("set by the tick");
+            let annotations = restart::annotations(&policy.name, state, now);
+            if let Err(e) = ctx
+                .cluster
+                .apply_annotations(&policy.target, &annotations)
+                .await
+            {
+                telemetry.record_error(error_kind(&e));
+                warn!(error = %e, "cannot keep the governor's memory on the target");
+            }
+            self.announced = Some(decision.desired_replicas);
+        } else {
+            let previous = *self.announced.get_or_insert(decision.current_replicas);
+            if decision.desired_replicas != previous && actuator == Actuator::Recommend {
+                info!(
+                    replicas = decision.desired_replicas,
+                    "recommendation changed: {summary}"
+                );
+                event = Some((
+                    "Recommendation",
+                    "Recommend",
+                    format!(
+                        "recommends {} replicas: {summary}",
+                        decision.desired_replicas
+                    ),
+                ));
+                self.announced = Some(decision.desired_replicas);
+            } else {
+                debug!("{summary}");
+            }
+        }
+        if let (Some((reason, action, note)), true) = (event, speaks) {
+            let e = EventNote {
+                regarding: policy.target.clone(),
+                warning: false,
+                reason: reason.into(),
+                action: action.into(),
+                note,
+                time: wall,
+            };
+            if let Err(e) = ctx.cluster.create_event(&e).await {
+                telemetry.record_error(error_kind(&e));
+                warn!(error = %e, "cannot publish an Event");
+            }
+        }
+    }
+}
+
+/// Whether trying again may help: 429, 5xx, or no answer.
+fn retryable(e: &ClusterError) -> bool {
+    match e {
+        ClusterError::Api { code, .. } => *code == 429 || *code >= 500,
+        ClusterError::Transport { .. } => true,
+        ClusterError::Config(_) | ClusterError::Invalid { .. } => false,
+    }
+}
+
+/// The `kind` label of an error.
+fn error_kind(e: &ClusterError) -> ErrorKind {
+    match e.code() {
+        Some(409) => ErrorKind::Conflict,
+        Some(403) => ErrorKind::Forbidden,
+        Some(404) => ErrorKind::NotFound,
+        Some(429) => ErrorKind::Throttled,
+        _ => ErrorKind::Api,
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good, or `budget` would run out: retryable
+/// failures wait 250 ms, then twice as long each time.
+async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ClusterError>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match call().await {
+            Err(e) if retryable(&e) && start.elapsed() + delay < budget => {
+                debug!(error = %e, ?delay, "trying again");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_eight_intervals_or_five_minutes() {
+        let i = Duration::from_secs(15);
+        assert_eq!(backoff(i, 0), i);
+        assert_eq!(backoff(i, 1), i * 2);
+        assert_eq!(backoff(i, 3), i * 8);
+        assert_eq!(backoff(i, 9), i * 8);
+        let slow = Duration::from_secs(60);
+        assert_eq!(backoff(slow, 3), Duration::from_secs(300));
+        let slower = Duration::from_secs(600);
+        assert_eq!(backoff(slower, 3), slower);
+    }
+
+    #[test]
+    fn jitter_stays_inside_the_interval() {
+        let i = Duration::from_secs(15);
+        for n in 0..100 {
+            assert!(jitter(&format!("p{n}"), i) < i);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_budget_and_at_lasting_errors() {
+        let api = |code| ClusterError::Api {
+            what: "GET scale".into(),
+            code,
+            reason: String::new(),
+            message: String::new(),
+        };
+        let calls = std::cell::Cell::new(0);
+        let r: Result<(), _> = retrying(Duration::from_secs(2), || {
+            calls.set(calls.get() + 1);
+            std::future::ready(Err(api(503)))
+        })
+        .await;
+        assert!(r.is_err());
+        // 250 + 500 + 1000 ms fit in 2 s; the next wait (2 s) does not.
+        assert_eq!(calls.get(), 4);
+        calls.set(0);
+        let r: Result<(), _> = retrying(Duration::from_secs(2), || {
+            calls.set(calls.get() + 1);
+            std::future::ready(Err(api(403)))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 1);
+        let r = retrying(Duration::from_secs(2), || {
+            calls.set(calls.get() + 1);
+            std::future::ready(if calls.get() < 3 {
+                Err(api(429))
+            } else {
+                Ok(7)
+            })
+        })
+        .await;
+        assert_eq!(r.unwrap(), 7);
+    }
+}

@@ -1,0 +1,766 @@
+//! End-to-end tests of `setpoint run`: the binary against a real Prometheus (Debian's package,
+//! scraping a live target whose value the test sets) and the Kubernetes API stand-in of
+//! tests/support/kube.rs. Without `/usr/bin/prometheus` they say why they are skipped, except
+//! under `CI=true`, where they fail.
+
+mod support;
+
+use serde_json::Value;
+use setpoint::engine::Sample;
+use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::TempDir;
+use support::http::ScrapeTarget;
+use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
+use support::prometheus::{self as prom, Options, Prometheus};
+
+const NS: &str = "demo";
+
+/// A running `setpoint run`. Stopped with SIGTERM (then SIGKILL) on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Daemon {
+    /// Starts `setpoint run` with `args` (after `--kubeconfig` and `--listen`) and waits until
+    /// `/healthz` answers.
+    pub fn start(dir: &TempDir, name: &str, kubeconfig: &Path, args: &[&str]) -> Daemon {
+        let port = free_port();
+        let log = dir.path().join(format!("{name}.log"));
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_setpoint"))
+            .arg("run")
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["--listen", &listen, "--log-level", "debug"])
+            .args(args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("POD_NAME", name)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start setpoint run");
+        let d = Daemon {
+            child: Some(child),
+            port,
+            log,
+        };
+        d.wait_for("/healthz answers", Duration::from_secs(20), |d| {
+            d.get("/healthz").is_some_and(|(code, _)| code == 200)
+        });
+        d
+    }
+
+    /// `GET path` on the admin server: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let code = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((code, body))
+    }
+
+    /// `/recommendations` as JSON.
+    pub fn recommendations(&self) -> Value {
+        let (code, body) = self.get("/recommendations").expect("/recommendations");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The last decision of `policy`, if any.
+    pub fn decision(&self, policy: &str) -> Option<Value> {
+        self.recommendations()["recommendations"]
+            .as_array()?
+            .iter()
+            .find(|r| r["policy"] == policy)
+            .cloned()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `ok` every 100 ms until it holds; panics with the log after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&Daemon) -> bool) {
+        let start = Instant::now();
+        while !ok(self) {
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, and the time the process took to exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(status.success(), "exit {status}; log:\n{}", self.log());
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("setpoint run did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A live `setpoint_demand` gauge scraped every 500 ms by a real Prometheus.
+struct Demand {
+    target: ScrapeTarget,
+    server: Prometheus,
+}
+
+impl Demand {
+    fn start(value: f64) -> Demand {
+        let target = ScrapeTarget::start(&body(value));
+        let server = Prometheus::start(Options {
+            scrape_target: Some(target.address()),
+            scrape_interval: Duration::from_millis(500),
+            ..Options::default()
+        });
+        let d = Demand { target, server };
+        d.wait_visible(value);
+        d
+    }
+
+    /// Sets the value and returns when Prometheus answers it.
+    fn set(&self, value: f64) -> Instant {
+        self.target.set(&body(value));
+        self.wait_visible(value)
+    }
+
+    fn wait_visible(&self, value: f64) -> Instant {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = PrometheusClient::new(&PrometheusConfig::new(self.server.url())).unwrap();
+        let start = Instant::now();
+        rt.block_on(async {
+            loop {
+                if let Sample::Value { value: v } =
+                    client.sample("setpoint_demand", None, false).await
+                    && v == value
+                {
+                    return Instant::now();
+                }
+                assert!(start.elapsed() < Duration::from_secs(30), "never scraped");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    }
+
+    fn url(&self) -> &str {
+        self.server.url()
+    }
+}
+
+fn body(value: f64) -> String {
+    format!("# TYPE setpoint_demand gauge\nsetpoint_demand {value}\n")
+}
+
+/// A policy `name` on Deployment `target`: `setpoint_demand` at 80 per replica, 2 s interval,
+/// scale-down without stabilization (so that a wrong scale-down would show at once).
+fn policy(name: &str, target: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: {name}}}\n\
+         spec:\n  target: {{kind: Deployment, name: {target}}}\n  interval: 2s\n{extra}  \
+         horizontal:\n    replicas: {{min: 1, max: 50}}\n    metrics:\n      \
+         - {{name: rps, prometheus: setpoint_demand, targetPerReplica: 80}}\n    \
+         scaleDown: {{stabilization: 0s}}\n"
+    )
+}
+
+fn ready_pod(name: &str, app: &str) -> serde_json::Value {
+    k::pod(&PodSpec {
+        name: name.into(),
+        namespace: NS.into(),
+        app: app.into(),
+        phase: "Running".into(),
+        ready: Some((true, k::rfc3339(support::unix_now() - 600.0))),
+        start_time: Some(k::rfc3339(support::unix_now() - 700.0)),
+        ip: Some("10.0.0.1".into()),
+        cpu_request: Some("500m".into()),
+        deleting: false,
+    })
+}
+
+/// Deployment `web` at `replicas`, all ready.
+fn world(replicas: i64) -> World {
+    World {
+        scalables: vec![Scalable::deployment(NS, "web", replicas)],
+        pods: (0..replicas)
+            .map(|i| ready_pod(&format!("web-{i}"), "web"))
+            .collect(),
+        ..World::default()
+    }
+}
+
+fn replicas(api: &KubeStandIn) -> i64 {
+    api.world().scalables[0].replicas
+}
+
+fn scale_patches(api: &KubeStandIn) -> Vec<k::Received> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.uri.contains("/scale"))
+        .collect()
+}
+
+/// The Events with `reason` the stand-in has received.
+fn events(api: &KubeStandIn, reason: &str) -> Vec<Value> {
+    api.world()
+        .events
+        .iter()
+        .filter(|e| e["reason"] == reason)
+        .cloned()
+        .collect()
+}
+
+fn setup(name: &str, replicas: i64) -> Option<(Demand, KubeStandIn, TempDir, PathBuf)> {
+    if !prom::available(name) {
+        return None;
+    }
+    let demand = Demand::start(80.0 * replicas as f64);
+    let api = KubeStandIn::start(world(replicas));
+    let dir = TempDir::new("daemon");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    Some((demand, api, dir, kubeconfig))
+}
+
+fn policies(dir: &TempDir) -> String {
+    dir.path().join("policies").to_str().unwrap().to_string()
+}
+
+fn write_policy(dir: &TempDir, file: &str, text: &str) {
+    // Written aside and renamed, as an editor or a ConfigMap swap does: never half a file.
+    let tmp = dir.path().join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, dir.path().join("policies").join(file)).unwrap();
+}
+
+#[test]
+fn a_load_step_is_patched_within_one_interval() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("a_load_step_is_patched_within_one_interval", 2)
+    else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            demand.url(),
+            "--no-leader-election",
+        ],
+    );
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    assert!(scale_patches(&api).is_empty(), "no change needed at 160/s");
+    let visible = demand.set(400.0);
+    let start = Instant::now();
+    while replicas(&api) != 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not patched; log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reaction = visible.elapsed();
+    // One interval (2 s) plus the query and the API calls.
+    assert!(reaction < Duration::from_secs(4), "{reaction:?}");
+    let patches = scale_patches(&api);
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let p = &patches[0];
+    assert!(p.uri.contains("fieldManager=setpoint"), "{}", p.uri);
+    assert_eq!(
+        p.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    d.wait_for(
+        "the decision on /recommendations",
+        Duration::from_secs(10),
+        |d| {
+            d.decision("web")
+                .is_some_and(|r| r["desiredReplicas"] == 5 && r["mode"] == "apply")
+        },
+    );
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("setpoint_scaling_actions_total{policy=\"web\",direction=\"up\"} 1"),
+        "{metrics}"
+    );
+    let events = events(&api, "ScaledUp");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["regarding"]["kind"], "Deployment");
+    assert_eq!(e["regarding"]["name"], "web");
+    assert_eq!(e["reportingController"], "setpoint.dev/setpoint");
+    assert_eq!(e["reportingInstance"], "setpoint-0");
+    assert_eq!(e["type"], "Normal");
+    assert!(e["note"].as_str().unwrap().contains("scale up 2→5"), "{e}");
+    // The governor's memory is on the target, for a restart.
+    assert!(
+        api.world().scalables[0]
+            .annotations
+            .contains_key("setpoint.dev/state")
+    );
+    let took = d.stop();
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+}
+
+#[test]
+fn dry_run_patches_nothing_and_shows_the_decision() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("dry_run_patches_nothing_and_shows_the_decision", 2)
+    else {
+        return;
+    };
+    demand.set(400.0);
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            demand.url(),
+            "--no-leader-election",
+            "--dry-run",
+        ],
+    );
+    d.wait_for("a recommendation", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    // Three more ticks.
+    std::thread::sleep(Duration::from_secs(6));
+    let r = d.decision("web").unwrap();
+    assert_eq!(r["mode"], "recommend");
+    assert_eq!(r["currentReplicas"], 2);
+    assert_eq!(r["desiredReplicas"], 5);
+    assert_eq!(r["explanation"]["proposals"][0]["replicas"], 5, "{r}");
+    assert_eq!(replicas(&api), 2);
+    assert!(scale_patches(&api).is_empty());
+    let writes: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && !r.uri.contains("/events"))
+        .collect();
+    assert!(writes.is_empty(), "dry-run wrote: {writes:?}");
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("setpoint_recommended_replicas{policy=\"web\"} 5"),
+        "{metrics}"
+    );
+    // One Event for the one change of the recommendation.
+    let events = events(&api, "Recommendation");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("recommends 5 replicas"),
+        "{events:?}"
+    );
+    d.stop();
+}
+
+#[test]
+fn prometheus_going_down_never_scales_down() {
+    let Some((demand, api, dir, kubeconfig)) = setup("prometheus_going_down_never_scales_down", 8)
+    else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            demand.url(),
+            "--no-leader-election",
+        ],
+    );
+    d.wait_for("a decision with data", Duration::from_secs(20), |d| {
+        d.decision("web")
+            .is_some_and(|r| r["explanation"]["proposals"][0]["replicas"] == 8)
+    });
+    drop(demand);
+    d.wait_for("a tick without data", Duration::from_secs(20), |d| {
+        d.decision("web").is_some_and(|r| {
+            r["explanation"]["missing"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        })
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(replicas(&api), 8);
+    assert!(scale_patches(&api).is_empty());
+    let r = d.decision("web").unwrap();
+    assert_eq!(r["desiredReplicas"], 8, "{r}");
+    d.stop();
+}
+
+#[test]
+fn a_broken_policy_reload_keeps_the_previous_version_and_others_run_on() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("a_broken_policy_reload_keeps_the_previous_version", 2)
+    else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    // A second policy whose target does not exist: its error is its own.
+    write_policy(&dir, "nope.yaml", &policy("nope", "nope", ""));
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            demand.url(),
+            "--no-leader-election",
+            "--reload-every",
+            "300ms",
+        ],
+    );
+    d.wait_for("web decides, nope fails", Duration::from_secs(20), |d| {
+        let r = d.recommendations();
+        d.decision("web").is_some()
+            && r["failing"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["policy"] == "nope"))
+    });
+    let r = d.recommendations();
+    let nope = r["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["policy"] == "nope")
+        .unwrap();
+    let e = nope["error"].as_str().unwrap();
+    assert!(e.contains("404") && e.contains("Deployment nope"), "{e}");
+
+    // A broken new version: the previous one keeps running.
+    let broken = policy("web", "web", "").replace("targetPerReplica: 80", "targetPerReplica: lots");
+    write_policy(&dir, "web.yaml", &broken);
+    d.wait_for(
+        "the error on /recommendations",
+        Duration::from_secs(10),
+        |d| {
+            d.recommendations()["invalid"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|i| i["policy"] == "web"))
+        },
+    );
+    let r = d.recommendations();
+    let invalid = &r["invalid"][0]["error"];
+    assert!(
+        invalid.as_str().unwrap().contains("web.yaml:"),
+        "file:line:column: {invalid}"
+    );
+    d.wait_for("a PolicyInvalid Event", Duration::from_secs(10), |_| {
+        !events(&api, "PolicyInvalid").is_empty()
+    });
+    assert_eq!(events(&api, "PolicyInvalid")[0]["type"], "Warning");
+    let before = d.decision("web").unwrap()["time"].clone();
+    demand.set(400.0);
+    d.wait_for(
+        "the previous version scales",
+        Duration::from_secs(10),
+        |_| replicas(&api) == 5,
+    );
+    assert_ne!(d.decision("web").unwrap()["time"], before);
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("setpoint_policies{state=\"invalid\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("setpoint_policy_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+
+    // Fixed: 70 per replica now, so 400/s needs 6 (within the HPA preset's rate limit).
+    write_policy(
+        &dir,
+        "web.yaml",
+        &policy("web", "web", "").replace("targetPerReplica: 80", "targetPerReplica: 70"),
+    );
+    d.wait_for("the fixed version scales", Duration::from_secs(10), |_| {
+        replicas(&api) == 6
+    });
+    assert!(
+        d.recommendations()["invalid"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Removed: gone from /recommendations.
+    std::fs::remove_file(dir.path().join("policies").join("nope.yaml")).unwrap();
+    d.wait_for("nope is gone", Duration::from_secs(10), |d| {
+        let r = d.recommendations();
+        r["failing"].as_array().unwrap().is_empty()
+    });
+    d.stop();
+}
+
+#[test]
+fn a_forbidden_patch_names_the_missing_right_and_backs_off() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("a_forbidden_patch_names_the_missing_right", 2)
+    else {
+        return;
+    };
+    api.world().faults.push_back(k::Fault {
+        method: Some("PATCH".into()),
+        path_contains: "/scale".into(),
+        status: Some(403),
+        delay: Duration::ZERO,
+        times: 1000,
+    });
+    demand.set(400.0);
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            demand.url(),
+            "--no-leader-election",
+        ],
+    );
+    d.wait_for(
+        "the error on /recommendations",
+        Duration::from_secs(20),
+        |d| {
+            d.recommendations()["failing"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+        },
+    );
+    let r = d.recommendations();
+    let e = r["failing"][0]["error"].as_str().unwrap();
+    assert!(
+        e.contains("the Role needs verb \"patch\" on resource \"deployments/scale\""),
+        "{e}"
+    );
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("setpoint_errors_total{kind=\"forbidden\"}"),
+        "{metrics}"
+    );
+    // Logged once, not once a tick.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = d.log();
+    assert_eq!(
+        log.matches("tick failed").count() - log.matches("tick failed again").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("s3cr3t"), "{log}");
+    d.stop();
+}
+
+#[test]
+fn pid_and_predictive_policies_run_in_the_daemon_with_history_from_prometheus() {
+    if !prom::available("pid_and_predictive_policies_run_in_the_daemon") {
+        return;
+    }
+    // Four days of a daily cycle (400 req/s from 08:00 to 20:00 UTC, 100 otherwise), one point a
+    // minute up to two minutes ago.
+    let now = support::unix_now() as i64;
+    let end = (now - 120) / 60 * 60;
+    let level = |t: i64| {
+        let hour = (t % 86_400) as f64 / 3600.0;
+        if (8.0..20.0).contains(&hour) {
+            400.0
+        } else {
+            100.0
+        }
+    };
+    let server = Prometheus::start(Options {
+        backfill: vec![prom::Series {
+            name: "setpoint_history".into(),
+            labels: vec![],
+            points: (end - 4 * 86_400..=end)
+                .step_by(60)
+                .map(|t| (t, level(t)))
+                .collect(),
+        }],
+        ..Options::default()
+    });
+    let api = KubeStandIn::start(world(4));
+    let dir = TempDir::new("daemon-algorithms");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    let with = |name: &str, algorithm: &str| {
+        policy(name, "web", "")
+            .replace("setpoint_demand", "setpoint_history")
+            .replace("targetPerReplica: 80", "targetPerReplica: 50")
+            + &format!("    policy: {algorithm}\n")
+    };
+    write_policy(
+        &dir,
+        "predictive.yaml",
+        &with(
+            "predictive",
+            "{predictive: {history: 4d, season: 1d, quantile: 0.9}}",
+        ),
+    );
+    write_policy(
+        &dir,
+        "pid.yaml",
+        &with("pid", "{pid: {kp: 0.5, ki: 0.1, kd: 0}}"),
+    );
+    let mut d = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[
+            "--policies",
+            &policies(&dir),
+            "--prometheus",
+            server.url(),
+            "--no-leader-election",
+            "--dry-run",
+        ],
+    );
+    d.wait_for("both decide", Duration::from_secs(30), |d| {
+        d.decision("predictive").is_some() && d.decision("pid").is_some()
+    });
+    let r = d.decision("predictive").unwrap();
+    let f = &r["explanation"]["forecasts"][0];
+    assert_eq!(f["metric"], "rps", "{r:#}");
+    assert_eq!(f["fallback"], Value::Null, "{f:#}");
+    assert_eq!(f["seasonS"], 86_400.0, "{f:#}");
+    assert!(
+        d.log()
+            .contains("metric rps: forecast history read from Prometheus"),
+        "{}",
+        d.log()
+    );
+    let pid = d.decision("pid").unwrap();
+    assert_eq!(
+        pid["explanation"]["proposals"][0]["metric"], "rps",
+        "{pid:#}"
+    );
+    assert!(
+        d.recommendations()["failing"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(scale_patches(&api).is_empty());
+    d.stop();
+}
+
+#[test]
+fn a_restart_inside_a_cooldown_does_not_act() {
+    let Some((demand, api, dir, kubeconfig)) = setup("a_restart_inside_a_cooldown_does_not_act", 2)
+    else {
+        return;
+    };
+    let text = policy("web", "web", "").replace(
+        "    scaleDown: {stabilization: 0s}\n",
+        "    scaleDown: {stabilization: 0s}\n    scaleUp: {cooldown: 10m}\n",
+    );
+    write_policy(&dir, "web.yaml", &text);
+    let args = [
+        "--policies",
+        &policies(&dir),
+        "--prometheus",
+        demand.url(),
+        "--no-leader-election",
+    ];
+    let mut first = Daemon::start(&dir, "setpoint-0", &kubeconfig, &args);
+    demand.set(400.0);
+    first.wait_for("the scale-up", Duration::from_secs(10), |_| {
+        replicas(&api) == 5
+    });
+    first.wait_for("the state annotation", Duration::from_secs(5), |_| {
+        api.world().scalables[0]
+            .annotations
+            .contains_key("setpoint.dev/state")
+    });
+    first.stop();
+
+    // More load, inside the 10-minute cooldown: the restarted daemon holds.
+    demand.set(800.0);
+    let second = Daemon::start(&dir, "setpoint-1", &kubeconfig, &args);
+    second.wait_for("a decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(replicas(&api), 5, "log:\n{}", second.log());
+    assert_eq!(scale_patches(&api).len(), 1);
+    let r = second.decision("web").unwrap();
+    assert_eq!(r["desiredReplicas"], 5, "{r:#}");
+    let steps = r["explanation"]["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["rule"] == "cooldown"), "{r:#}");
+    assert!(
+        second
+            .log()
+            .contains("restored from the setpoint.dev/state annotation"),
+        "{}",
+        second.log()
+    );
+}
