@@ -14,6 +14,9 @@
 //!   label values.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, `/recommendations`) and
 //!   the [`admin::AdminState`] handle that the control loop updates.
+//! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
+//!   is true while this replica may act, an error when the election fails for good, and a
+//!   release on shutdown.
 //!
 //! # One tick of one policy
 //!
@@ -28,6 +31,7 @@
 
 pub mod actuator;
 pub mod admin;
+pub mod lease;
 pub mod reload;
 pub mod restart;
 pub mod telemetry;

@@ -201,10 +201,12 @@ impl World {
             .map(str::to_string)
     }
 
-    /// Takes the Lease `namespace/name` for `holder` for `duration_seconds` from now, as another
-    /// client's update would: `holderIdentity`, `acquireTime`, `renewTime` and
-    /// `leaseDurationSeconds` set, `leaseTransitions` counted up, those fields then owned by the
-    /// field manager `holder`, and the resourceVersion bumped. False if there is no such Lease.
+    /// Takes (or, when `holder` holds it already, renews) the Lease `namespace/name` for `holder`
+    /// for `duration_seconds` from now, as another client's update would: `holderIdentity`,
+    /// `acquireTime`, `renewTime` and `leaseDurationSeconds` set and `leaseTransitions` counted
+    /// up (a renewal sets only `renewTime` and `leaseDurationSeconds`), those fields then owned
+    /// by the field manager `holder`, and the resourceVersion bumped. False if there is no such
+    /// Lease.
     pub fn take_lease(
         &mut self,
         namespace: &str,
@@ -217,12 +219,14 @@ impl World {
         };
         let mut new = self.leases[i].clone();
         let now = micro_time_now();
-        let transitions = new["spec"]["leaseTransitions"].as_i64().unwrap_or(0) + 1;
-        merge_patch(
-            &mut new,
-            &json!({"spec": {"holderIdentity": holder, "acquireTime": now, "renewTime": now,
-                    "leaseDurationSeconds": duration_seconds, "leaseTransitions": transitions}}),
-        );
+        let patch = if new["spec"]["holderIdentity"] == holder {
+            json!({"spec": {"renewTime": now, "leaseDurationSeconds": duration_seconds}})
+        } else {
+            let transitions = new["spec"]["leaseTransitions"].as_i64().unwrap_or(0) + 1;
+            json!({"spec": {"holderIdentity": holder, "acquireTime": now, "renewTime": now,
+                    "leaseDurationSeconds": duration_seconds, "leaseTransitions": transitions}})
+        };
+        merge_patch(&mut new, &patch);
         write_lease_update(self, Some(i), namespace, name, new, holder);
         true
     }
@@ -626,6 +630,9 @@ const MERGE: &str = "application/merge-patch+json";
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
 
+/// An error answer, boxed: an `axum` response is large.
+type Refusal = Box<Response>;
+
 /// One request, as the handlers below need it.
 struct Req<'a> {
     method: &'a str,
@@ -653,36 +660,40 @@ impl Req<'_> {
         }
     }
 
-    fn json_body(&self) -> Result<Value, Response> {
+    fn json_body(&self) -> Result<Value, Refusal> {
         serde_json::from_slice(self.body).map_err(|e| {
-            bad_request(&format!(
+            Box::new(bad_request(&format!(
                 "the body of the request could not be decoded as JSON: {e}"
-            ))
+            )))
         })
     }
 
     /// A patch body: YAML (or JSON, which is YAML) for an apply, JSON otherwise.
-    fn patch_body(&self) -> Result<Value, Response> {
+    fn patch_body(&self) -> Result<Value, Refusal> {
         if self.media_type() == APPLY {
             let text = String::from_utf8_lossy(self.body);
             serde_saphyr::from_str::<Value>(&text)
-                .map_err(|e| bad_request(&format!("error decoding YAML: {e}")))
+                .map_err(|e| Box::new(bad_request(&format!("error decoding YAML: {e}"))))
         } else {
             self.json_body()
-                .map_err(|_| bad_request("error decoding patch: invalid JSON"))
+                .map_err(|_| Box::new(bad_request("error decoding patch: invalid JSON")))
         }
     }
 
     /// The checks of `PatchOptions` that a real server makes before it looks at the object:
     /// 415 for a content type that is no patch, 422 for an apply without a field manager or a
     /// `force` on another patch, and a 500 for a JSON patch, which the stand-in lacks.
-    fn check_patch(&self) -> Result<(), Response> {
+    fn check_patch(&self) -> Result<(), Refusal> {
         let media = self.media_type();
         if media == JSON_PATCH {
-            return Err(not_implemented(self.method, self.path, self.content_type));
+            return Err(Box::new(not_implemented(
+                self.method,
+                self.path,
+                self.content_type,
+            )));
         }
         if ![APPLY, MERGE, STRATEGIC].contains(&media) {
-            return Err(unsupported_media_type());
+            return Err(Box::new(unsupported_media_type()));
         }
         let options = |field: &str, reason: &str, body: &str| {
             invalid(
@@ -693,18 +704,18 @@ impl Req<'_> {
             )
         };
         if media == APPLY && self.query.get("fieldManager").is_none_or(|m| m.is_empty()) {
-            return Err(options(
+            return Err(Box::new(options(
                 "fieldManager",
                 "FieldValueRequired",
                 "Required value: is required for apply patch",
-            ));
+            )));
         }
         if media != APPLY && self.query.contains_key("force") {
-            return Err(options(
+            return Err(Box::new(options(
                 "force",
                 "FieldValueForbidden",
                 "Forbidden: may not be specified for non-apply patch",
-            ));
+            )));
         }
         Ok(())
     }
@@ -892,7 +903,7 @@ async fn answer(
                 }
                 let patch = match req.patch_body() {
                     Ok(p) => p,
-                    Err(r) => return r,
+                    Err(r) => return *r,
                 };
                 let s = &world.scalables[i];
                 if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
@@ -1032,11 +1043,11 @@ fn negative_replicas(group: &str, kind: &str, name: &str, replicas: i64) -> Resp
 /// merge patches alike.
 fn patch_object(world: &mut World, i: usize, req: &Req<'_>) -> Response {
     if let Err(r) = req.check_patch() {
-        return r;
+        return *r;
     }
     let patch = match req.patch_body() {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let s = &world.scalables[i];
     let (group, plural, name, kind) = (
@@ -1192,11 +1203,11 @@ fn list(kind: &str, api_version: &str, world: &World, items: Vec<&Value>) -> Res
 }
 
 /// A create's body must name the request's namespace, if it names one.
-fn check_namespace(body: &Value, ns: &str) -> Result<(), Response> {
+fn check_namespace(body: &Value, ns: &str) -> Result<(), Refusal> {
     match body["metadata"]["namespace"].as_str() {
-        Some(given) if !given.is_empty() && given != ns => Err(bad_request(
+        Some(given) if !given.is_empty() && given != ns => Err(Box::new(bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
-        )),
+        ))),
         _ => Ok(()),
     }
 }
@@ -1237,10 +1248,10 @@ fn create_event(world: &mut World, req: &Req<'_>, ns: &str) -> Response {
     let mut event = match req.json_body() {
         Ok(v) if v.is_object() => v,
         Ok(_) => return bad_request("the body of the request is not an object"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_namespace(&event, ns) {
-        return r;
+        return *r;
     }
     let given = event["metadata"]["name"].as_str().unwrap_or("").to_string();
     let name = if !given.is_empty() {
@@ -1359,10 +1370,10 @@ fn create_lease(world: &mut World, req: &Req<'_>, ns: &str) -> Response {
     let lease = match req.json_body() {
         Ok(v) if v.is_object() => v,
         Ok(_) => return bad_request("the body of the request is not an object"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_namespace(&lease, ns) {
-        return r;
+        return *r;
     }
     let name = lease["metadata"]["name"].as_str().unwrap_or("").to_string();
     if name.is_empty() {
@@ -1396,10 +1407,10 @@ fn replace_lease(
     let lease = match req.json_body() {
         Ok(v) if v.is_object() => v,
         Ok(_) => return bad_request("the body of the request is not an object"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let Err(r) = check_namespace(&lease, ns) {
-        return r;
+        return *r;
     }
     let given = lease["metadata"]["name"].as_str().unwrap_or("");
     if given != name {
@@ -1441,12 +1452,12 @@ fn patch_lease(
     i: Option<usize>,
 ) -> Response {
     if let Err(r) = req.check_patch() {
-        return r;
+        return *r;
     }
     let patch = match req.patch_body() {
         Ok(p) if p.is_object() => p,
         Ok(_) => return bad_request("the patch is not an object"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if let (Some(i), Some(rv)) = (i, patch["metadata"]["resourceVersion"].as_str())
         && rv != world.leases[i]["metadata"]["resourceVersion"]
@@ -1456,7 +1467,7 @@ fn patch_lease(
     if req.media_type() == APPLY {
         return match write_lease_apply(world, i, ns, name, &patch, &req.manager(), req.force()) {
             Ok(stored) => json_answer(if i.is_some() { 200 } else { 201 }, stored),
-            Err(r) => r,
+            Err(r) => *r,
         };
     }
     let Some(i) = i else {
@@ -1742,7 +1753,7 @@ fn write_lease_apply(
     config: &Value,
     manager: &str,
     force: bool,
-) -> Result<Value, Response> {
+) -> Result<Value, Refusal> {
     let old = i.map(|i| world.leases[i].clone());
     let live = old
         .clone()
@@ -1765,7 +1776,7 @@ fn write_lease_apply(
         }
     }
     if !conflicts.is_empty() {
-        return Err(apply_conflict(conflicts));
+        return Err(Box::new(apply_conflict(conflicts)));
     }
     let mut new = live.clone();
     for (path, value) in &applied {
