@@ -6,6 +6,7 @@
 use crate::backtest;
 use crate::cluster::{Cluster, ClusterConfig, KubeCluster};
 use crate::daemon::admin::{self, AdminConfig, AdminState};
+use crate::daemon::lease::{self, LeaseConfig};
 use crate::daemon::telemetry::Telemetry;
 use crate::daemon::{self, DaemonConfig};
 use crate::engine::{self, Algorithm, Decision, Observation, State};
@@ -701,14 +702,38 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         admin.clone(),
         until_stopped(stopped.clone()),
     ));
-    let (_keep, leader) = watch::channel(true);
-    admin.telemetry().set_leader(true);
     tracing::info!(
         namespace = cluster.namespace(),
         policies = %a.policies.display(),
         dry_run = a.dry_run,
         "setpoint starts"
     );
+    // The Lease: only its holder acts. Without election this replica always may.
+    let (_always, mut leader) = watch::channel(true);
+    let mut leadership = None;
+    if !a.no_leader_election {
+        let mut config = LeaseConfig::new(cluster.namespace());
+        config.name = a.lease.clone();
+        config.lease_duration = a.lease_duration;
+        config.renew_period = (a.lease_duration / 3).max(std::time::Duration::from_secs(1));
+        let l = lease::elect(cluster.client().clone(), config)
+            .await
+            .map_err(|e| Failure(e.to_string()))?;
+        leader = l.subscribe();
+        leadership = Some(l);
+    }
+    let telemetry = admin.telemetry().clone();
+    let mut watched = leader.clone();
+    tokio::spawn(async move {
+        loop {
+            let now = *watched.borrow_and_update();
+            telemetry.set_leader(now);
+            tracing::info!(leader = now, "leadership");
+            if watched.changed().await.is_err() {
+                break;
+            }
+        }
+    });
     let config = DaemonConfig {
         policies: a.policies.clone(),
         prometheus: a
@@ -718,9 +743,25 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         dry_run: a.dry_run,
         reload_every: a.reload_every,
     };
-    daemon::run(config, cluster, admin, leader, until_stopped(stopped))
-        .await
-        .map_err(|e| Failure(e.to_string()))?;
+    let lost = async {
+        match leadership.as_mut() {
+            Some(l) => l.failed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = daemon::run(config, cluster, admin, leader, until_stopped(stopped)) => {
+            r.map_err(|e| Failure(e.to_string()))?
+        }
+        // If the election cannot go on, the process exits (and is restarted): acting without
+        // knowing who leads is not an option.
+        e = lost => return Err(Failure(format!("leader election ended: {e}"))),
+    }
+    if let Some(l) = leadership
+        && let Err(e) = l.release().await
+    {
+        tracing::warn!(error = %e, "cannot release the Lease: the other replica takes over when it expires");
+    }
     match server.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure(format!("the admin server failed: {e}"))),

@@ -764,3 +764,84 @@ fn a_restart_inside_a_cooldown_does_not_act() {
         second.log()
     );
 }
+
+/// `setpoint_leader` on a daemon's /metrics.
+fn leads(d: &Daemon) -> Option<bool> {
+    let (_, m) = d.get("/metrics")?;
+    let line = m.lines().find(|l| l.starts_with("setpoint_leader "))?;
+    Some(line.ends_with(" 1"))
+}
+
+#[test]
+fn two_daemons_with_one_lease_never_both_act() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("two_daemons_with_one_lease_never_both_act", 2)
+    else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let args = [
+        "--policies",
+        &policies(&dir),
+        "--prometheus",
+        demand.url(),
+        "--lease-duration",
+        "2s",
+    ];
+    let mut a = Daemon::start(&dir, "setpoint-a", &kubeconfig, &args);
+    let mut b = Daemon::start(&dir, "setpoint-b", &kubeconfig, &args);
+    let both = |a: &Daemon, b: &Daemon| (leads(a), leads(b));
+    let start = Instant::now();
+    loop {
+        match both(&a, &b) {
+            (Some(true), Some(false)) | (Some(false), Some(true)) => break,
+            (Some(true), Some(true)) => panic!("both lead"),
+            _ => {}
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no leader");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (leader, follower) = if leads(&a) == Some(true) {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let leader_name = api.world().lease_holder(NS, "setpoint").unwrap();
+    demand.set(400.0);
+    let start = Instant::now();
+    while replicas(&api) != 5 {
+        assert_ne!(
+            both(leader, follower),
+            (Some(true), Some(true)),
+            "both lead"
+        );
+        assert!(start.elapsed() < Duration::from_secs(15), "no scale-up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both saw the load; the follower only recommends, and says nothing.
+    follower.wait_for(
+        "the follower's recommendation",
+        Duration::from_secs(10),
+        |d| d.decision("web").is_some_and(|r| r["mode"] == "recommend"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let ups = events(&api, "ScaledUp");
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    assert_eq!(ups[0]["reportingInstance"], leader_name);
+    assert!(events(&api, "Recommendation").is_empty());
+    assert_eq!(scale_patches(&api).len(), 1);
+
+    // The leader stops (and releases the Lease): the other takes over and acts.
+    leader.stop();
+    follower.wait_for("the follower leads", Duration::from_secs(10), |d| {
+        leads(d) == Some(true)
+    });
+    demand.set(800.0);
+    follower.wait_for("the new leader scales", Duration::from_secs(15), |_| {
+        replicas(&api) > 5
+    });
+    let ups = events(&api, "ScaledUp");
+    assert_eq!(ups.len(), 2, "{ups:?}");
+    assert_ne!(ups[1]["reportingInstance"], leader_name);
+    follower.stop();
+}
