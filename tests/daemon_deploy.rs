@@ -7,6 +7,8 @@
 use serde_json::Value;
 use setpoint::daemon::admin::AdminConfig;
 use setpoint::daemon::telemetry::{ErrorKind, Source, Telemetry};
+use setpoint::engine::vertical::Recommended;
+use setpoint::engine::vertical_plan::ContainerRecommendation;
 use setpoint::engine::{Decision, Direction, Explanation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -450,6 +452,18 @@ fn exported_metrics() -> BTreeSet<String> {
     t.record_scaling_action("p", Direction::Up);
     t.record_query(Source::Prometheus, Duration::from_millis(1));
     t.record_error(ErrorKind::Api);
+    t.set_vertical(
+        "p",
+        &[ContainerRecommendation {
+            container: "app".into(),
+            cpu: Some(Recommended {
+                target: 0.5,
+                lower: 0.4,
+                upper: 0.7,
+            }),
+            memory: None,
+        }],
+    );
     t.encode()
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -570,6 +584,7 @@ fn the_dashboard_queries_exactly_the_daemons_metrics() {
         "setpoint_leader",
         "setpoint_policies",
         "setpoint_policy_reloads_total",
+        "setpoint_vertical_recommendation",
     ] {
         assert!(used.contains(name), "{name}");
     }

@@ -845,3 +845,97 @@ fn two_daemons_with_one_lease_never_both_act() {
     assert_ne!(ups[1]["reportingInstance"], leader_name);
     follower.stop();
 }
+
+#[test]
+fn the_vertical_part_resizes_one_pod_in_place_and_only_recommends_in_dry_run() {
+    // No Prometheus needed: usage from metrics.k8s.io.
+    let pod = |name: &str| {
+        k::with_resources(
+            ready_pod(name, "web"),
+            serde_json::json!({"cpu": "100m", "memory": "128Mi"}),
+            serde_json::json!({"cpu": "200m", "memory": "256Mi"}),
+        )
+    };
+    let usage = |name: &str| {
+        k::pod_metrics(
+            NS,
+            name,
+            "web",
+            &k::rfc3339(support::unix_now() - 5.0),
+            "30s",
+            "600m",
+        )
+    };
+    // web-a was OOM-killed a minute ago: memory goes up at once, before any history.
+    let killed = k::with_oom_kill(pod("web-a"), &k::rfc3339(support::unix_now() - 60.0));
+    let api = KubeStandIn::start(World {
+        scalables: vec![Scalable::deployment(NS, "web", 2)],
+        pods: vec![killed, pod("web-b")],
+        pod_metrics: Some(vec![usage("web-a"), usage("web-b")]),
+        ..World::default()
+    });
+    let dir = TempDir::new("daemon-vertical");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_policy(
+        &dir,
+        "web.yaml",
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
+         spec:\n  target: {kind: Deployment, name: web}\n  interval: 1s\n  vertical:\n    \
+         containers: [app]\n    resources: [memory]\n    min: {memory: 64Mi}\n    \
+         max: {memory: 2Gi}\n    update: inPlace\n",
+    );
+    let args = ["--policies", &policies(&dir), "--no-leader-election"];
+    let resizes = |api: &KubeStandIn| {
+        api.requests()
+            .into_iter()
+            .filter(|r| r.uri.contains("/resize"))
+            .count()
+    };
+
+    let mut dry = Daemon::start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &[&args[..], &["--dry-run"]].concat(),
+    );
+    dry.wait_for(
+        "a vertical plan that writes",
+        Duration::from_secs(20),
+        |d| {
+            d.decision("web")
+                .is_some_and(|r| r["vertical"]["applied"]["kind"] == "notApplied")
+        },
+    );
+    let r = dry.decision("web").unwrap();
+    assert_eq!(r["mode"], "recommend");
+    assert!(r.get("desiredReplicas").is_none(), "vertical only: {r:#}");
+    let reason = &r["vertical"]["applied"]["reason"];
+    assert_eq!(reason, "the daemon runs with --dry-run", "{r:#}");
+    assert_eq!(resizes(&api), 0);
+    let (_, metrics) = dry.get("/metrics").unwrap();
+    assert!(
+        metrics.contains(
+            "setpoint_vertical_recommendation{policy=\"web\",container=\"app\",resource=\"memory\",bound=\"target\"}"
+        ),
+        "{metrics}"
+    );
+    dry.stop();
+
+    let applying = Daemon::start(&dir, "setpoint-0", &kubeconfig, &args);
+    applying.wait_for("a resize", Duration::from_secs(20), |_| resizes(&api) > 0);
+    applying.wait_for("the Resized Event", Duration::from_secs(10), |_| {
+        !events(&api, "Resized").is_empty()
+    });
+    let e = &events(&api, "Resized")[0];
+    assert_eq!(e["regarding"]["kind"], "Pod");
+    // The OOM-killed pod first, and one pod at a time.
+    let first = api.world().resize_patches[0].clone();
+    assert_eq!(first.0, "web-a", "{first:?}");
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| !r.uri.contains("/scale") || r.method == "GET"),
+        "a vertical-only policy never patches /scale"
+    );
+}

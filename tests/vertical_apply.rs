@@ -138,7 +138,7 @@ async fn tick(
     now: f64,
 ) -> (VerticalOutcome, Vec<PodInfo>) {
     let pods = c.pods("app=web").await.unwrap();
-    let out = apply_vertical(c, p, state, &pods, &recs(), now).await;
+    let out = apply_vertical(c, p, state, &pods, &recs(), now, None).await;
     (out, pods)
 }
 

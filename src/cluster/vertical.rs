@@ -76,7 +76,8 @@ impl fmt::Display for VerticalOutcome {
 
 /// Plans and applies the vertical part of `policy` for one tick, at `now` (Unix seconds).
 /// `pods` are the target's pods as read this tick, `recommendations` the recommenders' output
-/// per container. Never more than one write per tick.
+/// per container. Never more than one write per tick; none when `hold` gives a reason (dry-run,
+/// a standby replica) or the policy's mode is recommend.
 pub async fn apply_vertical<C: Cluster>(
     cluster: &C,
     policy: &Policy,
@@ -84,6 +85,7 @@ pub async fn apply_vertical<C: Cluster>(
     pods: &[PodInfo],
     recommendations: &[ContainerRecommendation],
     now: Seconds,
+    hold: Option<&str>,
 ) -> VerticalOutcome {
     let Some(v) = &policy.vertical else {
         return VerticalOutcome {
@@ -99,11 +101,16 @@ pub async fn apply_vertical<C: Cluster>(
     };
     let plan_pods: Vec<_> = pods.iter().map(PodInfo::plan_pod).collect();
     let plan = vertical_plan::plan(&v.plan_settings(), recommendations, &plan_pods, state, now);
-    if plan.action.writes() && policy.mode == Mode::Recommend {
+    let hold = match hold {
+        Some(reason) => Some(reason),
+        None if policy.mode == Mode::Recommend => Some("the policy's mode is recommend"),
+        None => None,
+    };
+    if let (true, Some(reason)) = (plan.action.writes(), hold) {
         return VerticalOutcome {
             plan,
             applied: Applied::NotApplied {
-                reason: "the policy's mode is recommend".into(),
+                reason: reason.into(),
             },
         };
     }

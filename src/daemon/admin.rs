@@ -14,6 +14,7 @@
 //! `Bearer`/`Basic` credentials, `token=`-style parameters) in case an error message quoted one.
 
 use super::telemetry::Telemetry;
+use crate::cluster::vertical::VerticalOutcome;
 use crate::engine::Decision;
 use crate::policy::{Mode, Policy, TargetRef};
 use axum::Router;
@@ -56,7 +57,8 @@ impl Default for AdminConfig {
 
 /// The last decision of one policy: the serde form of [`Decision`] (`currentReplicas`,
 /// `desiredReplicas`, `explanation`) with the policy's name, target and mode and the time of the
-/// decision. `setpoint recommend --output json` prints the same shape.
+/// decision, and for a policy with a vertical part its plan and what became of it
+/// (`vertical`). `setpoint recommend --output json` prints the same shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRecommendation {
@@ -70,9 +72,12 @@ pub struct PolicyRecommendation {
     /// When the decision was made (RFC 3339, UTC, milliseconds).
     #[serde(with = "rfc3339")]
     pub time: SystemTime,
-    /// The decision and its explanation.
+    /// The horizontal decision and its explanation (None for a vertical-only policy).
     #[serde(flatten)]
-    pub decision: Decision,
+    pub decision: Option<Decision>,
+    /// The vertical part's recommendations per container, its plan, and what was written.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub vertical: Option<VerticalOutcome>,
 }
 
 impl PolicyRecommendation {
@@ -84,7 +89,24 @@ impl PolicyRecommendation {
             target: policy.target.clone(),
             mode: policy.mode,
             time,
-            decision,
+            decision: Some(decision),
+            vertical: None,
+        }
+    }
+
+    /// The recommendation of a policy without a horizontal part.
+    pub fn vertical_only(
+        policy: &Policy,
+        vertical: VerticalOutcome,
+        time: SystemTime,
+    ) -> PolicyRecommendation {
+        PolicyRecommendation {
+            policy: policy.name.clone(),
+            target: policy.target.clone(),
+            mode: policy.mode,
+            time,
+            decision: None,
+            vertical: Some(vertical),
         }
     }
 }

@@ -20,6 +20,8 @@
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
 //! series are removed with [`Telemetry::forget_policy`].
 
+use crate::engine::vertical::Resource;
+use crate::engine::vertical_plan::ContainerRecommendation;
 use crate::engine::{Decision, Direction, Rule};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -27,8 +29,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the query-duration histogram's buckets: 5 ms to 30 s.
@@ -197,6 +201,14 @@ struct StateLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VerticalLabels {
+    policy: String,
+    container: String,
+    resource: Fixed,
+    bound: Fixed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ResultLabels {
     result: Fixed,
 }
@@ -217,6 +229,9 @@ struct Metrics {
     leader: Gauge,
     policies: Family<StateLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
+    vertical: Family<VerticalLabels, Gauge<f64, AtomicU64>>,
+    /// The vertical series of each policy, to forget them with the policy.
+    vertical_series: Mutex<BTreeMap<String, Vec<VerticalLabels>>>,
 }
 
 /// The daemon's metrics. A cheap handle: clones share one registry.
@@ -253,6 +268,7 @@ impl Telemetry {
         let leader = Gauge::default();
         let policies = Family::<StateLabels, Gauge>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
+        let vertical = Family::<VerticalLabels, Gauge<f64, AtomicU64>>::default();
 
         registry.register("ticks", "Ticks run, per policy", ticks.clone());
         registry.register(
@@ -297,6 +313,12 @@ impl Telemetry {
             "Reloads of the policy folder, by result",
             reloads.clone(),
         );
+        registry.register(
+            "vertical_recommendation",
+            "The vertical recommendation per container and resource (CPU in cores, memory in \
+             bytes): the target request and the bounds outside which a request is changed",
+            vertical.clone(),
+        );
 
         for kind in ErrorKind::ALL {
             errors.get_or_create_owned(&KindLabels {
@@ -327,7 +349,45 @@ impl Telemetry {
                 leader,
                 policies,
                 reloads,
+                vertical,
+                vertical_series: Mutex::new(BTreeMap::new()),
             }),
+        }
+    }
+
+    /// Sets `setpoint_vertical_recommendation` of `policy`: for each container and resource
+    /// with data, its target, lower and upper bound. Series of containers or resources no longer
+    /// recommended are removed.
+    pub fn set_vertical(&self, policy: &str, recommendations: &[ContainerRecommendation]) {
+        let mut series = Vec::new();
+        for rec in recommendations {
+            for resource in [Resource::Cpu, Resource::Memory] {
+                let Some(r) = rec.get(resource) else { continue };
+                for (bound, value) in [("target", r.target), ("lower", r.lower), ("upper", r.upper)]
+                {
+                    let labels = VerticalLabels {
+                        policy: policy.to_owned(),
+                        container: rec.container.clone(),
+                        resource: Fixed(resource.as_str()),
+                        bound: Fixed(bound),
+                    };
+                    self.m.vertical.get_or_create(&labels).set(value);
+                    series.push(labels);
+                }
+            }
+        }
+        let mut known = self
+            .m
+            .vertical_series
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for old in known.remove(policy).unwrap_or_default() {
+            if !series.contains(&old) {
+                self.m.vertical.remove(&old);
+            }
+        }
+        if !series.is_empty() {
+            known.insert(policy.to_owned(), series);
         }
     }
 
@@ -423,6 +483,7 @@ impl Telemetry {
     /// Removes every series of a policy that is gone (its file was deleted or renamed), so that
     /// its last values do not linger on /metrics.
     pub fn forget_policy(&self, policy: &str) {
+        self.set_vertical(policy, &[]);
         let labels = policy_labels(policy);
         self.m.ticks.remove(&labels);
         self.m.recommended.remove(&labels);

@@ -10,12 +10,14 @@ use super::actuator::{Actuator, Why};
 use super::admin::{AdminState, PolicyRecommendation};
 use super::restart;
 use super::telemetry::{ErrorKind, Source};
+use crate::cluster::vertical::{Applied, VerticalOutcome};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
 use crate::metrics::prometheus::PrometheusConfig;
+use crate::metrics::usage::{UsageSource, VerticalTick};
 use crate::metrics::{MetricReading, Observer, TargetState};
-use crate::policy::{MetricQuery, Policy};
+use crate::policy::{MetricQuery, Policy, TargetRef};
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -122,6 +124,8 @@ struct Worker {
     last_error: Option<String>,
     /// Whether the pods' counters have been scraped once (pod metrics need two scrapes).
     primed: bool,
+    /// The vertical part: usage reader, recommenders and planner state.
+    vertical: Option<VerticalTick>,
 }
 
 impl Worker {
@@ -130,15 +134,16 @@ impl Worker {
         policy: Arc<Policy>,
         carried: Option<State>,
     ) -> Result<Worker, String> {
-        if policy.horizontal.is_none() {
-            return Err(
-                "the policy has no horizontal part (vertical-only policies are \
-                        recommended by `setpoint recommend`, not yet run by the daemon)"
-                    .into(),
-            );
-        }
         let observer =
             Observer::new(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
+        let vertical = match &policy.vertical {
+            None => None,
+            Some(_) => {
+                let source = UsageSource::for_policy(&policy, ctx.prometheus.as_ref())
+                    .map_err(|e| e.to_string())?;
+                VerticalTick::new(&policy, source)
+            }
+        };
         Ok(Worker {
             policy,
             observer,
@@ -147,14 +152,8 @@ impl Worker {
             failures: 0,
             last_error: None,
             primed: false,
+            vertical,
         })
-    }
-
-    fn horizontal(&self) -> &Horizontal {
-        self.policy
-            .horizontal
-            .as_ref()
-            .expect("checked in Worker::new")
     }
 
     /// One tick. Errors are logged, counted and shown on `/recommendations` here.
@@ -201,34 +200,75 @@ impl Worker {
 
         let wall = SystemTime::now();
         let now = unix(wall);
+        let (actuator, why) = Actuator::choose(policy.mode, ctx.dry_run, *ctx.leader.borrow());
+        let horizontal = match &policy.horizontal {
+            Some(h) => Some(
+                self.horizontal(ctx, h, actuator, &mut scale, &mut target, budget, now)
+                    .await?,
+            ),
+            None => None,
+        };
+        let vertical = match (self.vertical.as_mut(), &target.pods, &target.selector) {
+            (Some(v), Some(pods), Some(selector)) => {
+                let hold = match why {
+                    Why::Applying | Why::PolicyRecommends => None,
+                    Why::DryRun => Some("the daemon runs with --dry-run"),
+                    Why::Standby => Some("another replica holds the Lease"),
+                };
+                Some(v.tick_on(cluster, &policy, pods, selector, now, hold).await)
+            }
+            (Some(_), _, _) => {
+                return Err(ClusterError::Invalid {
+                    what: format!("GET scale of {} {}", policy.target.kind, policy.target.name),
+                    message: "no pod selector: the vertical part needs the target's pods".into(),
+                });
+            }
+            (None, _, _) => None,
+        };
+        self.record(ctx, actuator, why, horizontal, vertical, wall, now)
+            .await;
+        Ok(())
+    }
+
+    /// The horizontal part of a tick: decide and act, again after a 409.
+    #[allow(clippy::too_many_arguments)]
+    async fn horizontal<C: Cluster>(
+        &mut self,
+        ctx: &Context<C>,
+        horizontal: &Horizontal,
+        actuator: Actuator,
+        scale: &mut ScaleState,
+        target: &mut TargetState,
+        budget: Duration,
+        now: Seconds,
+    ) -> Result<(Decision, Option<ScaleState>), ClusterError> {
+        let policy = self.policy.clone();
+        let cluster = &ctx.cluster;
         if self.state.is_none() {
-            self.state = Some(self.first_state(ctx, &scale, &target, now).await);
+            self.state = Some(self.first_state(ctx, horizontal, scale, target, now).await);
         }
         if !self.primed && self.scrapes_counters() {
             // Counters need two scrapes: this tick's reading has rates from the next one on.
-            self.observer.prime(&policy, &target, now).await;
+            self.observer.prime(&policy, target, now).await;
             self.primed = true;
         }
         let readings = self
             .observer
-            .observe(&policy, Some(cluster), &target, now, None)
+            .observe(&policy, Some(cluster), target, now, None)
             .await;
         self.record_queries(ctx, &readings);
-
-        let (actuator, why) = Actuator::choose(policy.mode, ctx.dry_run, *ctx.leader.borrow());
         let mut attempt = 1;
-        let (decision, patched) = loop {
+        loop {
             let before = self.state.clone().expect("set above");
             let obs = Observation {
                 current_replicas: scale.spec_replicas,
                 ready_replicas: target.ready,
                 samples: readings.iter().map(|r| r.sample.clone()).collect(),
             };
-            let horizontal = policy.horizontal.as_ref().expect("checked in Worker::new");
             let state = self.state.as_mut().expect("set above");
             let decision = engine::tick(horizontal, state, &obs, now);
             match actuator
-                .act(cluster, &policy.target, &scale, &decision)
+                .act(cluster, &policy.target, scale, &decision)
                 .await
             {
                 Ok(patched) => {
@@ -238,7 +278,7 @@ impl Worker {
                         state.governor.last_action = before.governor.last_action;
                         state.governor.events = before.governor.events;
                     }
-                    break (decision, patched);
+                    return Ok((decision, patched));
                 }
                 Err(e) if e.code() == Some(409) && attempt < CONFLICT_ATTEMPTS => {
                     ctx.admin.telemetry().record_error(ErrorKind::Conflict);
@@ -247,8 +287,8 @@ impl Worker {
                         "the target changed under the patch (409): reading it again"
                     );
                     self.state = Some(before);
-                    scale = retrying(budget, || cluster.scale(&policy.target)).await?;
-                    target = self.target_state(ctx, &scale, budget).await?;
+                    *scale = retrying(budget, || cluster.scale(&policy.target)).await?;
+                    *target = self.target_state(ctx, scale, budget).await?;
                     attempt += 1;
                 }
                 Err(e) => {
@@ -259,10 +299,7 @@ impl Worker {
                     return Err(e);
                 }
             }
-        };
-        self.record(ctx, actuator, why, &decision, patched.as_ref(), wall, now)
-            .await;
-        Ok(())
+        }
     }
 
     fn scrapes_counters(&self) -> bool {
@@ -300,6 +337,7 @@ impl Worker {
     async fn first_state<C: Cluster>(
         &mut self,
         ctx: &Context<C>,
+        horizontal: &Horizontal,
         scale: &ScaleState,
         target: &TargetState,
         now: Seconds,
@@ -325,7 +363,7 @@ impl Worker {
                 }
             },
         };
-        if let Algorithm::Predictive(params) = &self.horizontal().algorithm {
+        if let Algorithm::Predictive(params) = &horizontal.algorithm {
             let notes = self
                 .observer
                 .seed_history(&self.policy, params, &mut state, target.ready, now)
@@ -353,46 +391,87 @@ impl Worker {
         }
     }
 
-    /// Publishes the decision: `/recommendations`, `/metrics`, the log, Events, and after an
-    /// action the annotation that survives a restart.
+    /// Publishes the tick's outcome: `/recommendations`, `/metrics`, the log, Events, and after
+    /// a scaling action the annotation that survives a restart.
     #[allow(clippy::too_many_arguments)]
     async fn record<C: Cluster>(
         &mut self,
         ctx: &Context<C>,
         actuator: Actuator,
         why: Why,
-        decision: &Decision,
-        patched: Option<&ScaleState>,
+        horizontal: Option<(Decision, Option<ScaleState>)>,
+        vertical: Option<VerticalOutcome>,
         wall: SystemTime,
         now: Seconds,
     ) {
-        let policy = &self.policy;
+        let policy = self.policy.clone();
         let telemetry = ctx.admin.telemetry();
-        telemetry.record_decision(&policy.name, decision);
-        let mut published = PolicyRecommendation::new(policy, decision.clone(), wall);
-        published.mode = actuator.mode();
-        ctx.admin.publish(published);
-        let summary = decision.to_string();
-        let direction = decision.direction();
         // Standby replicas stay quiet: the leader speaks for the policy.
         let speaks = why != Why::Standby;
-        let mut event = None;
+        let mut events = Vec::new();
+        if let Some((decision, patched)) = &horizontal {
+            telemetry.record_decision(&policy.name, decision);
+            if let Some(e) = self
+                .horizontal_event(ctx, actuator, decision, patched.as_ref(), now)
+                .await
+            {
+                events.push(e);
+            }
+        }
+        if let (Some(outcome), Some(v)) = (&vertical, &self.vertical) {
+            telemetry.set_vertical(&policy.name, &v.recommenders().recommendations());
+            events.extend(vertical_event(ctx, &policy, outcome));
+        }
+        let mut published = match (horizontal, vertical) {
+            (Some((decision, _)), vertical) => PolicyRecommendation {
+                vertical,
+                ..PolicyRecommendation::new(&policy, decision, wall)
+            },
+            (None, Some(vertical)) => PolicyRecommendation::vertical_only(&policy, vertical, wall),
+            (None, None) => return,
+        };
+        published.mode = actuator.mode();
+        ctx.admin.publish(published);
+        for (warning, reason, action, regarding, note) in events {
+            if !speaks {
+                continue;
+            }
+            let e = EventNote {
+                regarding,
+                warning,
+                reason: reason.into(),
+                action: action.into(),
+                note,
+                time: wall,
+            };
+            if let Err(e) = ctx.cluster.create_event(&e).await {
+                telemetry.record_error(error_kind(&e));
+                warn!(error = %e, "cannot publish an Event");
+            }
+        }
+    }
+
+    /// The log line and the Event of a horizontal decision, and after an action the
+    /// annotation.
+    async fn horizontal_event<C: Cluster>(
+        &mut self,
+        ctx: &Context<C>,
+        actuator: Actuator,
+        decision: &Decision,
+        patched: Option<&ScaleState>,
+        now: Seconds,
+    ) -> Option<Event> {
+        let policy = &self.policy;
+        let telemetry = ctx.admin.telemetry();
+        let summary = decision.to_string();
         if let Some(new) = patched {
-            let direction = direction.expect("a patch changes the count");
+            let direction = decision.direction().expect("a patch changes the count");
             telemetry.record_scaling_action(&policy.name, direction);
             info!(
                 from = decision.current_replicas,
                 to = new.spec_replicas,
                 "scaled: {summary}"
             );
-            event = Some((
-                match direction {
-                    Direction::Up => "ScaledUp",
-                    Direction::Down => "ScaledDown",
-                },
-                "Scale",
-                summary.clone(),
-            ));
             let state = self.state.as_ref().expect("set by the tick");
             let annotations = restart::annotations(&policy.name, state, now);
             if let Err(e) = ctx
@@ -404,39 +483,74 @@ impl Worker {
                 warn!(error = %e, "cannot keep the governor's memory on the target");
             }
             self.announced = Some(decision.desired_replicas);
-        } else {
-            let previous = *self.announced.get_or_insert(decision.current_replicas);
-            if decision.desired_replicas != previous && actuator == Actuator::Recommend {
-                info!(
-                    replicas = decision.desired_replicas,
-                    "recommendation changed: {summary}"
-                );
-                event = Some((
-                    "Recommendation",
-                    "Recommend",
-                    format!(
-                        "recommends {} replicas: {summary}",
-                        decision.desired_replicas
-                    ),
-                ));
-                self.announced = Some(decision.desired_replicas);
-            } else {
-                debug!("{summary}");
-            }
-        }
-        if let (Some((reason, action, note)), true) = (event, speaks) {
-            let e = EventNote {
-                regarding: policy.target.clone(),
-                warning: false,
-                reason: reason.into(),
-                action: action.into(),
-                note,
-                time: wall,
+            let reason = match direction {
+                Direction::Up => "ScaledUp",
+                Direction::Down => "ScaledDown",
             };
-            if let Err(e) = ctx.cluster.create_event(&e).await {
-                telemetry.record_error(error_kind(&e));
-                warn!(error = %e, "cannot publish an Event");
-            }
+            return Some((false, reason, "Scale", policy.target.clone(), summary));
+        }
+        let previous = *self.announced.get_or_insert(decision.current_replicas);
+        if decision.desired_replicas != previous && actuator == Actuator::Recommend {
+            info!(
+                replicas = decision.desired_replicas,
+                "recommendation changed: {summary}"
+            );
+            self.announced = Some(decision.desired_replicas);
+            let note = format!(
+                "recommends {} replicas: {summary}",
+                decision.desired_replicas
+            );
+            return Some((
+                false,
+                "Recommendation",
+                "Recommend",
+                policy.target.clone(),
+                note,
+            ));
+        }
+        debug!("{summary}");
+        None
+    }
+}
+
+/// An Event to publish: (warning, reason, action, regarding, note).
+type Event = (bool, &'static str, &'static str, TargetRef, String);
+
+/// The log line and the Event of what the vertical part wrote (nothing when it wrote nothing).
+fn vertical_event<C>(
+    ctx: &Context<C>,
+    policy: &Policy,
+    outcome: &VerticalOutcome,
+) -> Option<Event> {
+    let text = outcome.to_string();
+    match &outcome.applied {
+        Applied::Resized { pod, .. } => {
+            info!(%pod, "resized in place: {text}");
+            let pod = TargetRef {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: pod.clone(),
+            };
+            Some((false, "Resized", "Resize", pod, text))
+        }
+        Applied::TemplatePatched { .. } => {
+            info!("pod template patched: {text}");
+            Some((
+                false,
+                "TemplatePatched",
+                "Resize",
+                policy.target.clone(),
+                text,
+            ))
+        }
+        Applied::Failed { error } => {
+            ctx.admin.telemetry().record_error(ErrorKind::Patch);
+            warn!(%error, "vertical change refused: {text}");
+            Some((true, "ResizeFailed", "Resize", policy.target.clone(), text))
+        }
+        Applied::Nothing | Applied::NotApplied { .. } => {
+            debug!("vertical: {text}");
+            None
         }
     }
 }

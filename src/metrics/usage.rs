@@ -557,15 +557,32 @@ impl VerticalTick {
             name: policy.target.name.clone(),
         })?;
         let pods = cluster.pods(&selector).await?;
-        let read = self.reader.read(cluster, &pods, &selector, now).await;
+        Ok(self
+            .tick_on(cluster, policy, &pods, &selector, now, None)
+            .await)
+    }
+
+    /// [`VerticalTick::tick`] on pods already read this tick; `hold` says why nothing may be
+    /// written (dry-run, a standby replica), if so.
+    pub async fn tick_on<C: Cluster>(
+        &mut self,
+        cluster: &C,
+        policy: &Policy,
+        pods: &[PodInfo],
+        selector: &str,
+        now: Seconds,
+        hold: Option<&str>,
+    ) -> VerticalOutcome {
+        let read = self.reader.read(cluster, pods, selector, now).await;
         self.recommenders.feed(&read);
         let recs = self.recommenders.recommendations();
-        let mut outcome = apply_vertical(cluster, policy, &mut self.state, &pods, &recs, now).await;
+        let mut outcome =
+            apply_vertical(cluster, policy, &mut self.state, pods, &recs, now, hold).await;
         outcome
             .plan
             .notes
             .extend(read.problems.iter().map(|p| format!("usage: {p}")));
-        Ok(outcome)
+        outcome
     }
 }
 
