@@ -820,7 +820,7 @@ async fn vertical_report(
     recommenders.feed(&read);
     let plan_pods: Vec<_> = pods.iter().map(|p| p.plan_pod()).collect();
     let plan = crate::engine::vertical_plan::plan(
-        &spec.plan_settings(),
+        &spec.plan,
         &recommenders.recommendations(),
         &plan_pods,
         &mut crate::engine::vertical_plan::PlanState::default(),
@@ -844,8 +844,8 @@ async fn vertical_report(
 /// How much usage history `recommend` reads from Prometheus: two half-lives or one memory peak
 /// window, whichever is longer, from 1 hour to 8 days (the VPA's history).
 pub fn vertical_history(spec: &VerticalSpec) -> f64 {
-    (2.0 * spec.params.half_life)
-        .max(spec.params.memory_peak_window)
+    (2.0 * spec.plan.params.half_life)
+        .max(spec.plan.params.memory_peak_window)
         .clamp(3600.0, 8.0 * 86400.0)
 }
 

@@ -35,15 +35,18 @@ fn a_vertical_only_policy_parses_with_vpa_defaults() {
     let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
     assert!(p.horizontal.is_none());
     let v = p.vertical.unwrap();
-    assert_eq!(v.containers, vec!["web"]);
-    assert_eq!(v.update, UpdateMode::InPlace);
+    assert_eq!(v.plan.containers, vec!["web"]);
+    assert_eq!(v.plan.update, UpdateMode::InPlace);
     assert_eq!(
-        (v.params.cpu.target_percentile, v.params.cpu.margin),
+        (
+            v.plan.params.cpu.target_percentile,
+            v.plan.params.cpu.margin
+        ),
         (0.9, 0.15)
     );
-    assert_eq!((v.params.cpu.min, v.params.cpu.max), (0.05, 2.0));
-    assert_eq!(v.params.memory.max, 4096.0 * MIB);
-    assert_eq!(v.params.half_life, 86400.0);
+    assert_eq!((v.plan.params.cpu.min, v.plan.params.cpu.max), (0.05, 2.0));
+    assert_eq!(v.plan.params.memory.max, 4096.0 * MIB);
+    assert_eq!(v.plan.params.half_life, 86400.0);
 }
 
 #[test]
@@ -125,7 +128,7 @@ fn usage_queries_and_allow_restart() {
     let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
     let v = p.vertical.unwrap();
     assert_eq!(v.usage, policy::UsageQueries::default());
-    assert!(v.allow_restart, "restarts are allowed by default");
+    assert!(v.plan.allow_restart, "restarts are allowed by default");
     let with = VERTICAL.replace(
         "    update: inPlace\n",
         "    update: inPlace\n    resize: {allowRestart: false}\n    usage:\n      memory: max(container_memory_rss{pod=\"$pod\", container=\"$container\"})\n",
@@ -134,13 +137,13 @@ fn usage_queries_and_allow_restart() {
         .unwrap()
         .vertical
         .unwrap();
-    assert!(!v.allow_restart);
+    assert!(!v.plan.allow_restart);
     assert_eq!(v.usage.cpu, None);
     assert_eq!(
         v.usage.memory.as_deref(),
         Some("max(container_memory_rss{pod=\"$pod\", container=\"$container\"})")
     );
-    assert_eq!(v.plan_settings().update, UpdateMode::InPlace);
+    assert_eq!(v.plan.update, UpdateMode::InPlace);
     let unknown = with.replace("$pod", "$podname");
     let p = problems(&unknown);
     assert!(
@@ -215,7 +218,7 @@ proptest! {
         half_life in 60.0..200_000.0f64,
     ) {
         let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
-        let mut params = p.vertical.unwrap().params;
+        let mut params = p.vertical.unwrap().plan.params;
         params.half_life = half_life;
         let mut r = ContainerRecommender::new(&params);
         for (i, (cpu, mem)) in samples.iter().enumerate() {

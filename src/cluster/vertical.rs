@@ -100,7 +100,7 @@ pub async fn apply_vertical<C: Cluster>(
         };
     };
     let plan_pods: Vec<_> = pods.iter().map(PodInfo::plan_pod).collect();
-    let plan = vertical_plan::plan(&v.plan_settings(), recommendations, &plan_pods, state, now);
+    let plan = vertical_plan::plan(&v.plan, recommendations, &plan_pods, state, now);
     let hold = match hold {
         Some(reason) => Some(reason),
         None if policy.mode == Mode::Recommend => Some("the policy's mode is recommend"),

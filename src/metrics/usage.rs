@@ -211,8 +211,8 @@ impl UsageReader {
     pub fn new(spec: &VerticalSpec, source: UsageSource) -> UsageReader {
         UsageReader {
             source,
-            containers: spec.containers.clone(),
-            resources: spec.resources.clone(),
+            containers: spec.plan.containers.clone(),
+            resources: spec.plan.resources.clone(),
             cpu_query: spec
                 .usage
                 .cpu
@@ -441,13 +441,14 @@ impl Recommenders {
     /// Empty recommenders for a vertical part.
     pub fn new(spec: &VerticalSpec) -> Recommenders {
         Recommenders {
-            params: spec.params,
-            containers: spec.containers.clone(),
-            resources: spec.resources.clone(),
+            params: spec.plan.params,
+            containers: spec.plan.containers.clone(),
+            resources: spec.plan.resources.clone(),
             by_container: spec
+                .plan
                 .containers
                 .iter()
-                .map(|c| (c.clone(), ContainerRecommender::new(&spec.params)))
+                .map(|c| (c.clone(), ContainerRecommender::new(&spec.plan.params)))
                 .collect(),
             samples: 0,
             ooms: 0,

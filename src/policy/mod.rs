@@ -146,22 +146,9 @@ impl Policy {
 /// A validated vertical part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerticalSpec {
-    /// Containers to right-size.
-    pub containers: Vec<String>,
-    /// Resources to right-size.
-    pub resources: Vec<Resource>,
-    /// The recommender's settings.
-    pub params: VerticalParams,
-    /// How recommendations are applied.
-    pub update: UpdateMode,
-    /// Whether limits follow requests.
-    pub limits: LimitsMode,
-    /// How long an in-place resize may stay Deferred, seconds.
-    pub deferred_timeout: Seconds,
-    /// What to do when a resize cannot happen in place.
-    pub fallback: ResizeFallback,
-    /// Whether an in-place resize may restart a container (resizePolicy RestartContainer).
-    pub allow_restart: bool,
+    /// What the recommender and the planner need: containers, resources, the recommender's
+    /// settings, the update mode, limits, and the in-place resize rules.
+    pub plan: PlanSettings,
     /// `spec.vertical.usage`: the PromQL of each container's usage (None: the defaults of
     /// [`crate::metrics::usage`]).
     pub usage: UsageQueries,
@@ -179,22 +166,6 @@ pub struct UsageQueries {
 
 /// The placeholders a usage query may hold.
 pub const USAGE_PLACEHOLDERS: [&str; 3] = ["namespace", "pod", "container"];
-
-impl VerticalSpec {
-    /// What the planner needs of this part.
-    pub fn plan_settings(&self) -> PlanSettings {
-        PlanSettings {
-            containers: self.containers.clone(),
-            resources: self.resources.clone(),
-            params: self.params,
-            update: self.update,
-            limits: self.limits,
-            deferred_timeout: self.deferred_timeout,
-            fallback: self.fallback,
-            allow_restart: self.allow_restart,
-        }
-    }
-}
 
 /// The placeholders (`$name`) in a usage query, in order.
 pub fn placeholders(query: &str) -> Vec<&str> {
@@ -517,7 +488,7 @@ impl Validator {
         queries: &[MetricQuery],
         hm: &model::Horizontal,
     ) {
-        if !v.resources.contains(&Resource::Cpu) {
+        if !v.plan.resources.contains(&Resource::Cpu) {
             return;
         }
         for (i, (m, q)) in h.metrics.iter().zip(queries).enumerate() {
@@ -728,21 +699,23 @@ impl Validator {
             max,
         };
         VerticalSpec {
-            containers: m.containers.value.clone(),
-            resources,
-            params: VerticalParams {
-                half_life,
-                memory_peak_window: window,
-                cpu: rp(cpu_p, min_cpu, max_cpu),
-                memory: rp(mem_p, min_mem, max_mem),
-                stale_difference,
-                stale_after,
+            plan: PlanSettings {
+                containers: m.containers.value.clone(),
+                resources,
+                params: VerticalParams {
+                    half_life,
+                    memory_peak_window: window,
+                    cpu: rp(cpu_p, min_cpu, max_cpu),
+                    memory: rp(mem_p, min_mem, max_mem),
+                    stale_difference,
+                    stale_after,
+                },
+                update: m.update,
+                limits: m.limits,
+                deferred_timeout,
+                fallback,
+                allow_restart,
             },
-            update: m.update,
-            limits: m.limits,
-            deferred_timeout,
-            fallback,
-            allow_restart,
             usage,
         }
     }

@@ -75,7 +75,7 @@ struct Tracked {
 
 /// Runs the vertical part of a policy against a usage shape.
 pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalResult {
-    let p = &spec.params;
+    let p = &spec.plan.params;
     let mean = trace.mean().max(1e-12);
     let factor = |r: Resource| match (r, scale) {
         (Resource::Cpu, None) => 0.5 / mean,
@@ -86,6 +86,7 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
     let usage = |r: Resource, i: usize| trace.values[i] * factor(r);
     let first_hour = trace.step_at(3600.0).max(1);
     let mut tracked: Vec<(Resource, Tracked)> = spec
+        .plan
         .resources
         .iter()
         .map(|&r| {
@@ -129,7 +130,7 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
             }
             tr.slack += (tr.request - u.min(tr.request)).max(0.0) / tr.request * dt;
         }
-        if spec.update == UpdateMode::Off || (t < 3600.0 && reason.is_none()) {
+        if spec.plan.update == UpdateMode::Off || (t < 3600.0 && reason.is_none()) {
             continue;
         }
         let mut change = RequestChange {
@@ -171,7 +172,7 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
             };
             let ratio = tr.limit / tr.request;
             tr.request = target.target;
-            if spec.limits == LimitsMode::Proportional {
+            if spec.plan.limits == LimitsMode::Proportional {
                 tr.limit = tr.request * ratio;
             }
             tr.differs_since = None;
