@@ -248,6 +248,21 @@ fn scale_patches(api: &KubeStandIn) -> Vec<k::Received> {
         .collect()
 }
 
+/// One daemon (`setpoint-0`, no Lease) on the policies of `dir`, with `prometheus` and `extra`
+/// flags.
+fn single(dir: &TempDir, kubeconfig: &Path, prometheus: &str, extra: &[&str]) -> Daemon {
+    let policies = policies(dir);
+    let mut args = vec![
+        "--policies",
+        &policies,
+        "--prometheus",
+        prometheus,
+        "--no-leader-election",
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(dir, "setpoint-0", kubeconfig, &args)
+}
+
 /// The Events with `reason` the stand-in has received.
 fn events(api: &KubeStandIn, reason: &str) -> Vec<Value> {
     api.world()
@@ -289,18 +304,7 @@ fn a_load_step_is_patched_within_one_interval() {
         return;
     };
     write_policy(&dir, "web.yaml", &policy("web", "web", ""));
-    let mut d = Daemon::start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &[
-            "--policies",
-            &policies(&dir),
-            "--prometheus",
-            demand.url(),
-            "--no-leader-election",
-        ],
-    );
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
     d.wait_for("a first decision", Duration::from_secs(20), |d| {
         d.decision("web").is_some()
     });
@@ -367,19 +371,7 @@ fn dry_run_patches_nothing_and_shows_the_decision() {
     };
     demand.set(400.0);
     write_policy(&dir, "web.yaml", &policy("web", "web", ""));
-    let mut d = Daemon::start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &[
-            "--policies",
-            &policies(&dir),
-            "--prometheus",
-            demand.url(),
-            "--no-leader-election",
-            "--dry-run",
-        ],
-    );
+    let mut d = single(&dir, &kubeconfig, demand.url(), &["--dry-run"]);
     d.wait_for("a recommendation", Duration::from_secs(20), |d| {
         d.decision("web").is_some()
     });
@@ -423,18 +415,7 @@ fn prometheus_going_down_never_scales_down() {
         return;
     };
     write_policy(&dir, "web.yaml", &policy("web", "web", ""));
-    let mut d = Daemon::start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &[
-            "--policies",
-            &policies(&dir),
-            "--prometheus",
-            demand.url(),
-            "--no-leader-election",
-        ],
-    );
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
     d.wait_for("a decision with data", Duration::from_secs(20), |d| {
         d.decision("web")
             .is_some_and(|r| r["explanation"]["proposals"][0]["replicas"] == 8)
@@ -465,19 +446,11 @@ fn a_broken_policy_reload_keeps_the_previous_version_and_others_run_on() {
     write_policy(&dir, "web.yaml", &policy("web", "web", ""));
     // A second policy whose target does not exist: its error is its own.
     write_policy(&dir, "nope.yaml", &policy("nope", "nope", ""));
-    let mut d = Daemon::start(
+    let mut d = single(
         &dir,
-        "setpoint-0",
         &kubeconfig,
-        &[
-            "--policies",
-            &policies(&dir),
-            "--prometheus",
-            demand.url(),
-            "--no-leader-election",
-            "--reload-every",
-            "300ms",
-        ],
+        demand.url(),
+        &["--reload-every", "300ms"],
     );
     d.wait_for("web decides, nope fails", Duration::from_secs(20), |d| {
         let r = d.recommendations();
@@ -576,18 +549,7 @@ fn a_forbidden_patch_names_the_missing_right_and_backs_off() {
     });
     demand.set(400.0);
     write_policy(&dir, "web.yaml", &policy("web", "web", ""));
-    let mut d = Daemon::start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &[
-            "--policies",
-            &policies(&dir),
-            "--prometheus",
-            demand.url(),
-            "--no-leader-election",
-        ],
-    );
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
     d.wait_for(
         "the error on /recommendations",
         Duration::from_secs(20),
@@ -671,19 +633,7 @@ fn pid_and_predictive_policies_run_in_the_daemon_with_history_from_prometheus() 
         "pid.yaml",
         &with("pid", "{pid: {kp: 0.5, ki: 0.1, kd: 0}}"),
     );
-    let mut d = Daemon::start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &[
-            "--policies",
-            &policies(&dir),
-            "--prometheus",
-            server.url(),
-            "--no-leader-election",
-            "--dry-run",
-        ],
-    );
+    let mut d = single(&dir, &kubeconfig, server.url(), &["--dry-run"]);
     d.wait_for("both decide", Duration::from_secs(30), |d| {
         d.decision("predictive").is_some() && d.decision("pid").is_some()
     });
