@@ -522,10 +522,7 @@ pub async fn recommend(a: &RecommendArgs) -> Result<(), Failure> {
 /// One read-only tick of the policy named by `a`.
 pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failure> {
     let policy = policy::load(&a.policy)?;
-    let default = a
-        .prometheus
-        .as_ref()
-        .map(|u| PrometheusConfig::new(u.clone()));
+    let default = default_prometheus(a.prometheus.as_deref())?;
     let mut observer = Observer::new(&policy, default.as_ref())?;
     let needs_cluster = a.replicas.is_none() || observer.reads_pods() || policy.vertical.is_some();
     let cluster = if needs_cluster {
@@ -736,10 +733,7 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
     });
     let config = DaemonConfig {
         policies: a.policies.clone(),
-        prometheus: a
-            .prometheus
-            .as_ref()
-            .map(|u| PrometheusConfig::new(u.clone())),
+        prometheus: default_prometheus(a.prometheus.as_deref())?,
         dry_run: a.dry_run,
         reload_every: a.reload_every,
     };
@@ -778,7 +772,7 @@ async fn vertical_report(
     cluster: &KubeCluster,
     pods: &[crate::cluster::PodInfo],
     selector: &str,
-    default: Option<&PrometheusConfig>,
+    default: Option<&PrometheusClient>,
     now: f64,
     notes: &mut Vec<String>,
 ) -> Result<VerticalReport, Failure> {
@@ -847,6 +841,13 @@ pub fn vertical_history(spec: &VerticalSpec) -> f64 {
     (2.0 * spec.plan.params.half_life)
         .max(spec.plan.params.memory_peak_window)
         .clamp(3600.0, 8.0 * 86400.0)
+}
+
+/// The client of `--prometheus`, shared by every policy that names no Prometheus of its own.
+fn default_prometheus(url: Option<&str>) -> Result<Option<PrometheusClient>, Failure> {
+    url.map(|u| PrometheusClient::new(&PrometheusConfig::new(u)))
+        .transpose()
+        .map_err(|e| Failure(e.to_string()))
 }
 
 /// Resolves at SIGTERM (what the kubelet sends) or SIGINT.

@@ -39,7 +39,7 @@ mod worker;
 
 use crate::cluster::{Cluster, EventNote};
 use crate::engine::State;
-use crate::metrics::prometheus::PrometheusConfig;
+use crate::metrics::prometheus::PrometheusClient;
 use crate::policy::{self, Policy, PolicyError};
 use admin::AdminState;
 use reload::{Change, Scanner};
@@ -59,8 +59,8 @@ use worker::Context;
 pub struct DaemonConfig {
     /// The folder of policy files.
     pub policies: PathBuf,
-    /// The Prometheus of policies that name none.
-    pub prometheus: Option<PrometheusConfig>,
+    /// The Prometheus of policies that name none (one client: its connections are shared).
+    pub prometheus: Option<PrometheusClient>,
     /// Patch nothing: every policy only recommends.
     pub dry_run: bool,
     /// How often the folder is looked at for changed files.

@@ -14,7 +14,7 @@ use crate::cluster::vertical::{Applied, VerticalOutcome};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
-use crate::metrics::prometheus::PrometheusConfig;
+use crate::metrics::prometheus::PrometheusClient;
 use crate::metrics::usage::{UsageSource, VerticalTick};
 use crate::metrics::{MetricReading, Observer, TargetState};
 use crate::policy::{MetricQuery, Policy, TargetRef};
@@ -33,7 +33,7 @@ pub(crate) struct Context<C> {
     /// What the admin server shows, and the daemon's metrics.
     pub admin: AdminState,
     /// The Prometheus of policies that name none.
-    pub prometheus: Option<PrometheusConfig>,
+    pub prometheus: Option<PrometheusClient>,
     /// `--dry-run`.
     pub dry_run: bool,
     /// Whether this replica holds the Lease.

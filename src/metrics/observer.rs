@@ -2,7 +2,7 @@
 //! Prometheus (or the default one), from metrics.k8s.io, or by scraping the target's pods.
 
 use super::pods::{self, PodEntry, Scraper};
-use super::prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};
+use super::prometheus::{PrometheusClient, PrometheusError};
 use crate::cluster::{Cluster, PodInfo};
 use crate::engine::predictive::{self, PredictiveParams};
 use crate::engine::{Observation, Sample, Seconds, State};
@@ -90,40 +90,35 @@ impl std::fmt::Debug for Observer {
 }
 
 impl Observer {
-    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus`, else to `default`,
-    /// with retries for at most one interval of the policy.
+    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus` (a client of its
+    /// own), else to `default` (whose connections are shared), with retries for at most one
+    /// interval of the policy.
     pub fn new(
         policy: &Policy,
-        default: Option<&PrometheusConfig>,
+        default: Option<&PrometheusClient>,
     ) -> Result<Observer, ObserveError> {
-        let config = policy.prometheus.as_ref().or(default);
-        let mut client: Option<PrometheusClient> = None;
+        let own = policy
+            .prometheus
+            .as_ref()
+            .map(PrometheusClient::new)
+            .transpose()?;
+        // A tick's retries end with its interval: the next tick asks again.
+        let client = own
+            .as_ref()
+            .or(default)
+            .map(|c| c.with_retry_budget(Duration::from_secs_f64(policy.interval)));
         let mut sources = Vec::new();
         for (m, q) in policy.metrics().iter().zip(&policy.queries) {
-            sources.push(match q {
-                MetricQuery::Prometheus { .. } => {
-                    let c = match (&client, config) {
-                        (Some(c), _) => c.clone(),
-                        (None, Some(cfg)) => {
-                            // A tick's retries end with its interval: the next tick asks again.
-                            let mut cfg = cfg.clone();
-                            cfg.retry.budget = cfg
-                                .retry
-                                .budget
-                                .min(Duration::from_secs_f64(policy.interval));
-                            let c = PrometheusClient::new(&cfg)?;
-                            client = Some(c.clone());
-                            c
-                        }
-                        (None, None) => {
-                            return Err(ObserveError::NoPrometheus {
-                                metric: m.name.clone(),
-                            });
-                        }
-                    };
-                    Source::Prometheus { client: c }
+            sources.push(match (q, &client) {
+                (MetricQuery::Prometheus { .. }, Some(c)) => {
+                    Source::Prometheus { client: c.clone() }
                 }
-                MetricQuery::Resource { .. } | MetricQuery::Pods(_) => Source::Pods,
+                (MetricQuery::Prometheus { .. }, None) => {
+                    return Err(ObserveError::NoPrometheus {
+                        metric: m.name.clone(),
+                    });
+                }
+                (MetricQuery::Resource { .. } | MetricQuery::Pods(_), _) => Source::Pods,
             });
         }
         Ok(Observer {

@@ -466,23 +466,34 @@ pub fn rate(previous: Option<(Seconds, f64)>, now: Seconds, value: f64) -> Resul
 /// become rates from one tick to the next.
 #[derive(Debug)]
 pub struct Scraper {
-    http: reqwest::Client,
+    timeout: Duration,
+    /// Built at the first scrape: a policy that never scrapes holds no HTTP client.
+    http: Option<reqwest::Client>,
     previous: HashMap<String, (Seconds, f64)>,
 }
 
 impl Scraper {
     /// A scraper whose requests give up after `timeout`.
     pub fn new(timeout: Duration) -> Scraper {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("setpoint/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a plain HTTP client builds");
         Scraper {
-            http,
+            timeout,
+            http: None,
             previous: HashMap::new(),
         }
+    }
+
+    fn http(&mut self) -> reqwest::Client {
+        let timeout = self.timeout;
+        self.http
+            .get_or_insert_with(|| {
+                reqwest::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(timeout)
+                    .user_agent(concat!("setpoint/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .expect("a plain HTTP client builds")
+            })
+            .clone()
     }
 
     /// Scrapes every running pod with an IP, concurrently. Returns per pod the value (a rate for
@@ -509,7 +520,7 @@ impl Scraper {
                 ip
             };
             let url = format!("http://{host}:{}{}", q.port, q.path);
-            let http = self.http.clone();
+            let http = self.http();
             let name = pod.name.clone();
             set.spawn(async move {
                 let body = async {

@@ -24,7 +24,7 @@
 //! usage, the recommenders, and [`apply_vertical`].
 
 use super::history;
-use super::prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};
+use super::prometheus::{PrometheusClient, PrometheusError};
 use crate::cluster::vertical::{VerticalOutcome, apply_vertical};
 use crate::cluster::{Cluster, ClusterError, PodInfo};
 use crate::engine::Seconds;
@@ -106,10 +106,15 @@ impl UsageSource {
     /// else metrics.k8s.io. A policy with `spec.vertical.usage` needs a Prometheus.
     pub fn for_policy(
         policy: &Policy,
-        default: Option<&PrometheusConfig>,
+        default: Option<&PrometheusClient>,
     ) -> Result<UsageSource, UsageError> {
-        match policy.prometheus.as_ref().or(default) {
-            Some(config) => Ok(UsageSource::Prometheus(PrometheusClient::new(config)?)),
+        let own = policy
+            .prometheus
+            .as_ref()
+            .map(PrometheusClient::new)
+            .transpose()?;
+        match own.or_else(|| default.cloned()) {
+            Some(client) => Ok(UsageSource::Prometheus(client)),
             None => {
                 let custom = policy
                     .vertical

@@ -70,6 +70,14 @@ enum Auth {
 }
 
 impl PrometheusClient {
+    /// The same client, sharing its connections, with retries that end after at most
+    /// `budget` (a tick's retries end with its interval).
+    pub fn with_retry_budget(&self, budget: Duration) -> PrometheusClient {
+        let mut c = self.clone();
+        c.retry.budget = c.retry.budget.min(budget);
+        c
+    }
+
     /// A client for `config`. Reads the credential and certificate files now, so that a missing
     /// or invalid file is reported at start-up.
     pub fn new(config: &PrometheusConfig) -> Result<PrometheusClient, PrometheusError> {
