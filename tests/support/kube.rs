@@ -262,6 +262,8 @@ pub struct Received {
     pub content_type: Option<String>,
     /// The body (lossy UTF-8; empty when there was none).
     pub body: String,
+    /// When it was received.
+    pub received_at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -746,6 +748,7 @@ async fn answer(
         uri: uri.to_string(),
         content_type: content_type.clone(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        received_at: std::time::Instant::now(),
     });
     let path = uri.path().to_string();
     let query: BTreeMap<String, String> = uri

@@ -76,6 +76,8 @@ pub struct Options {
     pub route_prefix: Option<String>,
     /// Serve HTTPS with these certificates and require a client certificate signed by their CA.
     pub tls: Option<Certificates>,
+    /// `--web.max-connections` (None: Prometheus's default, 512).
+    pub max_connections: Option<u32>,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             scrape_interval: Duration::from_secs(1),
             route_prefix: None,
             tls: None,
+            max_connections: None,
         }
     }
 }
@@ -159,6 +162,9 @@ impl Prometheus {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap());
+            if let Some(n) = options.max_connections {
+                cmd.arg(format!("--web.max-connections={n}"));
+            }
             if let Some(web) = &web_config {
                 cmd.arg(format!("--web.config.file={}", web.display()));
             }
