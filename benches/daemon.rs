@@ -250,7 +250,11 @@ fn bench(s: &Settings) {
     let changes = r
         .recommendations
         .iter()
-        .filter(|d| d.decision.desired_replicas != d.decision.current_replicas)
+        .filter(|r| {
+            r.decision
+                .as_ref()
+                .is_some_and(|d| d.desired_replicas != d.current_replicas)
+        })
         .count();
     println!(
         "every policy decided {all_decided:.1?} after start ({failing} failing, {changes} \
@@ -403,7 +407,11 @@ fn bench(s: &Settings) {
 fn without_data(r: &Recommendations) -> usize {
     r.recommendations
         .iter()
-        .filter(|d| !d.decision.explanation.missing.is_empty())
+        .filter(|r| {
+            r.decision
+                .as_ref()
+                .is_some_and(|d| !d.explanation.missing.is_empty())
+        })
         .count()
 }
 
