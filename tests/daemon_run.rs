@@ -889,3 +889,70 @@ fn the_vertical_part_resizes_one_pod_in_place_and_only_recommends_in_dry_run() {
         "a vertical-only policy never patches /scale"
     );
 }
+
+#[test]
+fn a_conflict_is_read_again_and_server_errors_are_retried_inside_the_tick() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("a_conflict_is_read_again_and_server_errors_are_retried", 2)
+    else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    {
+        let mut w = api.world();
+        // The next PATCH of /scale meets a 409, and the next two reads of it a 500.
+        w.faults.push_back(k::Fault {
+            method: Some("PATCH".into()),
+            path_contains: "/scale".into(),
+            status: Some(409),
+            delay: Duration::ZERO,
+            times: 1,
+        });
+    }
+    demand.set(400.0);
+    d.wait_for(
+        "the patch after the conflict",
+        Duration::from_secs(15),
+        |_| replicas(&api) == 5,
+    );
+    let patches = scale_patches(&api);
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    // The second patch carries the resourceVersion read again after the conflict.
+    assert!(
+        patches[1].body.contains("resourceVersion"),
+        "{}",
+        patches[1].body
+    );
+    let (_, metrics) = d.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("setpoint_errors_total{kind=\"conflict\"} 1"),
+        "{metrics}"
+    );
+
+    // Two 500s on the scale: retried inside the tick, which then works.
+    api.world().faults.push_back(k::Fault {
+        method: Some("GET".into()),
+        path_contains: "/scale".into(),
+        status: Some(500),
+        delay: Duration::ZERO,
+        times: 2,
+    });
+    demand.set(160.0);
+    d.wait_for(
+        "the scale-down after the 500s",
+        Duration::from_secs(15),
+        |_| replicas(&api) == 2,
+    );
+    assert!(api.world().faults.is_empty(), "both 500s were used");
+    assert!(
+        d.recommendations()["failing"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    d.stop();
+}
