@@ -343,6 +343,10 @@ fn a_load_step_is_patched_within_one_interval() {
         metrics.contains("setpoint_scaling_actions_total{policy=\"web\",direction=\"up\"} 1"),
         "{metrics}"
     );
+    // The Event follows the published decision.
+    d.wait_for("the ScaledUp Event", Duration::from_secs(5), |_| {
+        !events(&api, "ScaledUp").is_empty()
+    });
     let events = events(&api, "ScaledUp");
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
@@ -498,7 +502,15 @@ fn a_broken_policy_reload_keeps_the_previous_version_and_others_run_on() {
         Duration::from_secs(10),
         |_| replicas(&api) == 5,
     );
-    assert_ne!(d.decision("web").unwrap()["time"], before);
+    // The decision is published right after the patch.
+    d.wait_for(
+        "the previous version's new decision",
+        Duration::from_secs(5),
+        |d| {
+            d.decision("web")
+                .is_some_and(|r| r["time"] != before && r["desiredReplicas"] == 5)
+        },
+    );
     let (_, metrics) = d.get("/metrics").unwrap();
     assert!(
         metrics.contains("setpoint_policies{state=\"invalid\"} 1"),
