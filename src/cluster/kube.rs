@@ -95,7 +95,7 @@ impl KubeCluster {
         KubeCluster {
             client,
             namespace: namespace.into(),
-            identity: default_identity(),
+            identity: identity_from_env().unwrap_or_else(|| "setpoint".into()),
         }
     }
 
@@ -175,12 +175,22 @@ fn pods_resource() -> ApiResource {
     ApiResource::erase::<Pod>(&())
 }
 
-/// `$POD_NAME`, else `$HOSTNAME`, else `setpoint`.
-pub fn default_identity() -> String {
-    ["POD_NAME", "HOSTNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "setpoint".into())
+/// This instance's identity from the environment: `POD_NAME` (set from the downward API by
+/// deploy/), else `HOSTNAME` (a pod's name by default), else None. It names the Lease holder
+/// and the Events' `reportingInstance`.
+pub fn identity_from_env() -> Option<String> {
+    identity_from(
+        std::env::var("POD_NAME").ok(),
+        std::env::var("HOSTNAME").ok(),
+    )
+}
+
+fn identity_from(pod_name: Option<String>, hostname: Option<String>) -> Option<String> {
+    [pod_name, hostname]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
 }
 
 /// A `Scale` as a [`ScaleState`].
@@ -415,5 +425,19 @@ impl Cluster for KubeCluster {
         changes: &[ContainerChange],
     ) -> Result<Vec<ContainerResources>, ClusterError> {
         self.patch_pod_template(target, changes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity_from;
+
+    #[test]
+    fn identity_is_the_pod_name_then_the_host_name() {
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(identity_from(s("pod-a"), s("host")), s("pod-a"));
+        assert_eq!(identity_from(s(" "), s("host")), s("host"));
+        assert_eq!(identity_from(None, s("host")), s("host"));
+        assert_eq!(identity_from(None, s("")), None);
     }
 }

@@ -29,6 +29,7 @@
 //!   retrying. Other errors (timeouts, 5xx, 429) are retried with a backoff of at most one renew
 //!   period; a leader keeps its flag through them until the Lease would expire.
 
+use crate::cluster::kube::identity_from_env;
 use crate::text::error_chain;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -58,7 +59,7 @@ pub struct LeaseConfig {
     /// The Lease's namespace: the daemon's own.
     pub namespace: String,
     /// This instance's identity, written as the Lease's holder: unique among the replicas
-    /// (default: `$POD_NAME`, then `$HOSTNAME`; see [`identity_from_env`]).
+    /// (default: `$POD_NAME`, then `$HOSTNAME`; see [`crate::cluster::kube::identity_from_env`]).
     pub identity: String,
     /// How long the Lease holds after its last renewal (default 15 s). Whole seconds, at least 2.
     pub lease_duration: Duration,
@@ -123,23 +124,6 @@ impl LeaseConfig {
     fn margin(&self) -> Duration {
         (self.lease_duration / 10).min(Duration::from_secs(1))
     }
-}
-
-/// This instance's identity from the environment: `POD_NAME` (set from the downward API by
-/// deploy/), else `HOSTNAME` (a pod's name by default), else None.
-pub fn identity_from_env() -> Option<String> {
-    identity_from(
-        std::env::var("POD_NAME").ok(),
-        std::env::var("HOSTNAME").ok(),
-    )
-}
-
-fn identity_from(pod_name: Option<String>, hostname: Option<String>) -> Option<String> {
-    [pod_name, hostname]
-        .into_iter()
-        .flatten()
-        .map(|s| s.trim().to_string())
-        .find(|s| !s.is_empty())
 }
 
 /// What went wrong with the election. Messages name the Lease and what was being done; they
@@ -706,15 +690,6 @@ mod tests {
         assert_eq!(c.margin(), Duration::from_secs(1));
         assert_eq!(c.field_manager(), "setpoint-lease-setpoint-7d9f-abcde");
         assert!(c.validate().is_ok());
-    }
-
-    #[test]
-    fn identity_is_the_pod_name_then_the_host_name() {
-        let s = |v: &str| Some(v.to_string());
-        assert_eq!(identity_from(s("pod-a"), s("host")), s("pod-a"));
-        assert_eq!(identity_from(s(" "), s("host")), s("host"));
-        assert_eq!(identity_from(None, s("host")), s("host"));
-        assert_eq!(identity_from(None, s("")), None);
     }
 
     #[test]
