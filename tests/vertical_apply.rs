@@ -651,9 +651,11 @@ async fn usage_from_metrics_k8s_io_and_each_oom_kill_counted_once() {
         assert!(recs[0].cpu.is_some());
         assert_eq!((r.samples(), r.ooms()), (8, 1));
 
-        // The whole daemon tick: scale, pods, usage, plan, apply.
+        // The daemon's tick: the pods by the scale's selector, usage, plan, apply.
+        let selector = c.scale(&p.target).await.unwrap().selector.unwrap();
+        let pods = c.pods(&selector).await.unwrap();
         let mut vt = VerticalTick::new(&p, UsageSource::MetricsApi).unwrap();
-        let out = vt.tick(&c, &p, now).await.unwrap();
+        let out = vt.tick(&c, &p, &pods, &selector, now, None).await;
         // Memory 128Mi of web-a is far below its bumped bounds: web-a is resized.
         assert!(
             matches!(&out.applied, Applied::Resized { pod, .. } if pod == "web-a"),

@@ -215,7 +215,7 @@ impl Worker {
                     Why::DryRun => Some("the daemon runs with --dry-run"),
                     Why::Standby => Some("another replica holds the Lease"),
                 };
-                Some(v.tick_on(cluster, &policy, pods, selector, now, hold).await)
+                Some(v.tick(cluster, &policy, pods, selector, now, hold).await)
             }
             (Some(_), _, _) => {
                 return Err(ClusterError::Invalid {

@@ -63,16 +63,6 @@ pub enum UsageError {
     /// The cluster could not be read.
     #[error("{0}")]
     Cluster(#[from] ClusterError),
-    /// The target's scale subresource names no pod selector.
-    #[error(
-        "the scale subresource of {kind} {name} reports no pod selector: its pods cannot be found"
-    )]
-    NoSelector {
-        /// The target's kind.
-        kind: String,
-        /// Its name.
-        name: String,
-    },
 }
 
 /// `template` with `$namespace`, `$pod` and `$container` replaced by the values, escaped for a
@@ -549,28 +539,11 @@ impl VerticalTick {
         &self.recommenders
     }
 
-    /// One tick at `now`: the target's pods, their usage and OOM kills into the recommenders,
-    /// then [`apply_vertical`]. Problems reading usage go into the plan's notes.
+    /// One tick at `now` on the target's pods (as the tick read them, with their selector):
+    /// their usage and OOM kills into the recommenders, then [`apply_vertical`]. `hold` says why
+    /// nothing may be written (dry-run, a standby replica), if so. Problems reading usage go
+    /// into the plan's notes.
     pub async fn tick<C: Cluster>(
-        &mut self,
-        cluster: &C,
-        policy: &Policy,
-        now: Seconds,
-    ) -> Result<VerticalOutcome, UsageError> {
-        let scale = cluster.scale(&policy.target).await?;
-        let selector = scale.selector.ok_or_else(|| UsageError::NoSelector {
-            kind: policy.target.kind.clone(),
-            name: policy.target.name.clone(),
-        })?;
-        let pods = cluster.pods(&selector).await?;
-        Ok(self
-            .tick_on(cluster, policy, &pods, &selector, now, None)
-            .await)
-    }
-
-    /// [`VerticalTick::tick`] on pods already read this tick; `hold` says why nothing may be
-    /// written (dry-run, a standby replica), if so.
-    pub async fn tick_on<C: Cluster>(
         &mut self,
         cluster: &C,
         policy: &Policy,
