@@ -162,26 +162,23 @@ impl Policies {
                     }
                 }
                 Change::Changed(path) => {
-                    let loaded = policy::load(&path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|p| {
-                            match self
-                                .running
-                                .iter()
-                                .find(|(f, r)| **f != path && r.policy.name == p.name)
-                            {
-                                Some((other, _)) => Err(format!(
-                                    "{}: policy {:?} is already defined in {}",
-                                    path.display(),
-                                    p.name,
-                                    other.display()
-                                )),
-                                None => Ok(p),
-                            }
-                        });
+                    let loaded = policy::load(&path).and_then(|p| {
+                        match self
+                            .running
+                            .iter()
+                            .find(|(f, r)| **f != path && r.policy.name == p.name)
+                        {
+                            Some((first, _)) => Err(PolicyError::Duplicate {
+                                path: path.clone(),
+                                name: p.name,
+                                first: first.clone(),
+                            }),
+                            None => Ok(p),
+                        }
+                    });
                     match loaded {
                         Ok(p) => self.start(ctx, path, p).await,
-                        Err(e) => self.refuse(ctx, path, e).await,
+                        Err(e) => self.refuse(ctx, path, e.to_string()).await,
                     }
                 }
             }
