@@ -35,12 +35,11 @@ use setpoint::engine::{self, Observation, Sample, State};
 use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
 use setpoint::policy::MetricQuery;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::TempDir;
+use support::daemon::{Daemon, http_get};
 use support::http::ScrapeTarget;
 use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
 use support::prometheus::{self as prom, Options, Prometheus};
@@ -226,10 +225,10 @@ fn bench(s: &Settings) {
     );
 
     // 1. Footprint.
-    let mut daemon = Daemon::start(&dir, &kubeconfig, &folder, server.url());
+    let mut daemon = start(&dir, &kubeconfig, &folder, server.url());
     let started = Instant::now();
     let limit = INTERVAL * 4 + Duration::from_secs(30);
-    let mut r = daemon.recommendations();
+    let mut r = recommendations(&daemon);
     while r
         .as_ref()
         .is_none_or(|r| r.recommendations.len() < s.policies)
@@ -242,7 +241,7 @@ fn bench(s: &Settings) {
             daemon.log_tail()
         );
         std::thread::sleep(Duration::from_secs(1));
-        r = daemon.recommendations();
+        r = recommendations(&daemon);
     }
     let all_decided = started.elapsed();
     let r = r.unwrap();
@@ -290,7 +289,7 @@ fn bench(s: &Settings) {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     let to_prometheus = established_to(port_of(server.url()));
     let to_api = established_to(port_of(&api.url()));
-    let no_data = daemon.recommendations().map(|r| without_data(&r));
+    let no_data = recommendations(&daemon).map(|r| without_data(&r));
     let requests: Vec<k::Received> = api
         .requests()
         .into_iter()
@@ -317,8 +316,7 @@ fn bench(s: &Settings) {
     let slow = reaction(&mut demand, &api, &names[0], INTERVAL, s.steps, &mut rng);
     write_atomically(&folder, "fast.yaml", &policy_text(FAST, FAST_INTERVAL));
     let loaded = Instant::now();
-    while daemon
-        .recommendations()
+    while recommendations(&daemon)
         .is_none_or(|r| !r.recommendations.iter().any(|d| d.policy == FAST))
     {
         assert!(
@@ -329,7 +327,7 @@ fn bench(s: &Settings) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let fast = reaction(&mut demand, &api, FAST, FAST_INTERVAL, s.steps, &mut rng);
-    let took = daemon.stop();
+    let took = daemon.stop_within(Duration::from_secs(20));
     let log = daemon.log();
     let warnings = log.lines().filter(|l| l.contains("WARN")).count();
     let errors = log.lines().filter(|l| l.contains("ERROR")).count();
@@ -565,109 +563,30 @@ fn write_atomically(folder: &Path, file: &str, text: &str) {
     std::fs::rename(tmp, folder.join(file)).unwrap();
 }
 
-/// A running `setpoint run` (the release binary). SIGKILLed on drop.
-struct Daemon {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
+/// `setpoint run` (the release binary) on the policies of `policies`, at warn level.
+fn start(dir: &TempDir, kubeconfig: &Path, policies: &Path, prometheus: &str) -> Daemon {
+    let args = [
+        "--policies",
+        policies.to_str().unwrap(),
+        "--prometheus",
+        prometheus,
+        "--no-leader-election",
+        "--log-level",
+        "warn",
+    ];
+    Daemon::start(
+        env!("CARGO_BIN_EXE_setpoint"),
+        dir,
+        "setpoint-bench",
+        kubeconfig,
+        &args,
+    )
 }
 
-impl Daemon {
-    fn start(dir: &TempDir, kubeconfig: &Path, policies: &Path, prometheus: &str) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("setpoint.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_setpoint"))
-            .arg("run")
-            .args(["--policies", policies.to_str().unwrap()])
-            .args(["--prometheus", prometheus])
-            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--no-leader-election", "--log-level", "warn"])
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("POD_NAME", "setpoint-bench")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start setpoint run");
-        let d = Daemon {
-            child: Some(child),
-            port,
-            log,
-        };
-        let start = Instant::now();
-        while http_get(d.port, "/healthz").is_none_or(|(code, _)| code != 200) {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "/healthz does not answer; log:\n{}",
-                d.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        d
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    fn recommendations(&self) -> Option<Recommendations> {
-        let (code, body) = http_get(self.port, "/recommendations")?;
-        (code == 200).then(|| serde_json::from_str(&body).expect("/recommendations as JSON"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// SIGTERM, and the time the process took to exit.
-    fn stop(&mut self) -> Duration {
-        let mut child = self.child.take().expect("running");
-        let start = Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "exit {status}; log:\n{}", self.log_tail());
-                return start.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("setpoint run did not stop within 20 s of SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// `GET path` on 127.0.0.1:port over HTTP/1.0 (no chunked answers): (status, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
+/// `/recommendations`, when it answers.
+fn recommendations(d: &Daemon) -> Option<Recommendations> {
+    let (code, body) = d.get("/recommendations")?;
+    (code == 200).then(|| serde_json::from_str(&body).expect("/recommendations as JSON"))
 }
 
 /// The port of `http://127.0.0.1:PORT`.

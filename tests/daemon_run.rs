@@ -8,87 +8,42 @@ mod support;
 use serde_json::Value;
 use setpoint::engine::Sample;
 use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::TempDir;
+use support::daemon::Daemon;
 use support::http::ScrapeTarget;
 use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
 use support::prometheus::{self as prom, Options, Prometheus};
 
 const NS: &str = "demo";
 
-/// A running `setpoint run`. Stopped with SIGTERM (then SIGKILL) on drop.
-pub struct Daemon {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
+/// Starts `setpoint run` as pod `name` with `args` (after `--kubeconfig` and `--listen`), at
+/// debug level.
+fn start(dir: &TempDir, name: &str, kubeconfig: &Path, args: &[&str]) -> Daemon {
+    let mut all = vec!["--log-level", "debug"];
+    all.extend_from_slice(args);
+    Daemon::start(env!("CARGO_BIN_EXE_setpoint"), dir, name, kubeconfig, &all)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Daemon {
-    /// Starts `setpoint run` with `args` (after `--kubeconfig` and `--listen`) and waits until
-    /// `/healthz` answers.
-    pub fn start(dir: &TempDir, name: &str, kubeconfig: &Path, args: &[&str]) -> Daemon {
-        let port = free_port();
-        let log = dir.path().join(format!("{name}.log"));
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_setpoint"))
-            .arg("run")
-            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-            .args(["--listen", &listen, "--log-level", "debug"])
-            .args(args)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("POD_NAME", name)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start setpoint run");
-        let d = Daemon {
-            child: Some(child),
-            port,
-            log,
-        };
-        d.wait_for("/healthz answers", Duration::from_secs(20), |d| {
-            d.get("/healthz").is_some_and(|(code, _)| code == 200)
-        });
-        d
-    }
-
-    /// `GET path` on the admin server: (status, body).
-    pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let code = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((code, body))
-    }
-
+/// What the tests read of a daemon's admin server.
+trait Admin {
     /// `/recommendations` as JSON.
-    pub fn recommendations(&self) -> Value {
+    fn recommendations(&self) -> Value;
+    /// The last decision of `policy`, if any.
+    fn decision(&self, policy: &str) -> Option<Value>;
+    /// SIGTERM; the time it took to exit (at most 10 s).
+    fn stop(&mut self) -> Duration;
+}
+
+impl Admin for Daemon {
+    fn recommendations(&self) -> Value {
         let (code, body) = self.get("/recommendations").expect("/recommendations");
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
 
-    /// The last decision of `policy`, if any.
-    pub fn decision(&self, policy: &str) -> Option<Value> {
+    fn decision(&self, policy: &str) -> Option<Value> {
         self.recommendations()["recommendations"]
             .as_array()?
             .iter()
@@ -96,52 +51,8 @@ impl Daemon {
             .cloned()
     }
 
-    /// The log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls `ok` every 100 ms until it holds; panics with the log after `limit`.
-    pub fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&Daemon) -> bool) {
-        let start = Instant::now();
-        while !ok(self) {
-            assert!(
-                start.elapsed() < limit,
-                "{what}: not within {limit:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM, and the time the process took to exit (SIGKILL after 10 s).
-    pub fn stop(&mut self) -> Duration {
-        let Some(mut child) = self.child.take() else {
-            return Duration::ZERO;
-        };
-        let start = Instant::now();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "exit {status}; log:\n{}", self.log());
-                return start.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("setpoint run did not stop within 10 s of SIGTERM");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    fn stop(&mut self) -> Duration {
+        self.stop_within(Duration::from_secs(10))
     }
 }
 
@@ -260,7 +171,7 @@ fn single(dir: &TempDir, kubeconfig: &Path, prometheus: &str, extra: &[&str]) ->
         "--no-leader-election",
     ];
     args.extend_from_slice(extra);
-    Daemon::start(dir, "setpoint-0", kubeconfig, &args)
+    start(dir, "setpoint-0", kubeconfig, &args)
 }
 
 /// The Events with `reason` the stand-in has received.
@@ -693,7 +604,7 @@ fn a_restart_inside_a_cooldown_does_not_act() {
         demand.url(),
         "--no-leader-election",
     ];
-    let mut first = Daemon::start(&dir, "setpoint-0", &kubeconfig, &args);
+    let mut first = start(&dir, "setpoint-0", &kubeconfig, &args);
     demand.set(400.0);
     first.wait_for("the scale-up", Duration::from_secs(10), |_| {
         replicas(&api) == 5
@@ -707,7 +618,7 @@ fn a_restart_inside_a_cooldown_does_not_act() {
 
     // More load, inside the 10-minute cooldown: the restarted daemon holds.
     demand.set(800.0);
-    let second = Daemon::start(&dir, "setpoint-1", &kubeconfig, &args);
+    let second = start(&dir, "setpoint-1", &kubeconfig, &args);
     second.wait_for("a decision", Duration::from_secs(20), |d| {
         d.decision("web").is_some()
     });
@@ -750,8 +661,8 @@ fn two_daemons_with_one_lease_never_both_act() {
         "--lease-duration",
         "2s",
     ];
-    let mut a = Daemon::start(&dir, "setpoint-a", &kubeconfig, &args);
-    let mut b = Daemon::start(&dir, "setpoint-b", &kubeconfig, &args);
+    let mut a = start(&dir, "setpoint-a", &kubeconfig, &args);
+    let mut b = start(&dir, "setpoint-b", &kubeconfig, &args);
     let both = |a: &Daemon, b: &Daemon| (leads(a), leads(b));
     let start = Instant::now();
     loop {
@@ -855,7 +766,7 @@ fn the_vertical_part_resizes_one_pod_in_place_and_only_recommends_in_dry_run() {
             .count()
     };
 
-    let mut dry = Daemon::start(
+    let mut dry = start(
         &dir,
         "setpoint-0",
         &kubeconfig,
@@ -884,7 +795,7 @@ fn the_vertical_part_resizes_one_pod_in_place_and_only_recommends_in_dry_run() {
     );
     dry.stop();
 
-    let applying = Daemon::start(&dir, "setpoint-0", &kubeconfig, &args);
+    let applying = start(&dir, "setpoint-0", &kubeconfig, &args);
     applying.wait_for("a resize", Duration::from_secs(20), |_| resizes(&api) > 0);
     applying.wait_for("the Resized Event", Duration::from_secs(10), |_| {
         !events(&api, "Resized").is_empty()

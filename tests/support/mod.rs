@@ -6,6 +6,8 @@
 //! - [`kube`]: a stand-in for the Kubernetes API server (scale subresource and the scalable
 //!   objects, pods, metrics.k8s.io, events.k8s.io Events, coordination.k8s.io Leases,
 //!   discovery), answering as a real one does.
+//! - [`daemon`]: a running `setpoint run` (the binary) and its admin server, for the end-to-end
+//!   tests and the daemon benchmark.
 //! - [`http`]: a tiny HTTP/1.1 server on 127.0.0.1 whose answers a test scripts: a scrape target
 //!   or a misbehaving API (slow, failing).
 //! - [`TempDir`]: a temporary folder removed on drop.
@@ -13,6 +15,7 @@
 // Each test crate uses a different part of the support code.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod http;
 pub mod kube;
 pub mod prometheus;

@@ -1,0 +1,138 @@
+//! A running `setpoint run` for the end-to-end tests and the daemon benchmark: the binary on a
+//! free port of 127.0.0.1 with a kubeconfig, its log in a file, its admin server read over plain
+//! HTTP, stopped with SIGTERM (and SIGKILLed on drop if still running).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::TempDir;
+
+/// A running `setpoint run`.
+pub struct Daemon {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on 127.0.0.1:port over HTTP/1.0 (no chunked answers): (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+impl Daemon {
+    /// Starts `binary run --kubeconfig K --listen 127.0.0.1:PORT` followed by `args`, as pod
+    /// `name` (its log in `dir/name.log`), and waits until `/healthz` answers.
+    pub fn start(
+        binary: &str,
+        dir: &TempDir,
+        name: &str,
+        kubeconfig: &Path,
+        args: &[&str],
+    ) -> Daemon {
+        let port = free_port();
+        let log = dir.path().join(format!("{name}.log"));
+        let child = Command::new(binary)
+            .arg("run")
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("POD_NAME", name)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start setpoint run");
+        let d = Daemon {
+            child: Some(child),
+            port,
+            log,
+        };
+        d.wait_for("/healthz answers", Duration::from_secs(20), |d| {
+            d.get("/healthz").is_some_and(|(code, _)| code == 200)
+        });
+        d
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `GET path` on the admin server: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last 40 lines of the log.
+    pub fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Polls `ok` every 100 ms until it holds; panics with the log's end after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&Daemon) -> bool) {
+        let start = Instant::now();
+        while !ok(self) {
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}; log:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, and the time the process took to exit 0 (SIGKILL and a panic after `limit`).
+    pub fn stop_within(&mut self, limit: Duration) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(status.success(), "exit {status}; log:\n{}", self.log_tail());
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("setpoint run did not stop within {limit:?} of SIGTERM");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
