@@ -7,7 +7,6 @@
 mod support;
 
 use setpoint::daemon::lease::{Leadership, LeaseConfig, elect};
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 use support::TempDir;
 use support::kube::{Fault, KubeStandIn, World};
@@ -18,12 +17,6 @@ const NS: &str = "demo";
 const LEASE: &str = "setpoint";
 const DURATION: Duration = Duration::from_secs(2);
 const RENEW: Duration = Duration::from_secs(1);
-
-async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test took too long");
-}
 
 fn stand_in() -> KubeStandIn {
     KubeStandIn::start(World {
@@ -79,7 +72,7 @@ async fn sample(a: &Leadership, b: &Leadership, span: Duration) -> Vec<(bool, bo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_at_a_time_and_a_release_hands_over() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = stand_in();
         let dir = TempDir::new("lease");
         let c = client(&api, &dir).await;
@@ -179,7 +172,7 @@ async fn one_leader_at_a_time_and_a_release_hands_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_leader_is_replaced_within_about_a_lease_duration() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = stand_in();
         let dir = TempDir::new("lease");
         let kubeconfig = api.kubeconfig(&dir, NS);
@@ -234,7 +227,7 @@ async fn a_crashed_leader_is_replaced_within_about_a_lease_duration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_taken_by_another_holder_is_seen_promptly() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = stand_in();
         let dir = TempDir::new("lease");
         let a = elect(client(&api, &dir).await, config("a")).await.unwrap();
@@ -268,7 +261,7 @@ async fn a_lease_taken_by_another_holder_is_seen_promptly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_cannot_renew_steps_down_before_the_lease_expires() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = stand_in();
         let dir = TempDir::new("lease");
         let a = elect(client(&api, &dir).await, config("a")).await.unwrap();
@@ -306,7 +299,7 @@ async fn a_leader_that_cannot_renew_steps_down_before_the_lease_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_lease_is_created_again() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = stand_in();
         let dir = TempDir::new("lease");
         let a = elect(client(&api, &dir).await, config("a")).await.unwrap();
@@ -337,7 +330,7 @@ async fn a_deleted_lease_is_created_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_lease_is_an_error_naming_the_verb_and_the_resource() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = stand_in();
         let dir = TempDir::new("lease");
         let c = client(&api, &dir).await;

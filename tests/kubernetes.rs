@@ -9,9 +9,8 @@
 mod support;
 
 use serde_json::{Value, json};
-use setpoint::cluster::{Cluster, ClusterConfig, ClusterError, KubeCluster};
+use setpoint::cluster::{Cluster, ClusterError};
 use setpoint::policy::TargetRef;
-use std::future::Future;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::TempDir;
@@ -20,12 +19,6 @@ use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
 
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 const NS: &str = "demo";
-
-async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test took too long");
-}
 
 fn ago(seconds: f64) -> String {
     k::rfc3339(support::unix_now() - seconds)
@@ -69,15 +62,6 @@ fn world() -> World {
     }
 }
 
-async fn connect(api: &KubeStandIn, dir: &TempDir) -> KubeCluster {
-    KubeCluster::connect(&ClusterConfig {
-        kubeconfig: Some(api.kubeconfig(dir, NS)),
-        ..ClusterConfig::default()
-    })
-    .await
-    .expect("connect")
-}
-
 fn target(api_version: &str, kind: &str, name: &str) -> TargetRef {
     TargetRef {
         api_version: api_version.into(),
@@ -88,7 +72,7 @@ fn target(api_version: &str, kind: &str, name: &str) -> TargetRef {
 
 #[tokio::test]
 async fn scale_of_a_deployment_and_of_a_discovered_custom_kind() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         // A custom kind whose plural cannot be guessed: found through discovery.
         w.scalables.push(Scalable {
@@ -100,7 +84,7 @@ async fn scale_of_a_deployment_and_of_a_discovered_custom_kind() {
         });
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("kube");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         assert_eq!(c.namespace(), NS);
 
         let s = c
@@ -133,12 +117,12 @@ async fn scale_of_a_deployment_and_of_a_discovered_custom_kind() {
 
 #[tokio::test]
 async fn errors_are_the_api_servers_own() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.pod_metrics = None;
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("kube");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
 
         let e = c
             .scale(&target("apps/v1", "Deployment", "nope"))
@@ -173,7 +157,7 @@ async fn errors_are_the_api_servers_own() {
 
 #[tokio::test]
 async fn pods_with_readiness_start_times_and_requests() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         let mut pending = pod("web-d", 2.0, None, "");
         pending.phase = "Pending".into();
@@ -185,7 +169,7 @@ async fn pods_with_readiness_start_times_and_requests() {
         w.pods.push(k::pod(&leaving));
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("kube");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let pods = c.pods("app=web").await.unwrap();
         let names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["web-a", "web-b", "web-c", "web-d", "web-e"]);
@@ -212,10 +196,10 @@ async fn pods_with_readiness_start_times_and_requests() {
 
 #[tokio::test]
 async fn pod_usage_from_metrics_k8s_io() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("kube");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let usage = c.pod_metrics("app=web").await.unwrap();
         assert_eq!(usage.len(), 3);
         assert_eq!(usage[0].pod, "web-a");
@@ -229,10 +213,10 @@ async fn pod_usage_from_metrics_k8s_io() {
 
 #[tokio::test]
 async fn injected_faults_reach_the_adapter() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("kube");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let web = target("apps/v1", "Deployment", "web");
         let fault = |status: Option<u16>, delay_ms: u64| k::Fault {
             method: Some("GET".into()),
@@ -302,7 +286,7 @@ async fn the_stand_in_answers_as_the_recorded_server() {
         );
         return;
     };
-    bounded(async move {
+    support::bounded(TEST_LIMIT, async move {
         let recorded: Value = serde_json::from_str(&text).unwrap();
         let mut deployment = Scalable::deployment(NS, "web", 2);
         deployment.status_replicas = 0;
@@ -476,7 +460,7 @@ const MERGE: Option<&str> = Some("application/merge-patch+json");
 
 #[tokio::test]
 async fn leases_answer_as_a_real_server_does() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let one = format!("{LEASES}/setpoint");
         let (s, b) = call(&api, "GET", &one, None, "").await;
@@ -584,7 +568,7 @@ async fn leases_answer_as_a_real_server_does() {
 
 #[tokio::test]
 async fn events_objects_and_what_was_sent() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let events = "/apis/events.k8s.io/v1/namespaces/demo/events";
         let event = r#"{"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"generateName": "web-"},
@@ -658,7 +642,7 @@ async fn events_objects_and_what_was_sent() {
 
 #[tokio::test]
 async fn an_injected_403_reads_as_rbac_s() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         api.world().faults.push_back(k::Fault {
             method: None,
@@ -719,7 +703,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommend_reads_the_cluster_and_metrics_k8s_io() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("recommend");
         let kubeconfig = api.kubeconfig(&dir, "elsewhere");
@@ -790,7 +774,7 @@ async fn recommend_reads_the_cluster_and_metrics_k8s_io() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommend_turns_scraped_counters_into_rates() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         // Two pods on two loopback addresses with the same port, each counting 50 requests/s.
         let started = Instant::now();
         let counter = move |_: &support::http::Request| {

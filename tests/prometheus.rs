@@ -11,7 +11,6 @@ use setpoint::engine::Sample;
 use setpoint::metrics::prometheus::{
     InstantData, PrometheusClient, PrometheusConfig, QueryFailure,
 };
-use std::future::Future;
 use std::time::{Duration, Instant};
 use support::http::{HttpServer, Response, ScrapeTarget};
 use support::prometheus::{self as prom, Options, Prometheus, Series};
@@ -21,12 +20,6 @@ use support::{TempDir, unix_now};
 const TEST_LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs a test body with a time limit.
-async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test took too long");
-}
-
 fn config(url: &str) -> PrometheusConfig {
     let mut c = PrometheusConfig::new(url);
     c.timeout = Duration::from_secs(5);
@@ -81,7 +74,7 @@ async fn instant_query_reads_a_live_target() {
     if !prom::available("instant_query_reads_a_live_target") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let target =
             ScrapeTarget::start("# TYPE setpoint_queue_depth gauge\nsetpoint_queue_depth 42\n");
         let server = live(&target);
@@ -121,7 +114,7 @@ async fn a_path_prefix_is_kept() {
     if !prom::available("a_path_prefix_is_kept") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let server = Prometheus::start(Options {
             route_prefix: Some("/tenant-a".into()),
             ..Options::default()
@@ -147,7 +140,7 @@ async fn range_query_over_backfilled_days() {
     if !prom::available("range_query_over_backfilled_days") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         // Seven days at one sample a minute, ending an hour ago, written with promtool before
         // the server starts.
         let now = unix_now() as i64;
@@ -216,7 +209,7 @@ async fn basic_auth_through_web_config() {
     if !prom::available("basic_auth_through_web_config") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let password = "correct-horse-battery-staple";
         let wrong = "Tr0ub4dor-and-3-wrong";
         let server = Prometheus::start(Options {
@@ -270,7 +263,7 @@ async fn tls_with_a_private_ca_and_a_client_certificate() {
     if !prom::available(what) || !prom::openssl_available(what) {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let certs_dir = TempDir::new("certs");
         let certs = prom::make_certificates(&certs_dir);
         let server = Prometheus::start(Options {
@@ -326,7 +319,7 @@ async fn a_broken_query_is_a_permanent_bad_data_error() {
     if !prom::available("a_broken_query_is_a_permanent_bad_data_error") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let server = Prometheus::start(Options::default());
         let c = client(server.url());
         let query = "rate(http_requests_total[5m]";
@@ -368,7 +361,7 @@ async fn an_empty_result_is_no_data() {
     if !prom::available("an_empty_result_is_no_data") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let server = Prometheus::start(Options::default());
         let c = client(server.url());
         let answer = c.instant("setpoint_never_exported", None).await.unwrap();
@@ -386,7 +379,7 @@ async fn nan_and_infinite_values_are_no_data() {
     if !prom::available("nan_and_infinite_values_are_no_data") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let target = ScrapeTarget::start("setpoint_ratio NaN\nsetpoint_limit +Inf\n");
         let server = live(&target);
         let c = client(server.url());
@@ -415,7 +408,7 @@ async fn several_series_are_an_error_unless_summed() {
     if !prom::available("several_series_are_an_error_unless_summed") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let target = ScrapeTarget::start(
             "setpoint_requests{pod=\"a\"} 1\nsetpoint_requests{pod=\"b\"} 2\nsetpoint_requests{pod=\"c\"} 4.5\n",
         );
@@ -480,7 +473,7 @@ async fn long_queries_are_posted() {
     if !prom::available("long_queries_are_posted (real server part)") {
         return;
     }
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let server = Prometheus::start(Options::default());
         let c = client(server.url());
         let answer = c.instant(&long_query(), None).await.unwrap();
@@ -501,7 +494,7 @@ async fn long_queries_are_posted() {
 
 #[tokio::test]
 async fn a_server_that_is_down_is_retried_within_the_budget() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         // A port that nothing listens on: bound, then released.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -546,7 +539,7 @@ async fn a_server_that_is_down_is_retried_within_the_budget() {
 
 #[tokio::test]
 async fn a_slow_server_meets_the_timeout() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#;
         let slow =
             HttpServer::start(move |_| Response::json(200, body).after(Duration::from_secs(5)));
@@ -600,7 +593,7 @@ async fn a_slow_server_meets_the_timeout() {
 
 #[tokio::test]
 async fn transient_errors_are_retried_until_an_answer() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let ok = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"5"]}]}}"#;
         let busy = r#"{"status":"error","errorType":"unavailable","error":"too many queries"}"#;
         let calls = std::sync::atomic::AtomicU32::new(0);
@@ -622,7 +615,7 @@ async fn transient_errors_are_retried_until_an_answer() {
 
 #[tokio::test]
 async fn permanent_errors_are_not_retried() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         for (response, want) in [
             (
                 Response::json(
@@ -654,7 +647,7 @@ async fn permanent_errors_are_not_retried() {
 
 #[tokio::test]
 async fn secrets_never_appear_in_debug_output_or_errors() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let token = "tok-SECRET-0b1c2d3e";
         let password = "pw-SECRET-4f5a6b7c";
         let key = "key-SECRET-8d9e0f1a";

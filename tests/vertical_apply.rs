@@ -9,14 +9,13 @@ mod support;
 
 use serde_json::{Value, json};
 use setpoint::cluster::vertical::{Applied, VerticalOutcome, apply_vertical};
-use setpoint::cluster::{Cluster, ClusterConfig, ClusterError, KubeCluster, PodInfo};
+use setpoint::cluster::{Cluster, ClusterError, KubeCluster, PodInfo};
 use setpoint::engine::vertical::{MIB, Recommended};
 use setpoint::engine::vertical_plan::{
     ContainerChange, ContainerRecommendation, PlanState, QosClass, ResizeStatus, VerticalAction,
 };
 use setpoint::metrics::usage::{Recommenders, UsageReader, UsageSource, VerticalTick};
 use setpoint::policy::{self, Policy, TargetRef};
-use std::future::Future;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -26,12 +25,6 @@ use support::kube::{self as k, KubeStandIn, PodSpec, ResizeBehaviour, Scalable, 
 
 const TEST_LIMIT: Duration = Duration::from_secs(60);
 const NS: &str = "demo";
-
-async fn bounded<F: Future<Output = ()>>(body: F) {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test took too long");
-}
 
 const POLICY: &str = "\
 apiVersion: setpoint.dev/v1alpha1
@@ -121,15 +114,6 @@ fn world() -> World {
     }
 }
 
-async fn connect(api: &KubeStandIn, dir: &TempDir) -> KubeCluster {
-    KubeCluster::connect(&ClusterConfig {
-        kubeconfig: Some(api.kubeconfig(dir, NS)),
-        ..ClusterConfig::default()
-    })
-    .await
-    .expect("connect")
-}
-
 /// One tick: the pods as they are now, then apply_vertical.
 async fn tick(
     c: &KubeCluster,
@@ -151,10 +135,10 @@ fn patches_to(api: &KubeStandIn, path: &str) -> Vec<k::Received> {
 
 #[tokio::test]
 async fn a_resize_is_accepted() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let mut state = PlanState::default();
         let now = support::unix_now();
@@ -214,12 +198,12 @@ async fn a_resize_is_accepted() {
 
 #[tokio::test]
 async fn infeasible_falls_back_to_a_template_patch() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.resize.insert("web-a".into(), ResizeBehaviour::Infeasible);
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let mut state = PlanState::default();
         let now = support::unix_now();
@@ -288,12 +272,12 @@ async fn infeasible_falls_back_to_a_template_patch() {
 
 #[tokio::test]
 async fn deferred_past_the_timeout_falls_back() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.resize.insert("web-a".into(), ResizeBehaviour::Deferred);
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let mut state = PlanState::default();
         let now = support::unix_now();
@@ -326,7 +310,7 @@ async fn deferred_past_the_timeout_falls_back() {
 
 #[tokio::test]
 async fn a_deferred_resize_accepted_later_lets_the_next_pod_go() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.resize.insert("web-a".into(), ResizeBehaviour::Deferred);
         // web-b also below its bounds now, but less far than web-a.
@@ -337,7 +321,7 @@ async fn a_deferred_resize_accepted_later_lets_the_next_pod_go() {
         );
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let mut state = PlanState::default();
         let now = support::unix_now();
@@ -362,12 +346,12 @@ async fn a_deferred_resize_accepted_later_lets_the_next_pod_go() {
 
 #[tokio::test]
 async fn without_the_rollout_fallback_it_is_reported_and_nothing_patched() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.resize.insert("web-a".into(), ResizeBehaviour::Infeasible);
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(&POLICY.replace("fallback: rollout", "fallback: report"));
         let mut state = PlanState::default();
         let now = support::unix_now();
@@ -401,7 +385,7 @@ async fn without_the_rollout_fallback_it_is_reported_and_nothing_patched() {
 
 #[tokio::test]
 async fn the_qos_class_is_kept_end_to_end() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.pods = vec![
             // Guaranteed: requests == limits stays so.
@@ -415,7 +399,7 @@ async fn the_qos_class_is_kept_end_to_end() {
         ];
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let mut state = PlanState::default();
         let now = support::unix_now();
@@ -479,10 +463,10 @@ async fn the_qos_class_is_kept_end_to_end() {
 
 #[tokio::test]
 async fn the_stand_in_refuses_what_a_real_server_refuses() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let change = |cpu: f64, limit: f64| ContainerChange {
             container: "app".into(),
             requests: setpoint::engine::vertical_plan::Amounts {
@@ -545,12 +529,12 @@ async fn the_stand_in_refuses_what_a_real_server_refuses() {
 
 #[tokio::test]
 async fn a_server_before_1_33_is_named() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let mut w = world();
         w.resize_unsupported = true;
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let (out, _) = tick(&c, &p, &mut PlanState::default(), support::unix_now()).await;
         let Applied::Failed { error } = &out.applied else {
@@ -579,7 +563,7 @@ async fn the_pre_1_33_answer_is_the_recorded_one() {
         );
         return;
     };
-    bounded(async move {
+    support::bounded(TEST_LIMIT, async move {
         let recorded: Value = serde_json::from_str(&text).unwrap();
         let call = recorded["calls"]
             .as_array()
@@ -612,7 +596,7 @@ async fn the_pre_1_33_answer_is_the_recorded_one() {
 
 #[tokio::test]
 async fn usage_from_metrics_k8s_io_and_each_oom_kill_counted_once() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let now = support::unix_now();
         let mut w = world();
         w.pods[0] = k::with_oom_kill(w.pods[0].clone(), &k::rfc3339(now - 120.0));
@@ -622,7 +606,7 @@ async fn usage_from_metrics_k8s_io_and_each_oom_kill_counted_once() {
         ]);
         let api = KubeStandIn::start(w);
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let p = policy(POLICY);
         let spec = p.vertical.as_ref().unwrap();
         let mut reader = UsageReader::new(spec, UsageSource::MetricsApi);
@@ -730,11 +714,11 @@ fn fake_prometheus() -> HttpServer {
 
 #[tokio::test]
 async fn usage_from_prometheus_per_pod_and_container() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let prom = fake_prometheus();
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("vertical");
-        let c = connect(&api, &dir).await;
+        let c = api.cluster(&dir, NS).await;
         let text = POLICY.replace(
             "    update: inPlace\n",
             "    update: inPlace\n    usage:\n      memory: max(container_memory_rss{namespace=\"$namespace\", pod=\"$pod\", container=\"$container\"})\n",
@@ -787,7 +771,7 @@ fn text(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommend_shows_the_vertical_part_from_prometheus_history() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let prom = fake_prometheus();
         let api = KubeStandIn::start(world());
         let dir = TempDir::new("recommend");
@@ -859,7 +843,7 @@ async fn recommend_shows_the_vertical_part_from_prometheus_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recommend_with_one_metrics_k8s_io_sample_says_it_is_thin() {
-    bounded(async {
+    support::bounded(TEST_LIMIT, async {
         let now = support::unix_now();
         let mut w = world();
         w.pod_metrics = Some(vec![

@@ -59,6 +59,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use setpoint::cluster::{ClusterConfig, KubeCluster};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -334,6 +335,16 @@ impl KubeStandIn {
     /// Requests received so far.
     pub fn requests(&self) -> Vec<Received> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// A [`KubeCluster`] on this stand-in, in `namespace` (through a kubeconfig in `dir`).
+    pub async fn cluster(&self, dir: &super::TempDir, namespace: &str) -> KubeCluster {
+        KubeCluster::connect(&ClusterConfig {
+            kubeconfig: Some(self.kubeconfig(dir, namespace)),
+            ..ClusterConfig::default()
+        })
+        .await
+        .expect("connect to the stand-in")
     }
 
     /// Writes a kubeconfig for this stand-in (context `stand-in`, namespace `namespace`, the

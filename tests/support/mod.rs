@@ -24,6 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Runs a test's body, failing it when it takes longer than `limit`.
+pub async fn bounded<F: std::future::Future<Output = ()>>(limit: std::time::Duration, body: F) {
+    tokio::time::timeout(limit, body)
+        .await
+        .expect("test took too long");
+}
+
 /// A fresh folder under the system's temporary folder, removed (with its content) on drop.
 pub struct TempDir {
     path: PathBuf,
