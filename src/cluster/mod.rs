@@ -194,6 +194,34 @@ pub struct EventNote {
     pub time: SystemTime,
 }
 
+impl EventNote {
+    /// A `Normal` Event about `regarding`.
+    pub fn new(
+        regarding: &TargetRef,
+        reason: &str,
+        action: &str,
+        note: String,
+        time: SystemTime,
+    ) -> EventNote {
+        EventNote {
+            regarding: regarding.clone(),
+            warning: false,
+            reason: reason.into(),
+            action: action.into(),
+            note,
+            time,
+        }
+    }
+
+    /// The same Event as a `Warning`.
+    pub fn warning(self) -> EventNote {
+        EventNote {
+            warning: true,
+            ..self
+        }
+    }
+}
+
 /// Parses a Go duration as metrics.k8s.io writes a window (`30s`, `15.024s`, `1m0s`) into seconds.
 pub fn go_duration(text: &str) -> Option<Seconds> {
     let mut rest = text.trim();

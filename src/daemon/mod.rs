@@ -239,21 +239,20 @@ impl Policies {
                 error!(policy = %p.name, file = %path.display(), %error,
                     "invalid new version of a policy file: the previous version keeps running");
                 if *ctx.leader.borrow() {
-                    let event = EventNote {
-                        regarding: p.target.clone(),
-                        warning: true,
-                        reason: "PolicyInvalid".into(),
-                        action: "Reload".into(),
-                        note: format!(
-                            "the new version of policy {} is invalid; the previous version keeps \
-                             running: {error}",
-                            p.name
-                        ),
-                        time: SystemTime::now(),
-                    };
-                    if let Err(e) = ctx.cluster.create_event(&event).await {
-                        warn!(error = %e, "cannot publish an Event");
-                    }
+                    let note = format!(
+                        "the new version of policy {} is invalid; the previous version keeps \
+                         running: {error}",
+                        p.name
+                    );
+                    let event = EventNote::new(
+                        &p.target,
+                        "PolicyInvalid",
+                        "Reload",
+                        note,
+                        SystemTime::now(),
+                    )
+                    .warning();
+                    worker::publish_event(ctx, &event).await;
                 }
             }
         }

@@ -412,7 +412,7 @@ impl Worker {
         if let Some((decision, patched)) = &horizontal {
             telemetry.record_decision(&policy.name, decision);
             if let Some(e) = self
-                .horizontal_event(ctx, actuator, decision, patched.as_ref(), now)
+                .horizontal_event(ctx, actuator, decision, patched.as_ref(), wall, now)
                 .await
             {
                 events.push(e);
@@ -420,7 +420,7 @@ impl Worker {
         }
         if let (Some(outcome), Some(v)) = (&vertical, &self.vertical) {
             telemetry.set_vertical(&policy.name, &v.recommenders().recommendations());
-            events.extend(vertical_event(ctx, &policy, outcome));
+            events.extend(vertical_event(ctx, &policy, outcome, wall));
         }
         let mut published = match (horizontal, vertical) {
             (Some((decision, _)), vertical) => PolicyRecommendation {
@@ -432,21 +432,9 @@ impl Worker {
         };
         published.mode = actuator.mode();
         ctx.admin.publish(published);
-        for (warning, reason, action, regarding, note) in events {
-            if !speaks {
-                continue;
-            }
-            let e = EventNote {
-                regarding,
-                warning,
-                reason: reason.into(),
-                action: action.into(),
-                note,
-                time: wall,
-            };
-            if let Err(e) = ctx.cluster.create_event(&e).await {
-                telemetry.record_error(error_kind(&e));
-                warn!(error = %e, "cannot publish an Event");
+        if speaks {
+            for e in &events {
+                publish_event(ctx, e).await;
             }
         }
     }
@@ -459,8 +447,9 @@ impl Worker {
         actuator: Actuator,
         decision: &Decision,
         patched: Option<&ScaleState>,
+        time: SystemTime,
         now: Seconds,
-    ) -> Option<Event> {
+    ) -> Option<EventNote> {
         let policy = &self.policy;
         let telemetry = ctx.admin.telemetry();
         let summary = decision.to_string();
@@ -487,7 +476,13 @@ impl Worker {
                 Direction::Up => "ScaledUp",
                 Direction::Down => "ScaledDown",
             };
-            return Some((false, reason, "Scale", policy.target.clone(), summary));
+            return Some(EventNote::new(
+                &policy.target,
+                reason,
+                "Scale",
+                summary,
+                time,
+            ));
         }
         let previous = *self.announced.get_or_insert(decision.current_replicas);
         if decision.desired_replicas != previous && actuator == Actuator::Recommend {
@@ -500,12 +495,13 @@ impl Worker {
                 "recommends {} replicas: {summary}",
                 decision.desired_replicas
             );
-            return Some((
-                false,
+            let action = "Recommend";
+            return Some(EventNote::new(
+                &policy.target,
                 "Recommendation",
-                "Recommend",
-                policy.target.clone(),
+                action,
                 note,
+                time,
             ));
         }
         debug!("{summary}");
@@ -513,15 +509,21 @@ impl Worker {
     }
 }
 
-/// An Event to publish: (warning, reason, action, regarding, note).
-type Event = (bool, &'static str, &'static str, TargetRef, String);
+/// Publishes an Event; a failure is logged and counted, and changes nothing else.
+pub(crate) async fn publish_event<C: Cluster>(ctx: &Context<C>, event: &EventNote) {
+    if let Err(e) = ctx.cluster.create_event(event).await {
+        ctx.admin.telemetry().record_error(error_kind(&e));
+        warn!(error = %e, reason = %event.reason, "cannot publish an Event");
+    }
+}
 
 /// The log line and the Event of what the vertical part wrote (nothing when it wrote nothing).
 fn vertical_event<C>(
     ctx: &Context<C>,
     policy: &Policy,
     outcome: &VerticalOutcome,
-) -> Option<Event> {
+    time: SystemTime,
+) -> Option<EventNote> {
     let text = outcome.to_string();
     match &outcome.applied {
         Applied::Resized { pod, .. } => {
@@ -531,22 +533,17 @@ fn vertical_event<C>(
                 kind: "Pod".into(),
                 name: pod.clone(),
             };
-            Some((false, "Resized", "Resize", pod, text))
+            Some(EventNote::new(&pod, "Resized", "Resize", text, time))
         }
         Applied::TemplatePatched { .. } => {
             info!("pod template patched: {text}");
-            Some((
-                false,
-                "TemplatePatched",
-                "Resize",
-                policy.target.clone(),
-                text,
-            ))
+            let reason = "TemplatePatched";
+            Some(EventNote::new(&policy.target, reason, "Resize", text, time))
         }
         Applied::Failed { error } => {
             ctx.admin.telemetry().record_error(ErrorKind::Patch);
             warn!(%error, "vertical change refused: {text}");
-            Some((true, "ResizeFailed", "Resize", policy.target.clone(), text))
+            Some(EventNote::new(&policy.target, "ResizeFailed", "Resize", text, time).warning())
         }
         Applied::Nothing | Applied::NotApplied { .. } => {
             debug!("vertical: {text}");
