@@ -139,7 +139,7 @@ impl KubeCluster {
         )
     }
 
-    async fn api(
+    pub(super) async fn api(
         &self,
         target: &TargetRef,
     ) -> Result<(Api<DynamicObject>, ApiResource), ClusterError> {
@@ -151,7 +151,12 @@ impl KubeCluster {
 
 /// Adds to a 403 the RBAC right that was missing: `verb` on `resource` (with `/sub` for a
 /// subresource).
-fn needs(e: ClusterError, verb: &str, resource: &ApiResource, sub: &str) -> ClusterError {
+pub(super) fn needs(
+    e: ClusterError,
+    verb: &str,
+    resource: &ApiResource,
+    sub: &str,
+) -> ClusterError {
     match e {
         ClusterError::Api {
             what,
@@ -171,7 +176,15 @@ fn needs(e: ClusterError, verb: &str, resource: &ApiResource, sub: &str) -> Clus
     }
 }
 
-fn pods_resource() -> ApiResource {
+/// A (non-apply) patch by field manager `setpoint`.
+pub(super) fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
+pub(super) fn pods_resource() -> ApiResource {
     ApiResource::erase::<Pod>(&())
 }
 
@@ -322,10 +335,7 @@ impl Cluster for KubeCluster {
         if let Some(v) = resource_version {
             body["metadata"] = serde_json::json!({"resourceVersion": v});
         }
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
+        let params = patch_params();
         let scale = api
             .patch_scale(&target.name, &params, &Patch::Merge(&body))
             .await

@@ -21,18 +21,14 @@
 //! Quantities are written exactly: whole millicores as `250m` (whole cores as `2`), memory as
 //! `512Mi` / `2Gi` / `1536Ki` when it divides evenly, else in bytes.
 
-use super::kube::{KubeCluster, api_error};
+use super::kube::{KubeCluster, api_error, needs, patch_params, pods_resource};
 use super::{Cluster, ClusterError, PodInfo};
 use crate::engine::vertical::Resource;
 use crate::engine::vertical_plan::{Amounts, ContainerChange, ContainerResources};
 use crate::policy::TargetRef;
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, Patch};
 use serde_json::{Map, Value, json};
-
-/// The field manager setpoint writes as.
-pub const FIELD_MANAGER: &str = "setpoint";
 
 /// The workload kinds whose pod template can be patched.
 pub const TEMPLATE_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "ReplicaSet"];
@@ -109,13 +105,6 @@ pub fn template_patch(changes: &[ContainerChange]) -> Value {
     json!({"spec": {"template": {"spec": {"containers": containers_patch(changes)}}}})
 }
 
-fn params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    }
-}
-
 /// What a pre-1.33 server answers for `pods/resize`: the generic 404 of an unknown path, whose
 /// Status names no object (a missing pod's names it: `pods "web-1" not found`).
 fn predates_resize(e: &kube::Error) -> bool {
@@ -141,7 +130,7 @@ impl KubeCluster {
             .patch_subresource(
                 "resize",
                 pod,
-                &params(),
+                &patch_params(),
                 &Patch::Strategic(resize_patch(changes)),
             )
             .await;
@@ -166,7 +155,12 @@ impl KubeCluster {
                 },
                 other => other,
             }),
-            Err(e) => Err(api_error(what, e)),
+            Err(e) => Err(needs(
+                api_error(what, e),
+                "patch",
+                &pods_resource(),
+                "/resize",
+            )),
         }
     }
 
@@ -181,10 +175,7 @@ impl KubeCluster {
             "PATCH pod template of {} {} in namespace {namespace}",
             target.kind, target.name
         );
-        let (group, version) = match target.api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", target.api_version.as_str()),
-        };
+        let group = target.api_version.split_once('/').map_or("", |(g, _)| g);
         if group != "apps" || !TEMPLATE_KINDS.contains(&target.kind.as_str()) {
             return Err(ClusterError::Unsupported {
                 what,
@@ -197,17 +188,15 @@ impl KubeCluster {
                 ),
             });
         }
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &target.kind));
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client().clone(), &namespace, &resource);
+        let (api, resource) = self.api(target).await?;
         let answer = api
             .patch(
                 &target.name,
-                &params(),
+                &patch_params(),
                 &Patch::Strategic(template_patch(changes)),
             )
             .await
-            .map_err(|e| api_error(what.clone(), e))?;
+            .map_err(|e| needs(api_error(what.clone(), e), "patch", &resource, ""))?;
         let containers = answer.data["spec"]["template"]["spec"]["containers"].clone();
         let containers: Vec<Container> =
             serde_json::from_value(containers).map_err(|e| ClusterError::Invalid {
