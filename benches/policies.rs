@@ -1,7 +1,9 @@
 //! Policy quality on real traces: every example policy on every trace in ../shared/traces
 //! (capacity = trace mean / 20, start-up 60 s): unserved load, time under capacity, cost against
 //! the oracle, scaling actions per day, and for predictive policies the forecast's MASE against a
-//! seasonal-naive forecast with the same season (below 1: better than naive). `cargo bench --bench policies` prints the table;
+//! seasonal-naive forecast with the same season (below 1: better than naive). The vertical
+//! table adds, per trace, the least slack any recommender could reach with perfect foresight,
+//! no OOM kill and no throttling at 1 and 4 request changes a day. `cargo bench --bench policies` prints the table;
 //! skips with a message when the traces folder is absent. Under `cargo test` it runs the same
 //! table on the shortest trace only, as a smoke test.
 
@@ -71,6 +73,14 @@ fn main() {
                 s.oom_kills,
                 s.throttled_minutes,
                 s.request_changes_per_day
+            );
+        }
+        // The floor: no recommender, however good its foresight, does better without an OOM
+        // kill or a throttled minute at this many changes a day.
+        for k in [1, 4] {
+            let least = sim::vertical::least_slack_pct(&trace, k);
+            println!(
+                "| {name} | least possible, {k}/day | {least:.1} ({least:.1} / {least:.1}) | 0 | 0 | {k} |"
             );
         }
     }

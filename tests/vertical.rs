@@ -210,6 +210,20 @@ fn update_off_only_recommends() {
     );
 }
 
+#[test]
+fn least_slack_is_the_best_schedule_with_foresight() {
+    // Every afternoon doubles: one request a day must hold the peak all day, slack 25 %
+    // (half the day at half the request); two a day follow the step exactly.
+    let t = shape();
+    assert!((vertical::least_slack_pct(&t, 1) - 25.0 * 719.0 / 720.0).abs() < 0.1);
+    assert!(vertical::least_slack_pct(&t, 2) < 1e-9);
+    // And no policy does better than the floor on the same shape.
+    let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
+    let r = vertical::run(p.vertical.as_ref().unwrap(), &t, None);
+    let floor = vertical::least_slack_pct(&t, r.summary.request_changes_per_day.ceil() as usize);
+    assert!(r.summary.slack_pct >= floor, "{} < {floor}", r.summary.slack_pct);
+}
+
 proptest! {
     #[test]
     fn recommendations_never_leave_min_and_max(
@@ -236,6 +250,34 @@ proptest! {
                 prop_assert!(rec.lower <= rec.target && rec.target <= rec.upper);
             }
         }
+    }
+
+    #[test]
+    fn least_slack_matches_every_split(
+        values in prop::collection::vec(0.0..10.0f64, 1..9),
+        k in 1usize..4,
+    ) {
+        // Brute force: every way to cut the steps into at most k stretches, each at its peak.
+        let n = values.len();
+        let mut best = f64::INFINITY;
+        for cuts in 0u32..(1 << (n - 1)) {
+            if cuts.count_ones() as usize + 1 > k {
+                continue;
+            }
+            let (mut slack, mut from) = (0.0, 0);
+            for j in 0..n {
+                if j == n - 1 || cuts & (1 << j) != 0 {
+                    let part = &values[from..=j];
+                    let peak = part.iter().cloned().fold(0.0, f64::max);
+                    slack += part.iter().map(|u| if peak > 0.0 { 1.0 - u / peak } else { 1.0 }).sum::<f64>();
+                    from = j + 1;
+                }
+            }
+            best = best.min(slack);
+        }
+        let t = Trace::new((0..n).map(|i| i as f64 * 60.0).collect(), values);
+        let got = vertical::least_slack_pct(&t, k);
+        prop_assert!((got - 100.0 * best / n as f64).abs() < 1e-6, "{got} vs {}", 100.0 * best / n as f64);
     }
 }
 

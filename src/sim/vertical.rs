@@ -214,3 +214,58 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
         request_changes: changes,
     }
 }
+
+/// The least slack (% of request, averaged over time) that any recommender could reach on a
+/// usage shape with perfect foresight, a request never below usage (no OOM kill, no throttled
+/// minute) and at most `changes_per_day` request changes in each day of the trace (a change at
+/// the start of a day counts). A floor for [`run`]'s `slack_pct`, whatever the policy.
+///
+/// Exact, by dynamic programming over each day's steps: the best request over a stretch of
+/// steps is their peak usage, and a day splits into at most `changes_per_day` stretches.
+/// Slack is scale-free, so the trace's own values serve.
+pub fn least_slack_pct(trace: &Trace, changes_per_day: usize) -> f64 {
+    let k = changes_per_day.max(1);
+    let mut total = 0.0;
+    let mut start = 0;
+    while start < trace.values.len() {
+        let day = (trace.times[start] / 86400.0).floor();
+        let end = (start..trace.values.len())
+            .find(|&i| (trace.times[i] / 86400.0).floor() > day)
+            .unwrap_or(trace.values.len());
+        let dt: Vec<f64> = (start..end)
+            .map(|i| trace.step_end(i) - trace.times[i])
+            .collect();
+        total += least_day_slack(&trace.values[start..end], &dt, k);
+        start = end;
+    }
+    100.0 * total / trace.end
+}
+
+/// One day: the least sum of dt × (1 - usage / request) over at most `k` stretches.
+fn least_day_slack(u: &[f64], dt: &[f64], k: usize) -> f64 {
+    let n = u.len();
+    // best[j + 1]: least slack of steps 0..=j with the stretches used so far.
+    let mut best = vec![f64::INFINITY; n + 1];
+    best[0] = 0.0;
+    for _ in 0..k {
+        let mut next = best.clone();
+        for i in 0..n {
+            if !best[i].is_finite() {
+                continue;
+            }
+            let (mut peak, mut time, mut used) = (0.0f64, 0.0, 0.0);
+            for j in i..n {
+                peak = peak.max(u[j]);
+                time += dt[j];
+                used += dt[j] * u[j];
+                let slack = if peak > 0.0 { time - used / peak } else { time };
+                let c = best[i] + slack;
+                if c < next[j + 1] {
+                    next[j + 1] = c;
+                }
+            }
+        }
+        best = next;
+    }
+    best[n]
+}
