@@ -893,3 +893,94 @@ async fn recommend_with_one_metrics_k8s_io_sample_says_it_is_thin() {
     })
     .await;
 }
+
+// Memory-limit decreases in place: Kubernetes 1.33 refuses them (422 Invalid) for a container
+// whose memory resizePolicy is NotRequired; 1.34 takes them.
+
+/// `world()` with web-a's memory (512Mi, limit 1Gi) far above its bounds and its CPU within
+/// them: the plan lowers its memory request to 128Mi and its limit to 256Mi.
+fn memory_world(forbid: bool) -> World {
+    let mut w = world();
+    w.pods[0] = pod(
+        "web-a",
+        json!({"cpu": "500m", "memory": "512Mi"}),
+        json!({"cpu": "1", "memory": "1Gi"}),
+    );
+    w.resize_forbids_memory_limit_decrease = forbid;
+    w
+}
+
+const REFUSAL: &str = "Pod \"web-a\" is invalid: spec.containers[0].resources.limits[memory]: \
+                       Forbidden: memory limits cannot be decreased unless resizePolicy is \
+                       RestartContainer";
+
+#[tokio::test]
+async fn a_1_33_server_answers_a_memory_limit_decrease_as_the_real_one() {
+    support::bounded(TEST_LIMIT, async {
+        let mut w = memory_world(true);
+        // web-b restarts its container to resize memory: the server takes a decrease there.
+        w.pods[1] = k::with_resize_policy(
+            w.pods[1].clone(),
+            json!([{"resourceName": "memory", "restartPolicy": "RestartContainer"}]),
+        );
+        // web-c has no memory limit: adding one is refused too.
+        w.pods.push(pod(
+            "web-c",
+            json!({"cpu": "500m", "memory": "128Mi"}),
+            json!({"cpu": "1"}),
+        ));
+        let api = KubeStandIn::start(w);
+        let patch = |pod: &str, limits: Value| {
+            let url = format!("{}/api/v1/namespaces/demo/pods/{pod}/resize", api.url());
+            async move {
+                let answer = reqwest::Client::new()
+                    .patch(url)
+                    .header("content-type", "application/strategic-merge-patch+json")
+                    .body(
+                        json!({"spec": {"containers": [{"name": "app",
+                            "resources": {"limits": limits}}]}})
+                        .to_string(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                let code = answer.status().as_u16();
+                let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+                (code, body)
+            }
+        };
+        let (code, body) = patch("web-a", json!({"memory": "768Mi"})).await;
+        assert_eq!(code, 422);
+        assert_eq!(
+            body,
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": REFUSAL,
+                "reason": "Invalid",
+                "details": {"name": "web-a", "kind": "Pod", "causes": [{
+                    "reason": "FieldValueForbidden",
+                    "message": "Forbidden: memory limits cannot be decreased unless resizePolicy \
+                                is RestartContainer",
+                    "field": "spec.containers[0].resources.limits[memory]"}]},
+                "code": 422,
+            })
+        );
+        let a = api.world().pod("web-a").unwrap().clone();
+        assert_eq!(
+            a["spec"]["containers"][0]["resources"]["limits"]["memory"],
+            "1Gi"
+        );
+        // A raise, and a decrease with RestartContainer, are taken.
+        assert_eq!(patch("web-a", json!({"memory": "2Gi"})).await.0, 200);
+        assert_eq!(patch("web-b", json!({"memory": "200Mi"})).await.0, 200);
+        let (code, body) = patch("web-c", json!({"memory": "1Gi"})).await;
+        assert_eq!(code, 422);
+        assert!(
+            body["message"].as_str().unwrap().ends_with(
+                "Forbidden: memory limits cannot be added unless resizePolicy is RestartContainer"
+            ),
+            "{body}"
+        );
+    })
+    .await;
+}
