@@ -1,7 +1,9 @@
 //! Applying the vertical part against the Kubernetes API stand-in (tests/support/kube.rs):
 //! `apply_vertical` resizes one pod through `pods/resize`, falls back to a pod-template patch
 //! when a resize is Infeasible or Deferred too long (or reports, when the policy says so),
-//! keeps the QoS class, and says when the server predates in-place resize; the usage reader and
+//! keeps the QoS class, says when the server predates in-place resize, and takes the fallback
+//! (once tried, never again in place) when a 1.33 server refuses to lower a memory limit in
+//! place; the usage reader and
 //! `VerticalTick` read metrics.k8s.io and OOM kills; `recommend` shows the vertical part.
 //! Everything listens on 127.0.0.1 and is bounded in time.
 
@@ -889,6 +891,312 @@ async fn recommend_with_one_metrics_k8s_io_sample_says_it_is_thin() {
             vert["plan"]["rows"][0]["recommended"]["target"]
                 .as_f64()
                 .is_some()
+        );
+    })
+    .await;
+}
+
+// Memory-limit decreases in place: Kubernetes 1.33 refuses them (422 Invalid) for a container
+// whose memory resizePolicy is NotRequired; 1.34 takes them.
+
+/// `world()` with web-a's memory (512Mi, limit 1Gi) far above its bounds and its CPU within
+/// them: the plan lowers its memory request to 128Mi and its limit to 256Mi.
+fn memory_world(forbid: bool) -> World {
+    let mut w = world();
+    w.pods[0] = pod(
+        "web-a",
+        json!({"cpu": "500m", "memory": "512Mi"}),
+        json!({"cpu": "1", "memory": "1Gi"}),
+    );
+    w.resize_forbids_memory_limit_decrease = forbid;
+    w
+}
+
+const REFUSAL: &str = "Pod \"web-a\" is invalid: spec.containers[0].resources.limits[memory]: \
+                       Forbidden: memory limits cannot be decreased unless resizePolicy is \
+                       RestartContainer";
+
+fn resize_requests(api: &KubeStandIn) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.uri.contains("/resize"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_1_33_server_answers_a_memory_limit_decrease_as_the_real_one() {
+    support::bounded(TEST_LIMIT, async {
+        let mut w = memory_world(true);
+        // web-b restarts its container to resize memory: the server takes a decrease there.
+        w.pods[1] = k::with_resize_policy(
+            w.pods[1].clone(),
+            json!([{"resourceName": "memory", "restartPolicy": "RestartContainer"}]),
+        );
+        // web-c has no memory limit: adding one is refused too.
+        w.pods.push(pod(
+            "web-c",
+            json!({"cpu": "500m", "memory": "128Mi"}),
+            json!({"cpu": "1"}),
+        ));
+        let api = KubeStandIn::start(w);
+        let patch = |pod: &str, limits: Value| {
+            let url = format!("{}/api/v1/namespaces/demo/pods/{pod}/resize", api.url());
+            async move {
+                let answer = reqwest::Client::new()
+                    .patch(url)
+                    .header("content-type", "application/strategic-merge-patch+json")
+                    .body(
+                        json!({"spec": {"containers": [{"name": "app",
+                            "resources": {"limits": limits}}]}})
+                        .to_string(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                let code = answer.status().as_u16();
+                let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+                (code, body)
+            }
+        };
+        let (code, body) = patch("web-a", json!({"memory": "768Mi"})).await;
+        assert_eq!(code, 422);
+        assert_eq!(
+            body,
+            json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": REFUSAL,
+                "reason": "Invalid",
+                "details": {"name": "web-a", "kind": "Pod", "causes": [{
+                    "reason": "FieldValueForbidden",
+                    "message": "Forbidden: memory limits cannot be decreased unless resizePolicy \
+                                is RestartContainer",
+                    "field": "spec.containers[0].resources.limits[memory]"}]},
+                "code": 422,
+            })
+        );
+        let a = api.world().pod("web-a").unwrap().clone();
+        assert_eq!(
+            a["spec"]["containers"][0]["resources"]["limits"]["memory"],
+            "1Gi"
+        );
+        // A raise, and a decrease with RestartContainer, are taken.
+        assert_eq!(patch("web-a", json!({"memory": "2Gi"})).await.0, 200);
+        assert_eq!(patch("web-b", json!({"memory": "200Mi"})).await.0, 200);
+        let (code, body) = patch("web-c", json!({"memory": "1Gi"})).await;
+        assert_eq!(code, 422);
+        assert!(
+            body["message"].as_str().unwrap().ends_with(
+                "Forbidden: memory limits cannot be added unless resizePolicy is RestartContainer"
+            ),
+            "{body}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_1_34_server_lowers_a_memory_limit_in_place() {
+    support::bounded(TEST_LIMIT, async {
+        let api = KubeStandIn::start(memory_world(false));
+        let dir = TempDir::new("vertical");
+        let c = api.cluster(&dir, NS).await;
+        let mut state = PlanState::default();
+        let (out, _) = tick(&c, &policy(POLICY), &mut state, support::unix_now()).await;
+        assert!(
+            matches!(&out.applied, Applied::Resized { pod, .. } if pod == "web-a"),
+            "{out}"
+        );
+        let a = api.world().pod("web-a").unwrap().clone();
+        assert_eq!(
+            a["spec"]["containers"][0]["resources"]["limits"]["memory"],
+            "256Mi"
+        );
+        assert_eq!(state.memory_limit_decrease_refused, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_memory_limit_decrease_falls_back_to_the_template_and_is_not_tried_again() {
+    support::bounded(TEST_LIMIT, async {
+        let api = KubeStandIn::start(memory_world(true));
+        let dir = TempDir::new("vertical");
+        let c = api.cluster(&dir, NS).await;
+        let p = policy(POLICY);
+        let mut state = PlanState::default();
+        let now = support::unix_now();
+
+        // The resize is refused; the same tick patches the template instead.
+        let (out, _) = tick(&c, &p, &mut state, now).await;
+        match &out.plan.action {
+            VerticalAction::PatchTemplate { reason, .. } => {
+                assert!(
+                    reason.starts_with(&format!(
+                        "pod web-a: the resize lowers the memory limit of app (1Gi to 256Mi), \
+                         which the API server refuses in place (it refused pod web-a container \
+                         app: {REFUSAL})"
+                    )),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains("falling back to a rollout (resize.fallback is rollout)"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            out.plan.notes[0].starts_with(
+                "the API server refused to lower a memory limit of pod web-a in place"
+            ),
+            "{:?}",
+            out.plan.notes
+        );
+        let Applied::TemplatePatched { containers } = &out.applied else {
+            panic!("{out}");
+        };
+        assert_eq!(containers[0].requests.memory, Some(128.0 * MIB));
+        assert_eq!(containers[0].limits.memory, Some(256.0 * MIB));
+        assert_eq!(
+            api.world().templates[0].patches,
+            [
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "app",
+                "resources": {"requests": {"memory": "128Mi"},
+                              "limits": {"memory": "256Mi"}}}]}}}})
+            ]
+        );
+        assert_eq!(resize_requests(&api), 1, "one attempt in place");
+        let a = api.world().pod("web-a").unwrap().clone();
+        assert_eq!(
+            a["spec"]["containers"][0]["resources"]["limits"]["memory"], "1Gi",
+            "the refused resize changed nothing"
+        );
+        let refusal = state.memory_limit_decrease_refused.clone().unwrap();
+        assert_eq!(
+            (
+                refusal.pod.as_str(),
+                &refusal.containers[..],
+                refusal.message.as_str()
+            ),
+            ("web-a", &["app".to_string()][..], REFUSAL)
+        );
+        assert_eq!(state.template_patched_at, Some(now));
+
+        // Later, another pod's memory limit should come down: straight to the template.
+        api.world().pods = vec![pod(
+            "web-c",
+            json!({"cpu": "500m", "memory": "512Mi"}),
+            json!({"cpu": "1", "memory": "1Gi"}),
+        )];
+        let (out, _) = tick(&c, &p, &mut state, now + 120.0).await;
+        match &out.plan.action {
+            VerticalAction::PatchTemplate { reason, .. } => assert!(
+                reason.starts_with(
+                    "pod web-c: the resize lowers the memory limit of app (1Gi to 256Mi), which \
+                     the API server refuses in place (it refused pod web-a container app: "
+                ),
+                "{reason}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(out.applied, Applied::TemplatePatched { .. }),
+            "{out}"
+        );
+        assert_eq!(resize_requests(&api), 1, "not tried in place again");
+
+        // A CPU change still goes in place.
+        api.world().pods = vec![pod(
+            "web-d",
+            json!({"cpu": "100m", "memory": "128Mi"}),
+            json!({"cpu": "200m", "memory": "256Mi"}),
+        )];
+        let (out, _) = tick(&c, &p, &mut state, now + 240.0).await;
+        assert!(
+            matches!(&out.applied, Applied::Resized { pod, .. } if pod == "web-d"),
+            "{out}"
+        );
+        assert_eq!(resize_requests(&api), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_fallback_report_a_refused_memory_limit_decrease_is_reported_once_tried() {
+    support::bounded(TEST_LIMIT, async {
+        let api = KubeStandIn::start(memory_world(true));
+        let dir = TempDir::new("vertical");
+        let c = api.cluster(&dir, NS).await;
+        let p = policy(&POLICY.replace("fallback: rollout", "fallback: report"));
+        let mut state = PlanState::default();
+        let now = support::unix_now();
+
+        for (k, t) in [now, now + 15.0, now + 30.0].into_iter().enumerate() {
+            let (out, _) = tick(&c, &p, &mut state, t).await;
+            match &out.plan.action {
+                VerticalAction::Report { reason } => {
+                    assert!(
+                        reason.starts_with(&format!(
+                            "pod web-a: the resize lowers the memory limit of app (1Gi to \
+                             256Mi), which the API server refuses in place (it refused pod \
+                             web-a container app: {REFUSAL})"
+                        )),
+                        "{reason}"
+                    );
+                    assert!(
+                        reason.ends_with("resize.fallback is report: nothing patched"),
+                        "{reason}"
+                    );
+                }
+                other => panic!("tick {k}: {other:?}"),
+            }
+            assert_eq!(out.applied, Applied::Nothing, "tick {k}");
+        }
+        assert_eq!(resize_requests(&api), 1, "tried in place once");
+        assert_eq!(
+            api.requests().iter().filter(|r| r.method != "GET").count(),
+            1,
+            "nothing else written"
+        );
+        assert!(api.world().templates[0].patches.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_422_stays_an_error_and_is_not_remembered() {
+    support::bounded(TEST_LIMIT, async {
+        let mut w = memory_world(false);
+        w.faults.push_back(k::Fault {
+            method: Some("PATCH".into()),
+            path_contains: "/resize".into(),
+            status: Some(422),
+            delay: Duration::ZERO,
+            times: 1,
+        });
+        let api = KubeStandIn::start(w);
+        let dir = TempDir::new("vertical");
+        let c = api.cluster(&dir, NS).await;
+        let p = policy(POLICY);
+        let mut state = PlanState::default();
+        let now = support::unix_now();
+
+        let (out, _) = tick(&c, &p, &mut state, now).await;
+        let Applied::Failed { error } = &out.applied else {
+            panic!("{out}");
+        };
+        assert!(
+            error.starts_with("PATCH pods/resize of pod web-a in namespace demo: HTTP 422"),
+            "{error}"
+        );
+        assert!(matches!(out.plan.action, VerticalAction::Resize { .. }));
+        assert_eq!(state.memory_limit_decrease_refused, None);
+        assert!(api.world().templates[0].patches.is_empty());
+        // The next tick tries in place again, and the server takes it.
+        let (out, _) = tick(&c, &p, &mut state, now + 15.0).await;
+        assert!(
+            matches!(&out.applied, Applied::Resized { pod, .. } if pod == "web-a"),
+            "{out}"
         );
     })
     .await;

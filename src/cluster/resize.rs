@@ -8,7 +8,10 @@
 //!   Only the containers and resources that change are named; everything else in the pod is
 //!   left as it is. The answer is the pod, whose status carries the resize conditions once the
 //!   kubelet has looked at it. A server before 1.33 answers 404 NotFound for the subresource:
-//!   the error says so.
+//!   the error says so. A 1.33 server refuses to lower the memory limit of a container whose
+//!   memory resizePolicy is `NotRequired` (422 Invalid; 1.34 allows it):
+//!   [`memory_limit_decrease_refused`] tells that refusal from the other 422s, so that the
+//!   caller can take the fallback instead.
 //! - **Template**: a strategic merge patch of `spec.template.spec.containers[].resources` of the
 //!   workload (apps/v1 Deployment, StatefulSet or ReplicaSet), with field manager `setpoint`.
 //!   A strategic merge patch (not server-side apply) because it touches exactly the fields
@@ -114,6 +117,45 @@ fn predates_resize(e: &kube::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// How a Kubernetes 1.33 API server words the field error of an in-place resize that lowers a
+/// memory limit (pkg/apis/core/validation, `validateContainerResize`), after the container's
+/// index: the whole error is `spec.containers[0].resources.limits[memory]: Forbidden: memory
+/// limits cannot be decreased unless resizePolicy is RestartContainer`.
+const MEMORY_LIMIT_DECREASE: &str =
+    "].resources.limits[memory]: Forbidden: memory limits cannot be decreased";
+
+/// Whether `e` is a Kubernetes 1.33 server refusing a `pods/resize` because it lowers a memory
+/// limit in place: a 422 Invalid whose message (`Pod "web-a" is invalid: ...`, one field error
+/// per container) names `spec.containers[i].resources.limits[memory]` with "memory limits
+/// cannot be decreased". 1.33 refuses that for a container whose memory resizePolicy is
+/// `NotRequired` (the default); 1.34 allows it. Returns the indexes `i` (in the pod's
+/// `spec.containers`) and the server's message; None for every other error, other 422s
+/// included.
+pub fn memory_limit_decrease_refused(e: &ClusterError) -> Option<(Vec<usize>, &str)> {
+    let ClusterError::Api {
+        code: 422,
+        reason,
+        message,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    if reason != "Invalid" {
+        return None;
+    }
+    let prefix = "spec.containers[";
+    let containers: Vec<usize> = message
+        .match_indices(MEMORY_LIMIT_DECREASE)
+        .filter_map(|(at, _)| {
+            let head = &message[..at];
+            let open = head.rfind(prefix)? + prefix.len();
+            head[open..].parse().ok()
+        })
+        .collect();
+    (!containers.is_empty()).then_some((containers, message.as_str()))
 }
 
 impl KubeCluster {
@@ -244,6 +286,55 @@ mod tests {
         ] {
             let back = super::super::quantity::parse(&quantity_text(r, v)).unwrap();
             assert!((back - v).abs() <= 1e-12 * v, "{v} → {back}");
+        }
+    }
+
+    #[test]
+    fn a_refused_memory_limit_decrease_is_told_from_other_422s() {
+        let api = |code: u16, reason: &str, message: &str| ClusterError::Api {
+            what: "PATCH pods/resize of pod web-a in namespace demo".into(),
+            code,
+            reason: reason.into(),
+            message: message.into(),
+        };
+        let one = "Pod \"web-a\" is invalid: spec.containers[0].resources.limits[memory]: \
+                   Forbidden: memory limits cannot be decreased unless resizePolicy is \
+                   RestartContainer";
+        assert_eq!(
+            memory_limit_decrease_refused(&api(422, "Invalid", one)),
+            Some((vec![0], one))
+        );
+        // Several field errors are listed in brackets; init containers are not ours.
+        let several = "Pod \"web-a\" is invalid: [spec.initContainers[0].resources.limits[memory]: \
+                       Forbidden: memory limits cannot be decreased unless resizePolicy is \
+                       RestartContainer, spec.containers[1].resources.limits[memory]: Forbidden: \
+                       memory limits cannot be decreased unless resizePolicy is RestartContainer, \
+                       spec.containers[12].resources.limits[memory]: Forbidden: memory limits \
+                       cannot be decreased unless resizePolicy is RestartContainer]";
+        assert_eq!(
+            memory_limit_decrease_refused(&api(422, "Invalid", several)).map(|(c, _)| c),
+            Some(vec![1, 12])
+        );
+        for other in [
+            api(
+                422,
+                "Invalid",
+                "Pod \"web-a\" is invalid: spec.containers[0].resources.requests: Invalid value: \
+                 \"1\": must be less than or equal to cpu limit of 500m",
+            ),
+            api(
+                422,
+                "Invalid",
+                "Pod \"web-a\" is invalid: spec: Forbidden: Pod QOS Class may not change as a \
+                 result of resizing",
+            ),
+            api(403, "Forbidden", one),
+            ClusterError::Invalid {
+                what: "x".into(),
+                message: one.into(),
+            },
+        ] {
+            assert_eq!(memory_limit_decrease_refused(&other), None, "{other}");
         }
     }
 

@@ -6,15 +6,23 @@
 //! `mode: recommend` the plan is returned with [`Applied::NotApplied`]. A template patch that
 //! succeeded is remembered in the [`PlanState`], so that the next ticks wait for its rollout.
 //!
+//! An in-place resize that the API server refuses because it lowers a memory limit (Kubernetes
+//! 1.33; see [`super::resize::memory_limit_decrease_refused`]) is treated like an Infeasible
+//! one: the refusal goes into the [`PlanState`] and the planner is asked again, which now
+//! takes the policy's fallback (a template patch, written in the same tick, or a report). The
+//! state keeps the refusal, so later memory-limit decreases go to the fallback without trying.
+//! Every other refusal is [`Applied::Failed`].
+//!
 //! The daemon calls it once per tick of a policy with a vertical part, after reading the
 //! target's pods and feeding their usage to the recommenders
 //! ([`crate::metrics::usage::VerticalTick`] does all of it).
 
-use super::{Cluster, PodInfo};
+use super::resize::memory_limit_decrease_refused;
+use super::{Cluster, ClusterError, PodInfo};
 use crate::engine::Seconds;
 use crate::engine::vertical_plan::{
-    self, ContainerRecommendation, ContainerResources, PlanState, ResizeStatus, VerticalAction,
-    VerticalPlan,
+    self, ContainerChange, ContainerRecommendation, ContainerResources, PlanPod, PlanSettings,
+    PlanState, ResizeRefusal, ResizeStatus, VerticalAction, VerticalPlan,
 };
 use crate::policy::{Mode, Policy};
 use serde::Serialize;
@@ -76,8 +84,9 @@ impl fmt::Display for VerticalOutcome {
 
 /// Plans and applies the vertical part of `policy` for one tick, at `now` (Unix seconds).
 /// `pods` are the target's pods as read this tick, `recommendations` the recommenders' output
-/// per container. Never more than one write per tick; none when `hold` gives a reason (dry-run,
-/// a standby replica) or the policy's mode is recommend.
+/// per container. Never more than one change per tick (after an in-place resize refused for
+/// lowering a memory limit, which changed nothing, the fallback's template patch); none when
+/// `hold` gives a reason (dry-run, a standby replica) or the policy's mode is recommend.
 pub async fn apply_vertical<C: Cluster>(
     cluster: &C,
     policy: &Policy,
@@ -122,22 +131,108 @@ pub async fn apply_vertical<C: Cluster>(
                     pod: pod.clone(),
                     resize: p.resize,
                 },
-                Err(e) => Applied::Failed {
-                    error: e.to_string(),
+                Err(e) => match memory_limit_decrease_refused(&e) {
+                    Some((containers, message)) => {
+                        let refusal = ResizeRefusal {
+                            pod: pod.clone(),
+                            containers: container_names(pods, pod, &containers),
+                            message: message.to_string(),
+                            at: now,
+                        };
+                        return after_refusal(
+                            cluster,
+                            policy,
+                            &v.plan,
+                            state,
+                            &plan_pods,
+                            recommendations,
+                            now,
+                            refusal,
+                            &e,
+                        )
+                        .await;
+                    }
+                    None => Applied::Failed {
+                        error: e.to_string(),
+                    },
                 },
             }
         }
         VerticalAction::PatchTemplate { changes, .. } => {
-            match cluster.patch_template(&policy.target, changes).await {
-                Ok(containers) => {
-                    state.template_patched(now);
-                    Applied::TemplatePatched { containers }
-                }
-                Err(e) => Applied::Failed {
-                    error: e.to_string(),
-                },
-            }
+            patch_template(cluster, policy, state, changes, now).await
         }
+    };
+    VerticalOutcome { plan, applied }
+}
+
+/// The template patch of a plan; a success is remembered in `state`.
+async fn patch_template<C: Cluster>(
+    cluster: &C,
+    policy: &Policy,
+    state: &mut PlanState,
+    changes: &[ContainerChange],
+    now: Seconds,
+) -> Applied {
+    match cluster.patch_template(&policy.target, changes).await {
+        Ok(containers) => {
+            state.template_patched(now);
+            Applied::TemplatePatched { containers }
+        }
+        Err(e) => Applied::Failed {
+            error: e.to_string(),
+        },
+    }
+}
+
+/// The names of the containers at `indexes` of `pod`'s `spec.containers` (`#i` for one the pod
+/// as read does not have).
+fn container_names(pods: &[PodInfo], pod: &str, indexes: &[usize]) -> Vec<String> {
+    let containers = pods
+        .iter()
+        .find(|p| p.name == pod)
+        .map_or(&[][..], |p| &p.containers[..]);
+    indexes
+        .iter()
+        .map(|&i| {
+            containers
+                .get(i)
+                .map_or_else(|| format!("#{i}"), |c| c.name.clone())
+        })
+        .collect()
+}
+
+/// After an in-place resize refused for lowering a memory limit: the refusal into `state`, the
+/// planner once more (it now takes the policy's fallback), and its template patch if it makes
+/// one. Never a second in-place resize in the same tick.
+#[allow(clippy::too_many_arguments)]
+async fn after_refusal<C: Cluster>(
+    cluster: &C,
+    policy: &Policy,
+    settings: &PlanSettings,
+    state: &mut PlanState,
+    plan_pods: &[PlanPod],
+    recommendations: &[ContainerRecommendation],
+    now: Seconds,
+    refusal: ResizeRefusal,
+    error: &ClusterError,
+) -> VerticalOutcome {
+    let note = format!(
+        "the API server refused to lower a memory limit of pod {} in place (Kubernetes 1.33 \
+         does unless the container's memory resizePolicy is RestartContainer): from now on, \
+         resizes that lower such a limit take resize.fallback without trying",
+        refusal.pod
+    );
+    state.resize_refused(refusal);
+    let mut plan = vertical_plan::plan(settings, recommendations, plan_pods, state, now);
+    plan.notes.insert(0, note);
+    let applied = match &plan.action {
+        VerticalAction::Nothing { .. } | VerticalAction::Report { .. } => Applied::Nothing,
+        VerticalAction::PatchTemplate { changes, .. } => {
+            patch_template(cluster, policy, state, changes, now).await
+        }
+        VerticalAction::Resize { .. } => Applied::Failed {
+            error: error.to_string(),
+        },
     };
     VerticalOutcome { plan, applied }
 }

@@ -39,6 +39,12 @@
 //!   `resize.allowRestart` is false: with `resize.fallback: rollout`, the pod template is
 //!   patched instead; with `report`, it is reported and nothing is patched. A resize that
 //!   restarts a container with `allowRestart` true (the default) goes ahead, noted.
+//! - **Memory limits the server will not lower (inPlace).** Kubernetes 1.33 refuses an in-place
+//!   resize that lowers the memory limit of a container whose memory resizePolicy is
+//!   `NotRequired` (1.34 allows it). Once the API server has refused one (the act step records
+//!   it in [`PlanState::memory_limit_decrease_refused`] and plans again), every resize that
+//!   lowers such a limit takes the fallback at once, like an Infeasible one, for as long as the
+//!   state lives: no tick repeats the doomed attempt. Other resizes still go in place.
 //! - **Rollouts.** While the pods belong to more than one template revision
 //!   (`pod-template-hash` or `controller-revision-hash`), or within [`ROLLOUT_GRACE`] of the last
 //!   template patch, nothing is done: the rollout is under way.
@@ -414,8 +420,38 @@ fn recommendation<'a>(
         .and_then(|c| c.get(r))
 }
 
+/// An in-place resize the API server refused because it lowered a memory limit (Kubernetes
+/// 1.33 refuses that for a container whose memory resizePolicy is `NotRequired`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResizeRefusal {
+    /// The pod.
+    pub pod: String,
+    /// The containers whose memory limit the server would not lower.
+    pub containers: Vec<String>,
+    /// The server's message.
+    pub message: String,
+    /// When, Unix seconds.
+    pub at: Seconds,
+}
+
+impl fmt::Display for ResizeRefusal {
+    /// `pod web-a container app: Pod "web-a" is invalid: ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.containers.len() == 1 { "" } else { "s" };
+        write!(
+            f,
+            "pod {} container{s} {}: {}",
+            self.pod,
+            self.containers.join(", "),
+            self.message
+        )
+    }
+}
+
 /// What the planner remembers between ticks. Serializable, so that a driver can keep it across
-/// restarts; losing it only restarts the `minChange.after` clocks.
+/// restarts; losing it restarts the `minChange.after` clocks and forgets a refused memory-limit
+/// decrease (the next one is tried in place once more).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanState {
@@ -424,12 +460,23 @@ pub struct PlanState {
     pub differs_since: BTreeMap<String, Seconds>,
     /// When the pod template was last patched.
     pub template_patched_at: Option<Seconds>,
+    /// The last in-place resize the API server refused because it lowered a memory limit: from
+    /// then on, a resize that lowers a memory limit (of a container whose memory resizePolicy is
+    /// `NotRequired`) takes the fallback without trying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_decrease_refused: Option<ResizeRefusal>,
 }
 
 impl PlanState {
     /// Records a successful template patch at `now`.
     pub fn template_patched(&mut self, now: Seconds) {
         self.template_patched_at = Some(now);
+    }
+
+    /// Records that the API server refused an in-place resize because it lowered a memory
+    /// limit.
+    pub fn resize_refused(&mut self, refusal: ResizeRefusal) {
+        self.memory_limit_decrease_refused = Some(refusal);
     }
 }
 
@@ -955,6 +1002,21 @@ fn changes_for(
     out
 }
 
+/// The memory limits a change lowers in containers whose memory resizePolicy is `NotRequired`
+/// (what Kubernetes 1.33 refuses in place), in words: `app (256Mi to 160Mi)`.
+fn lowered_memory_limits(pod: &PlanPod, changes: &[ContainerChange]) -> Vec<String> {
+    let r = Resource::Memory;
+    changes
+        .iter()
+        .filter_map(|ch| {
+            let c = pod.container(&ch.container)?;
+            let (old, new) = (c.limits.get(r)?, ch.limits.get(r)?);
+            (new < old && c.resize_policy.get(r) == RestartPolicy::NotRequired)
+                .then(|| format!("{} ({} to {})", ch.container, show(r, old), show(r, new)))
+        })
+        .collect()
+}
+
 /// The resources of a change that restart their container (resizePolicy RestartContainer).
 fn restarts(pod: &PlanPod, changes: &[ContainerChange]) -> Vec<String> {
     let mut out = Vec::new();
@@ -1183,7 +1245,7 @@ fn decide(
             }
             template(s, recs, active, needs, &[], notes, String::new())
         }
-        UpdateMode::InPlace => in_place(s, recs, active, needs, now, notes),
+        UpdateMode::InPlace => in_place(s, recs, active, needs, state, now, notes),
     }
 }
 
@@ -1246,6 +1308,7 @@ fn in_place(
     recs: &[ContainerRecommendation],
     active: &[&PlanPod],
     needs: &[(&PlanPod, PodNeeds)],
+    state: &PlanState,
     now: Seconds,
     notes: &mut Vec<String>,
 ) -> VerticalAction {
@@ -1337,6 +1400,25 @@ fn in_place(
                 pod.name
             ),
         };
+    }
+    if let Some(refusal) = &state.memory_limit_decrease_refused {
+        let lowered = lowered_memory_limits(pod, &changes);
+        if !lowered.is_empty() {
+            return fallback(
+                s,
+                recs,
+                active,
+                needs,
+                &[],
+                notes,
+                format!(
+                    "pod {}: the resize lowers the memory limit of {}, which the API server \
+                     refuses in place (it refused {refusal})",
+                    pod.name,
+                    lowered.join(", ")
+                ),
+            );
+        }
     }
     let restarting = restarts(pod, &changes);
     if !restarting.is_empty() {
@@ -1819,6 +1901,97 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn after_a_refused_memory_limit_decrease_such_resizes_take_the_fallback() {
+        let mut s = settings(UpdateMode::InPlace);
+        // Memory 1Gi (limit 2Gi) above [400Mi, 700Mi]: to 512Mi, limit 1Gi.
+        let high = pod(
+            "a",
+            amounts(Some(0.5), Some(1024.0)),
+            amounts(None, Some(2048.0)),
+        );
+        let refused = PlanState {
+            memory_limit_decrease_refused: Some(ResizeRefusal {
+                pod: "z".into(),
+                containers: vec!["app".into()],
+                message: "Pod \"z\" is invalid: spec.containers[0].resources.limits[memory]: \
+                          Forbidden: memory limits cannot be decreased unless resizePolicy is \
+                          RestartContainer"
+                    .into(),
+                at: 900.0,
+            }),
+            ..PlanState::default()
+        };
+        let with = |s: &PlanSettings, pods: &[PlanPod]| {
+            plan(s, &recs(), pods, &mut refused.clone(), 1000.0)
+        };
+        // Before any refusal: in place.
+        let p = run(&s, std::slice::from_ref(&high));
+        assert_eq!(resized(&p).1[0].limits, amounts(None, Some(1024.0)));
+        // After one: the template, saying why.
+        let p = with(&s, std::slice::from_ref(&high));
+        match &p.action {
+            VerticalAction::PatchTemplate { changes, reason } => {
+                assert!(
+                    reason.starts_with(
+                        "pod a: the resize lowers the memory limit of app (2Gi to 1Gi), which \
+                         the API server refuses in place (it refused pod z container app: Pod \
+                         \"z\" is invalid: spec.containers[0].resources.limits[memory]: \
+                         Forbidden: memory limits cannot be decreased"
+                    ),
+                    "{reason}"
+                );
+                assert!(reason.contains("falling back to a rollout"), "{reason}");
+                assert_eq!(changes[0].requests, amounts(None, Some(512.0)));
+                assert_eq!(changes[0].limits, amounts(None, Some(1024.0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        s.fallback = ResizeFallback::Report;
+        assert!(matches!(&with(&s, std::slice::from_ref(&high)).action,
+                VerticalAction::Report { reason } if reason.contains("which the API server refuses in place")
+                    && reason.ends_with("resize.fallback is report: nothing patched")),);
+        // Still in place: a memory limit raised, a CPU-only change, a container that restarts
+        // for memory (the server takes that), a container without a memory limit.
+        let low = pod(
+            "a",
+            amounts(Some(0.5), Some(128.0)),
+            amounts(None, Some(256.0)),
+        );
+        let cpu_only = pod(
+            "a",
+            amounts(Some(0.1), Some(512.0)),
+            amounts(Some(0.2), Some(2048.0)),
+        );
+        let mut restarts = high.clone();
+        restarts.containers[0].resize_policy.memory = RestartPolicy::RestartContainer;
+        let unlimited = pod("a", amounts(Some(0.5), Some(1024.0)), Amounts::default());
+        for p0 in [low, cpu_only, restarts, unlimited] {
+            resized(&with(&s, std::slice::from_ref(&p0)));
+        }
+    }
+
+    #[test]
+    fn plan_state_keeps_a_refusal_and_reads_without_one() {
+        let mut state = PlanState::default();
+        state.resize_refused(ResizeRefusal {
+            pod: "a".into(),
+            containers: vec!["app".into(), "proxy".into()],
+            message: "refused".into(),
+            at: 1.0,
+        });
+        let text = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<PlanState>(&text).unwrap(), state);
+        assert_eq!(
+            state.memory_limit_decrease_refused.unwrap().to_string(),
+            "pod a containers app, proxy: refused"
+        );
+        let old: PlanState =
+            serde_json::from_str(r#"{"differsSince": {}, "templatePatchedAt": null}"#).unwrap();
+        assert_eq!(old, PlanState::default());
+        assert!(!serde_json::to_string(&old).unwrap().contains("memoryLimit"));
     }
 
     #[test]

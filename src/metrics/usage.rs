@@ -4,7 +4,8 @@
 //! container, as the VPA does).
 //!
 //! - **Prometheus** (when the policy or the command names one): one query per running pod,
-//!   container and resource, from `spec.vertical.usage` or the defaults [`DEFAULT_CPU_QUERY`]
+//!   container and resource (a tick's read sends them concurrently, at most
+//!   [`USAGE_QUERIES_IN_FLIGHT`] at once), from `spec.vertical.usage` or the defaults [`DEFAULT_CPU_QUERY`]
 //!   and [`DEFAULT_MEMORY_QUERY`] (cAdvisor's metrics, as the kubelet exposes them). In a query,
 //!   `$namespace`, `$pod` and `$container` are replaced by the values, escaped for a PromQL
 //!   string (write them inside quotes). Each query must give one series. A daemon tick reads
@@ -27,10 +28,11 @@ use super::history;
 use super::prometheus::{PrometheusClient, PrometheusError};
 use crate::cluster::vertical::{VerticalOutcome, apply_vertical};
 use crate::cluster::{Cluster, ClusterError, PodInfo};
-use crate::engine::Seconds;
 use crate::engine::vertical::{ContainerRecommender, Resource, VerticalParams};
 use crate::engine::vertical_plan::{ContainerRecommendation, PlanState};
+use crate::engine::{Sample, Seconds};
 use crate::policy::{Policy, VerticalSpec};
+use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -44,6 +46,15 @@ pub const DEFAULT_MEMORY_QUERY: &str = r#"max(container_memory_working_set_bytes
 
 /// Most problems kept per read (the rest are counted).
 const MAX_PROBLEMS: usize = 5;
+
+/// Most usage queries of one read in flight at once. A read sends one query per running pod,
+/// container and resource (80 for 20 pods of two containers); 8 at a time turn 80 round trips
+/// into 10, which takes most of the wait away. More would buy little and cost others: every
+/// policy's tick runs on the daemon's one thread against one shared Prometheus client, and
+/// Prometheus runs at most `--query.max-concurrency` (default 20) queries at once for all its
+/// clients and queues the rest, so a larger burst from one read would only wait in that queue
+/// and hold up the other policies' queries (and other users of the same Prometheus) behind it.
+pub const USAGE_QUERIES_IN_FLIGHT: usize = 8;
 
 /// Why usage cannot be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -261,31 +272,46 @@ impl UsageReader {
         match &self.source {
             UsageSource::Prometheus(client) => {
                 let namespace = cluster.namespace();
-                for (pod, container) in self.targets(pods) {
-                    for &r in &self.resources {
+                let readings: Vec<(&str, &str, Resource)> = self
+                    .targets(pods)
+                    .flat_map(|(pod, container)| {
+                        self.resources.iter().map(move |&r| (pod, container, r))
+                    })
+                    .collect();
+                // Concurrently, at most USAGE_QUERIES_IN_FLIGHT at once (no Send needed: the
+                // futures run here, on the caller's task). The answers come in any order; put
+                // back in the order of the readings, the samples and the problems kept read the
+                // same as from one query after another.
+                let mut answers: Vec<(usize, Sample)> = stream::iter(readings.iter().enumerate())
+                    .map(|(k, &(pod, container, r))| {
                         let query = expand(self.query(r), namespace, pod, container);
-                        match client.sample(&query, Some(now), false).await {
-                            crate::engine::Sample::Value { value } if value >= 0.0 => {
-                                out.samples.push(UsageSample {
-                                    pod: pod.into(),
-                                    container: container.into(),
-                                    resource: r,
-                                    value,
-                                    t: now,
-                                })
-                            }
-                            crate::engine::Sample::Value { value } => out.problem(
-                                &mut dropped,
-                                format!(
-                                    "pod {pod} container {container} {}: negative usage {value}",
-                                    r.as_str()
-                                ),
+                        async move { (k, client.sample(&query, Some(now), false).await) }
+                    })
+                    .buffer_unordered(USAGE_QUERIES_IN_FLIGHT)
+                    .collect()
+                    .await;
+                answers.sort_unstable_by_key(|(k, _)| *k);
+                for (k, answer) in answers {
+                    let (pod, container, r) = readings[k];
+                    match answer {
+                        Sample::Value { value } if value >= 0.0 => out.samples.push(UsageSample {
+                            pod: pod.into(),
+                            container: container.into(),
+                            resource: r,
+                            value,
+                            t: now,
+                        }),
+                        Sample::Value { value } => out.problem(
+                            &mut dropped,
+                            format!(
+                                "pod {pod} container {container} {}: negative usage {value}",
+                                r.as_str()
                             ),
-                            crate::engine::Sample::NoData { reason } => out.problem(
-                                &mut dropped,
-                                format!("pod {pod} container {container} {}: {reason}", r.as_str()),
-                            ),
-                        }
+                        ),
+                        Sample::NoData { reason } => out.problem(
+                            &mut dropped,
+                            format!("pod {pod} container {container} {}: {reason}", r.as_str()),
+                        ),
                     }
                 }
             }

@@ -165,6 +165,11 @@ pub struct World {
     /// Play a server older than Kubernetes 1.33: `pods/resize` is an unknown path (the
     /// recorded 404 `NotFound` Status).
     pub resize_unsupported: bool,
+    /// Play a Kubernetes 1.33 server: a `pods/resize` that lowers (or adds) the memory limit of
+    /// a container whose memory resizePolicy is `NotRequired` (the default) is refused with
+    /// 422 `Invalid`, as 1.33's `validateContainerResize` does. False (the default) plays
+    /// 1.34 and later, which take such a resize.
+    pub resize_forbids_memory_limit_decrease: bool,
     /// Every `pods/resize` patch received: (pod name, body).
     pub resize_patches: Vec<(String, Value)>,
     /// Workloads whose pod template takes strategic merge patches.
@@ -2077,7 +2082,13 @@ pub fn rfc3339(t: f64) -> String {
 //   `PodResizePending` with that reason, and keeps the old actual resources until
 //   [`World::accept_resize`]). A JSON merge patch would replace the container list and is
 //   refused with the server's 422 for the missing image; other content types 415. With
-//   [`World::resize_unsupported`], the recorded 404 of a server before 1.33.
+//   [`World::resize_unsupported`], the recorded 404 of a server before 1.33. With
+//   [`World::resize_forbids_memory_limit_decrease`], 1.33's 422 for a memory limit lowered (or
+//   added) in place without resizePolicy `RestartContainer` (pkg/apis/core/validation,
+//   `validateContainerResize`):
+//   `Pod "web-a" is invalid: spec.containers[0].resources.limits[memory]: Forbidden: memory
+//   limits cannot be decreased unless resizePolicy is RestartContainer`, one
+//   `FieldValueForbidden` cause per container.
 // - `PATCH /apis/{group}/{version}/namespaces/{ns}/{plural}/{name}` with
 //   `application/strategic-merge-patch+json` of a workload in [`World::templates`]: the
 //   template's containers are merged by name (resources merged key by key), the body and the
@@ -2454,6 +2465,16 @@ fn resize(
             "Forbidden: Pod QOS Class may not change as a result of resizing",
         );
     }
+    if world.resize_forbids_memory_limit_decrease {
+        let refused = memory_limit_refusals(&world.pods[i], &pod);
+        if !refused.is_empty() {
+            let errors: Vec<FieldError<'_>> = refused
+                .iter()
+                .map(|(field, body)| ("FieldValueForbidden", field.as_str(), body.clone()))
+                .collect();
+            return invalid("", "Pod", name, &errors);
+        }
+    }
     let behaviour = world.resize.get(name).copied().unwrap_or_default();
     let now = rfc3339(super::unix_now());
     remove_condition(&mut pod, "PodResizePending");
@@ -2486,6 +2507,40 @@ fn resize(
     pod["metadata"]["generation"] = json!(generation);
     world.pods[i] = pod.clone();
     json_answer(200, pod)
+}
+
+/// What Kubernetes 1.33 refuses in a resize from `old` to `new`: per container whose memory
+/// resizePolicy is `NotRequired` (or unset), a memory limit lowered or added. (field, body).
+fn memory_limit_refusals(old: &Value, new: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let containers = new["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (ix, c) in containers.iter().enumerate() {
+        let policy = c["resizePolicy"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["resourceName"] == "memory"))
+            .and_then(|p| p["restartPolicy"].as_str())
+            .unwrap_or("NotRequired");
+        if policy != "NotRequired" {
+            continue;
+        }
+        let before = quantity(&old["spec"]["containers"][ix]["resources"]["limits"]["memory"]);
+        let after = quantity(&c["resources"]["limits"]["memory"]);
+        let verb = match (before, after) {
+            (Some(b), Some(a)) if a < b => "decreased",
+            (None, Some(_)) => "added",
+            _ => continue,
+        };
+        out.push((
+            format!("spec.containers[{ix}].resources.limits[memory]"),
+            format!(
+                "Forbidden: memory limits cannot be {verb} unless resizePolicy is RestartContainer"
+            ),
+        ));
+    }
+    out
 }
 
 fn patch_template(
