@@ -2302,7 +2302,7 @@ fn invalid_field(kind: &str, name: &str, field: &str, detail: &str) -> Response 
             422,
             "Invalid",
             &msg,
-            Some(json!({"name": name, "kind": kind.to_lowercase() + "s",
+            Some(json!({"name": name, "kind": kind,
                 "causes": [{"reason": "FieldValueInvalid", "message": detail, "field": field}]})),
         ),
     )
