@@ -91,9 +91,11 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
         .iter()
         .map(|&r| {
             let peak = (0..first_hour).map(|i| usage(r, i)).fold(0.0, f64::max);
+            // Set by hand before any policy: the policy's min does not apply to it (the
+            // first recommendation does), only a floor of 1 millicore or 1 MiB.
             let request = (1.2 * peak).max(match r {
-                Resource::Cpu => p.cpu.min,
-                Resource::Memory => p.memory.min,
+                Resource::Cpu => 0.001,
+                Resource::Memory => MIB,
             });
             (
                 r,
