@@ -781,18 +781,8 @@ async fn vertical_report(
     let mut reader = UsageReader::new(spec, source);
     let (read, history_s) = match reader.source() {
         UsageSource::Prometheus(_) => {
-            let history = vertical_history(spec);
-            let step = 60.0;
-            let to = (now / step).floor() * step;
-            let read = reader
-                .history(
-                    cluster,
-                    pods,
-                    to - history,
-                    to,
-                    std::time::Duration::from_secs_f64(step),
-                )
-                .await;
+            let history = reader.history_window();
+            let read = reader.recent_history(cluster, pods, now).await;
             notes.push(format!(
                 "vertical: usage history read from Prometheus over the last {}, one point a \
                  minute, for the pods running now",
@@ -833,14 +823,6 @@ async fn vertical_report(
         plan,
         problems: read.problems,
     })
-}
-
-/// How much usage history `recommend` reads from Prometheus: two half-lives or one memory peak
-/// window, whichever is longer, from 1 hour to 8 days (the VPA's history).
-pub fn vertical_history(spec: &VerticalSpec) -> f64 {
-    (2.0 * spec.plan.params.half_life)
-        .max(spec.plan.params.memory_peak_window)
-        .clamp(3600.0, 8.0 * 86400.0)
 }
 
 /// The client of `--prometheus`, shared by every policy that names no Prometheus of its own.

@@ -879,3 +879,213 @@ fn a_conflict_is_read_again_and_server_errors_are_retried_inside_the_tick() {
     );
     d.stop();
 }
+
+/// The server-side applies of the target's annotations the stand-in has received.
+fn annotation_writes(api: &KubeStandIn) -> Vec<k::Received> {
+    api.requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.uri.contains("/deployments/web")
+                && !r.uri.contains("/scale")
+                && r.content_type
+                    .as_deref()
+                    .is_some_and(|c| c.contains("apply-patch"))
+        })
+        .collect()
+}
+
+/// The vertical state kept in the target's `setpoint.dev/state` annotation, if any.
+fn kept_vertical_state(api: &KubeStandIn) -> Option<Value> {
+    let w = api.world();
+    let text = w.scalables[0].annotations.get("setpoint.dev/state")?;
+    let v: Value = serde_json::from_str(text).unwrap();
+    v.get("vertical").cloned()
+}
+
+#[test]
+fn a_min_change_clock_survives_a_restart() {
+    // No Prometheus needed: usage from metrics.k8s.io. Requests of 1 core where 0.4 is used:
+    // inside the (wide, short-history) bounds but far off the target, so the pods wait for
+    // minChange.after (30 s), counted from when the first daemon saw it, not from the restart.
+    let pod = |name: &str| {
+        k::with_resources(
+            ready_pod(name, "web"),
+            serde_json::json!({"cpu": "1", "memory": "128Mi"}),
+            serde_json::json!({"cpu": "2", "memory": "256Mi"}),
+        )
+    };
+    let usage = |name: &str| {
+        k::pod_metrics(
+            NS,
+            name,
+            "web",
+            &k::rfc3339(support::unix_now() - 5.0),
+            "30s",
+            "400m",
+        )
+    };
+    let api = KubeStandIn::start(World {
+        scalables: vec![Scalable::deployment(NS, "web", 2)],
+        pods: vec![pod("web-a"), pod("web-b")],
+        pod_metrics: Some(vec![usage("web-a"), usage("web-b")]),
+        ..World::default()
+    });
+    let dir = TempDir::new("daemon-clock");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_policy(
+        &dir,
+        "web.yaml",
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
+         spec:\n  target: {kind: Deployment, name: web}\n  interval: 1s\n  vertical:\n    \
+         containers: [app]\n    resources: [cpu]\n    min: {cpu: 50m}\n    max: {cpu: \"4\"}\n    \
+         minChange: {difference: 0.1, after: 30s}\n    update: inPlace\n",
+    );
+    let args = ["--policies", &policies(&dir), "--no-leader-election"];
+    let resizes = |api: &KubeStandIn| {
+        api.requests()
+            .into_iter()
+            .filter(|r| r.uri.contains("/resize"))
+            .collect::<Vec<_>>()
+    };
+
+    let mut first = start(&dir, "setpoint-0", &kubeconfig, &args);
+    first.wait_for("the clocks on the target", Duration::from_secs(20), |_| {
+        kept_vertical_state(&api).is_some_and(|v| v["differsSince"].as_object().unwrap().len() == 2)
+    });
+    let kept = kept_vertical_state(&api).unwrap();
+    let started = kept["differsSince"]["web-a/app/cpu"].as_f64().unwrap();
+    // Ten seconds of ticks (one a second) that change nothing that matters: one write.
+    while support::unix_now() < started + 10.0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.stop();
+    assert!(resizes(&api).is_empty(), "not before minChange.after");
+    assert_eq!(annotation_writes(&api).len(), 1, "{}", first.log());
+
+    let (t_ref, i_ref) = (support::unix_now(), Instant::now());
+    let unix_of = |i: Instant| {
+        t_ref + (i.saturating_duration_since(i_ref)).as_secs_f64()
+            - (i_ref.saturating_duration_since(i)).as_secs_f64()
+    };
+    let restarted = support::unix_now();
+    let second = start(&dir, "setpoint-1", &kubeconfig, &args);
+    second.wait_for("a resize", Duration::from_secs(40), |_| {
+        !resizes(&api).is_empty()
+    });
+    let at = unix_of(resizes(&api)[0].received_at);
+    assert!(
+        second
+            .log()
+            .contains("restored from the setpoint.dev/state annotation: 2 minChange clock(s)"),
+        "{}",
+        second.log()
+    );
+    // The clock of the first daemon: 30 s after it started, well before 30 s after the restart.
+    assert!(
+        at >= started + 29.0,
+        "resized {:.1}s after the clock started",
+        at - started
+    );
+    assert!(
+        at < restarted + 25.0,
+        "resized {:.1}s after the restart, {:.1}s after the clock started: the clock restarted",
+        at - restarted,
+        at - started
+    );
+    let r = second.decision("web").unwrap();
+    assert!(r["vertical"].is_object(), "{r:#}");
+}
+
+/// `n` minutes of per-pod CPU usage ending at `end`: 0.8 core every fifth minute, else 0.2.
+fn cpu_history(pod: &str, end: i64, minutes: i64) -> prom::Series {
+    prom::Series {
+        name: "setpoint_container_cpu".into(),
+        labels: vec![
+            ("namespace".into(), NS.into()),
+            ("pod".into(), pod.into()),
+            ("container".into(), "app".into()),
+        ],
+        points: (0..=minutes)
+            .map(|k| {
+                let t = end - (minutes - k) * 60;
+                let v = if k % 5 == 2 { 0.8 } else { 0.2 };
+                (t, v)
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_restarted_daemon_s_vertical_part_starts_from_the_history_in_prometheus() {
+    if !prom::available("a_restarted_daemon_s_vertical_part_starts_from_the_history") {
+        return;
+    }
+    // A day of usage per pod, one point a minute up to two minutes ago: 0.2 core, 0.8 one
+    // minute in five. The last point (what one live sample reads) is 0.2.
+    let end = (support::unix_now() as i64 - 120) / 60 * 60;
+    let server = Prometheus::start(Options {
+        backfill: vec![
+            cpu_history("web-0", end, 1440),
+            cpu_history("web-1", end, 1440),
+        ],
+        ..Options::default()
+    });
+    let api = KubeStandIn::start(world(2));
+    let dir = TempDir::new("daemon-vertical-history");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_policy(
+        &dir,
+        "web.yaml",
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
+         spec:\n  target: {kind: Deployment, name: web}\n  interval: 3s\n  vertical:\n    \
+         containers: [app]\n    resources: [cpu]\n    halfLife: 12h\n    memoryPeakWindow: 24h\n    \
+         min: {cpu: 10m}\n    max: {cpu: \"8\"}\n    update: off\n    usage:\n      \
+         cpu: 'setpoint_container_cpu{namespace=\"$namespace\",pod=\"$pod\",container=\"$container\"}'\n",
+    );
+    for name in ["setpoint-0", "setpoint-1"] {
+        let mut d = single(&dir, &kubeconfig, server.url(), &[]);
+        // The first decision published: the first tick's (a tick every 3 s, polled every 0.1 s).
+        d.wait_for("a vertical decision", Duration::from_secs(20), |d| {
+            d.decision("web").is_some()
+        });
+        let r = d.decision("web").unwrap();
+        let plan = &r["vertical"]["plan"];
+        let notes: Vec<&str> = plan["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let seeded = notes
+            .iter()
+            .find(|n| n.contains("samples read from Prometheus over the 1day before this tick"))
+            .unwrap_or_else(|| panic!("{name}: {r:#}"));
+        let samples: usize = seeded
+            .trim_start_matches("usage history: ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(samples > 2 * 1400, "{name}: {seeded}");
+        // The 90th percentile of the history (0.8 core, plus the margin), with bounds of a
+        // day's history; one live sample (0.2) would give about 0.23 with bounds 25 times wider.
+        let rec = &plan["rows"][0]["recommended"];
+        let (target, upper) = (
+            rec["target"].as_f64().unwrap(),
+            rec["upper"].as_f64().unwrap(),
+        );
+        assert!(target > 0.8 && target < 1.1, "{name}: {rec}");
+        assert!(upper / target < 3.0, "{name}: {rec}");
+        // The seed came before the first plan.
+        let log = d.log();
+        let seed_at = log.find("vertical usage history").expect("logged");
+        let plan_at = log.find(": vertical: ").expect("the plan at debug level");
+        assert!(seed_at < plan_at, "{name}:\n{log}");
+        assert!(!log.contains("cannot be read from Prometheus"), "{log}");
+        d.stop();
+    }
+}

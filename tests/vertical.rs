@@ -221,7 +221,11 @@ fn least_slack_is_the_best_schedule_with_foresight() {
     let p = policy::parse(VERTICAL, Path::new("v.yaml")).unwrap();
     let r = vertical::run(p.vertical.as_ref().unwrap(), &t, None);
     let floor = vertical::least_slack_pct(&t, r.summary.request_changes_per_day.ceil() as usize);
-    assert!(r.summary.slack_pct >= floor, "{} < {floor}", r.summary.slack_pct);
+    assert!(
+        r.summary.slack_pct >= floor,
+        "{} < {floor}",
+        r.summary.slack_pct
+    );
 }
 
 proptest! {

@@ -16,10 +16,14 @@ use setpoint::engine::vertical::{MIB, Recommended};
 use setpoint::engine::vertical_plan::{
     ContainerChange, ContainerRecommendation, PlanState, QosClass, ResizeStatus, VerticalAction,
 };
-use setpoint::metrics::usage::{Recommenders, UsageReader, UsageSource, VerticalTick};
+use setpoint::metrics::usage::{
+    HISTORY_RETRY, HistorySeed, Recommenders, UsageReader, UsageSource, VerticalTick,
+};
 use setpoint::policy::{self, Policy, TargetRef};
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use support::TempDir;
 use support::http::{HttpServer, Response};
@@ -662,7 +666,18 @@ async fn usage_from_metrics_k8s_io_and_each_oom_kill_counted_once() {
 /// A Prometheus stand-in answering every usage query: CPU 0.45 cores, memory 300 MiB, a
 /// range of one point a minute.
 fn fake_prometheus() -> HttpServer {
-    HttpServer::start(|req| {
+    fake_prometheus_while(Arc::new(AtomicBool::new(true)))
+}
+
+/// [`fake_prometheus`] while `up` holds; a 503 otherwise.
+fn fake_prometheus_while(up: Arc<AtomicBool>) -> HttpServer {
+    HttpServer::start(move |req| {
+        if !up.load(Ordering::SeqCst) {
+            return Response::json(
+                503,
+                json!({"status": "error", "errorType": "unavailable", "error": "down"}).to_string(),
+            );
+        }
         let params: Vec<(String, String)> = url::form_urlencoded::parse(
             req.target
                 .split_once('?')
@@ -754,6 +769,78 @@ async fn usage_from_prometheus_per_pod_and_container() {
             .await;
         assert_eq!(history.samples.len(), 4 * 61);
         assert!(history.samples.windows(2).all(|w| w[0].t <= w[1].t), "in time order");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_first_tick_seeds_from_history_again_after_prometheus_was_down() {
+    support::bounded(TEST_LIMIT, async {
+        let up = Arc::new(AtomicBool::new(false));
+        let prom = fake_prometheus_while(up.clone());
+        let api = KubeStandIn::start(world());
+        let dir = TempDir::new("vertical");
+        let c = api.cluster(&dir, NS).await;
+        let p = policy(&POLICY.replace("update: inPlace", "update: off"));
+        let client = setpoint::metrics::PrometheusClient::new(
+            &setpoint::metrics::PrometheusConfig::new(prom.url()),
+        )
+        .unwrap()
+        .with_retry_budget(Duration::from_millis(300));
+        let mut vt = VerticalTick::new(&p, UsageSource::Prometheus(client)).unwrap();
+        let selector = c.scale(&p.target).await.unwrap().selector.unwrap();
+        let pods = c.pods(&selector).await.unwrap();
+        let ranges = |prom: &HttpServer| {
+            prom.requests()
+                .iter()
+                .filter(|r| r.target.contains("query_range"))
+                .count()
+        };
+        let now = support::unix_now().floor();
+
+        // Prometheus is down: the tick goes on, says so, and the history read stopped at its
+        // first query.
+        let out = vt.tick(&c, &p, &pods, &selector, now, None).await;
+        let notes = out.plan.notes.join("\n");
+        assert!(
+            notes.contains("usage history: cannot be read from Prometheus"),
+            "{notes}"
+        );
+        assert!(notes.contains("trying again in 5m"), "{notes}");
+        assert!(notes.contains("3 more readings not tried"), "{notes}");
+        assert!(matches!(
+            vt.take_history(),
+            Some(HistorySeed::Failed { .. })
+        ));
+        assert_eq!(vt.recommenders().samples(), 0);
+        let tried = ranges(&prom);
+        assert!(tried >= 1);
+
+        // Up again a minute later: live samples, but no history read before five minutes.
+        up.store(true, Ordering::SeqCst);
+        let out = vt.tick(&c, &p, &pods, &selector, now + 60.0, None).await;
+        assert_eq!(ranges(&prom), tried, "{:?}", out.plan.notes);
+        assert_eq!(vt.take_history(), None);
+        assert_eq!(vt.recommenders().samples(), 4);
+
+        // Five minutes after the failure: the history replaces the live samples (no sample
+        // counts twice), then this tick's live samples are added.
+        let later = now + HISTORY_RETRY;
+        vt.tick(&c, &p, &pods, &selector, later, None).await;
+        let Some(HistorySeed::Seeded { samples, note }) = vt.take_history() else {
+            panic!("seeded");
+        };
+        assert!(
+            note.contains("in place of the 4 samples read live before"),
+            "{note}"
+        );
+        assert_eq!(vt.recommenders().samples(), samples as u64 + 4);
+        // Two days, one point a minute, for 2 pods and 2 resources.
+        assert_eq!(samples, 4 * 2881);
+        // Once is enough.
+        vt.tick(&c, &p, &pods, &selector, later + 3600.0, None)
+            .await;
+        assert_eq!(vt.take_history(), None);
     })
     .await;
 }

@@ -7,8 +7,9 @@
 //! - [`actuator`]: the act step: [`actuator::Actuator::Apply`] patches `/scale`,
 //!   [`actuator::Actuator::Recommend`] (dry-run, `mode: recommend`, standby replica) only
 //!   publishes.
-//! - [`restart`]: the governor's memory kept in an annotation on the target, so that a restart
-//!   neither forgets a cooldown nor scales down early.
+//! - [`restart`]: the governor's memory and the vertical planner's state kept in an annotation
+//!   on the target, so that a restart neither forgets a cooldown nor scales down early, nor
+//!   restarts a `minChange.after` clock.
 //! - [`reload`]: which policy files changed (ConfigMap symlink swaps included).
 //! - [`telemetry`]: the daemon's own metrics on one prometheus-client registry, with bounded
 //!   label values.
@@ -21,10 +22,12 @@
 //! # One tick of one policy
 //!
 //! Read the target's `/scale` and its pods; on the first tick restore the governor's memory
-//! from the target's annotation (and read the predictive policy's history from Prometheus);
-//! observe the metrics; [`crate::engine::tick`]; act (a 409 Conflict reads the target again and
-//! decides again); publish the decision on `/recommendations` and `/metrics`, as an Event when
-//! it is an action or a changed recommendation, and after an action write the annotation.
+//! and the vertical planner's state from the target's annotation (and read the predictive
+//! policy's history, and the vertical part's usage history, from Prometheus); observe the
+//! metrics; [`crate::engine::tick`]; act (a 409 Conflict reads the target again and decides
+//! again); the vertical part's tick; publish the decision on `/recommendations` and `/metrics`,
+//! as an Event when it is an action or a changed recommendation; and after an action, or a
+//! change of the planner's state that matters, write the annotation.
 //!
 //! Tasks run on one thread (a `LocalSet`): a tick is mostly waiting on the network, and one
 //! thread keeps the footprint of a thousand policies small.

@@ -1,24 +1,41 @@
-//! Restart safety: what the governor must not forget, kept in an annotation on the target.
+//! Restart safety: what the governor and the vertical planner must not forget, kept in an
+//! annotation on the target.
 //!
-//! After each scaling action the daemon writes [`ANNOTATION`] on the target (server-side
-//! apply, field manager `setpoint`): the policy's name and the governor's memory (the time and
-//! direction of the last action, the actions inside the rate-limit periods, the recommendations
-//! inside the stabilization windows). A restarted daemon reads it back with [`restore`], so a
-//! cooldown that was running goes on running.
+//! The daemon writes [`ANNOTATION`] on the target (server-side apply, field manager
+//! `setpoint`): the policy's name, the governor's memory (the time and direction of the last
+//! action, the actions inside the rate-limit periods, the recommendations inside the
+//! stabilization windows) and the vertical planner's [`PlanState`] (since when each request has
+//! been `minChange.difference` off its target, keyed `pod/container/resource`, and when the pod
+//! template was last patched). A restarted daemon reads it back with [`restore`] and
+//! [`restore_vertical`], so a cooldown that was running goes on running, and so does a
+//! `minChange.after` clock.
 //!
-//! Recommendations made after the last action are not written (that would be a write per tick):
-//! instead [`restore`] adds the target's current replica count as a recommendation made at the
-//! restart, exactly as [`State::conservative`] does for a target seen for the first time. The
-//! scale-down stabilization window then starts again at the restart, so a restarted daemon can
-//! scale down later than the old one would have, never earlier.
+//! It is written after each scaling action, and when the planner's state changed in a way that
+//! matters ([`plan_write_due`]): a template patch at once; a clock started or stopped at most
+//! once per [`PLAN_WRITE_EVERY`]. Recommendations made after the last action are not written on
+//! their own (that would be a write per tick): instead [`restore`] adds the target's current
+//! replica count as a recommendation made at the restart, exactly as [`State::conservative`]
+//! does for a target seen for the first time. The scale-down stabilization window then starts
+//! again at the restart, so a restarted daemon can scale down later than the old one would
+//! have, never earlier.
+//!
+//! The format only grows: an annotation written before the vertical part was kept (no
+//! `vertical` field) restores the governor as before and the planner from nothing; an older
+//! daemon reading a newer annotation ignores the `vertical` field.
 
 use crate::engine::governor::{GovernorState, TimedReplicas};
+use crate::engine::vertical_plan::PlanState;
 use crate::engine::{Seconds, State};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The annotation that holds the governor's memory.
+/// The annotation that holds the governor's memory and the vertical planner's state.
 pub const ANNOTATION: &str = "setpoint.dev/state";
+
+/// Least time between two writes of the annotation for a change of the `minChange.after`
+/// clocks alone (seconds): a restart loses at most this much of a clock that had just started,
+/// and 1,000 policies write at most a few annotations a second.
+pub const PLAN_WRITE_EVERY: Seconds = 300.0;
 
 /// What the annotation holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,22 +45,54 @@ struct Saved {
     policy: String,
     /// When it was written (Unix seconds).
     saved_at: Seconds,
-    /// The governor's memory.
+    /// The governor's memory (empty for a policy without a horizontal part: always written, so
+    /// that a daemon of the previous version reads the annotation).
+    #[serde(default)]
     governor: GovernorState,
+    /// The vertical planner's state (absent without a vertical part, and in annotations written
+    /// before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vertical: Option<PlanState>,
 }
 
-/// The annotations to apply on the target after an action at `now`.
-pub fn annotations(policy: &str, state: &State, now: Seconds) -> BTreeMap<String, String> {
+/// The annotations to apply on the target at `now`: the governor's memory (`state`, None for a
+/// policy without a horizontal part) and the vertical planner's state (None without a vertical
+/// part).
+pub fn annotations(
+    policy: &str,
+    state: Option<&State>,
+    vertical: Option<&PlanState>,
+    now: Seconds,
+) -> BTreeMap<String, String> {
     let saved = Saved {
         policy: policy.to_string(),
         saved_at: now,
-        governor: GovernorState {
-            failures: 0,
-            ..state.governor.clone()
-        },
+        governor: state
+            .map(|s| GovernorState {
+                failures: 0,
+                ..s.governor.clone()
+            })
+            .unwrap_or_default(),
+        vertical: vertical.cloned(),
     };
     let json = serde_json::to_string(&saved).expect("the governor's memory serializes");
     BTreeMap::from([(ANNOTATION.to_string(), json)])
+}
+
+/// What `policy` saved in `annotations`, or why nothing can be used.
+fn saved(policy: &str, annotations: &BTreeMap<String, String>) -> Result<Saved, String> {
+    let Some(text) = annotations.get(ANNOTATION) else {
+        return Err(format!("no {ANNOTATION} annotation"));
+    };
+    let saved: Saved = serde_json::from_str(text)
+        .map_err(|e| format!("the {ANNOTATION} annotation cannot be read ({e})"))?;
+    if saved.policy != policy {
+        return Err(format!(
+            "the {ANNOTATION} annotation was written by policy {:?}",
+            saved.policy
+        ));
+    }
+    Ok(saved)
 }
 
 /// The state to start `policy` with, from the target's annotations at `now`, and a note on what
@@ -55,32 +104,10 @@ pub fn restore(
     now: Seconds,
 ) -> (State, String) {
     let mut state = State::conservative(current, now);
-    let Some(text) = annotations.get(ANNOTATION) else {
-        return (
-            state,
-            format!("no {ANNOTATION} annotation: starting conservatively"),
-        );
-    };
-    let saved: Saved = match serde_json::from_str(text) {
+    let saved = match saved(policy, annotations) {
         Ok(s) => s,
-        Err(e) => {
-            return (
-                state,
-                format!(
-                    "the {ANNOTATION} annotation cannot be read ({e}): starting conservatively"
-                ),
-            );
-        }
+        Err(why) => return (state, format!("{why}: starting conservatively")),
     };
-    if saved.policy != policy {
-        return (
-            state,
-            format!(
-                "the {ANNOTATION} annotation was written by policy {:?}: starting conservatively",
-                saved.policy
-            ),
-        );
-    }
     // Times from the future (a clock step back) would stretch a cooldown forever: cap them.
     let cap = |t: Seconds| t.min(now);
     let mut governor = saved.governor;
@@ -108,10 +135,106 @@ pub fn restore(
     (state, note)
 }
 
+/// The pod of a [`PlanState`] key (`pod/container/resource`).
+fn pod_of(key: &str) -> &str {
+    key.split('/').next().unwrap_or(key)
+}
+
+/// The vertical planner's state to start `policy` with, from the target's annotations at `now`,
+/// and a note on what was found. Clocks of pods not in `pods` (the target's pods now) are
+/// dropped; times after `now` are capped at `now`.
+pub fn restore_vertical<'a>(
+    policy: &str,
+    annotations: &BTreeMap<String, String>,
+    pods: impl IntoIterator<Item = &'a str>,
+    now: Seconds,
+) -> (PlanState, String) {
+    let saved = match saved(policy, annotations) {
+        Ok(s) => s,
+        Err(why) => return (PlanState::default(), format!("{why}: no minChange clocks")),
+    };
+    let Some(kept) = saved.vertical else {
+        return (
+            PlanState::default(),
+            format!("the {ANNOTATION} annotation holds no vertical state: no minChange clocks"),
+        );
+    };
+    let pods: std::collections::BTreeSet<&str> = pods.into_iter().collect();
+    let before = kept.differs_since.len();
+    let state = PlanState {
+        differs_since: kept
+            .differs_since
+            .into_iter()
+            .filter(|(k, _)| pods.contains(pod_of(k)))
+            .map(|(k, t)| (k, t.min(now)))
+            .collect(),
+        template_patched_at: kept.template_patched_at.map(|t| t.min(now)),
+        // The server refused a memory-limit decrease in place: it still will after a restart.
+        memory_limit_decrease_refused: kept.memory_limit_decrease_refused.map(|mut r| {
+            r.at = r.at.min(now);
+            r
+        }),
+    };
+    let gone = before - state.differs_since.len();
+    let mut note = format!(
+        "restored from the {ANNOTATION} annotation: {} minChange clock(s)",
+        state.differs_since.len()
+    );
+    if let Some(oldest) = state.differs_since.values().copied().reduce(f64::min) {
+        note += &format!(", the oldest started {:.0}s ago", now - oldest);
+    }
+    if gone > 0 {
+        note += &format!(" ({gone} of pods that are gone dropped)");
+    }
+    (state, note)
+}
+
+/// Whether the planner's state `current` differs from `written` (what the annotation holds) in
+/// a way that matters after a restart: another template patch time, a clock started, or a
+/// clock stopped for a pod still there (`alive`). A clock dropped because its pod is gone does
+/// not matter: [`restore_vertical`] drops it too.
+pub fn plan_changed(
+    written: &PlanState,
+    current: &PlanState,
+    alive: &dyn Fn(&str) -> bool,
+) -> bool {
+    current.template_patched_at != written.template_patched_at
+        || current.memory_limit_decrease_refused.is_some()
+            != written.memory_limit_decrease_refused.is_some()
+        || current
+            .differs_since
+            .iter()
+            .any(|(k, t)| written.differs_since.get(k) != Some(t))
+        || written
+            .differs_since
+            .keys()
+            .any(|k| !current.differs_since.contains_key(k) && alive(pod_of(k)))
+}
+
+/// Whether to write the planner's state `current` at `now`, when the annotation holds `written`
+/// (written by this process at `last_write`, or restored: None): when it [`plan_changed`], at
+/// once after a template patch, else not sooner than [`PLAN_WRITE_EVERY`] after the last write.
+pub fn plan_write_due(
+    written: &PlanState,
+    last_write: Option<Seconds>,
+    current: &PlanState,
+    alive: &dyn Fn(&str) -> bool,
+    now: Seconds,
+) -> bool {
+    if !plan_changed(written, current, alive) {
+        return false;
+    }
+    current.template_patched_at != written.template_patched_at
+        || current.memory_limit_decrease_refused.is_some()
+            != written.memory_limit_decrease_refused.is_some()
+        || last_write.is_none_or(|t| now - t >= PLAN_WRITE_EVERY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::governor::Direction;
+    use crate::engine::vertical_plan::ResizeRefusal;
 
     fn acted(t: Seconds) -> State {
         let mut s = State::conservative(3, t - 100.0);
@@ -126,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_saved_state_comes_back_with_the_current_count_added() {
-        let a = annotations("web", &acted(1000.0), 1000.0);
+        let a = annotations("web", Some(&acted(1000.0)), None, 1000.0);
         let (s, note) = restore("web", &a, 5, 1030.0);
         assert_eq!(s.governor.last_action, Some((1000.0, Direction::Up)));
         assert_eq!(
@@ -153,7 +276,7 @@ mod tests {
         let (s, note) = restore("web", &BTreeMap::new(), 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
         assert!(note.contains("no setpoint.dev/state"));
-        let other = annotations("api", &acted(10.0), 10.0);
+        let other = annotations("api", Some(&acted(10.0)), None, 10.0);
         let (s, note) = restore("web", &other, 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
         assert!(note.contains("\"api\""), "{note}");
@@ -165,9 +288,134 @@ mod tests {
 
     #[test]
     fn times_after_now_are_capped() {
-        let a = annotations("web", &acted(5000.0), 5000.0);
+        let a = annotations("web", Some(&acted(5000.0)), None, 5000.0);
         let (s, _) = restore("web", &a, 5, 1000.0);
         assert_eq!(s.governor.last_action, Some((1000.0, Direction::Up)));
         assert!(s.governor.events.iter().all(|e| e.t <= 1000.0));
+    }
+
+    /// An annotation as the previous version wrote it (no `vertical`).
+    const PREVIOUS: &str = r#"{"policy":"web","savedAt":1000.0,"governor":{"recommendations":[{"t":1000.0,"replicas":5}],"events":[{"t":1000.0,"replicas":2}],"lastAction":[1000.0,"up"],"failures":0}}"#;
+
+    fn clocks(pairs: &[(&str, Seconds)]) -> PlanState {
+        PlanState {
+            differs_since: pairs.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+            ..PlanState::default()
+        }
+    }
+
+    #[test]
+    fn an_annotation_of_the_previous_version_still_restores() {
+        let a = BTreeMap::from([(ANNOTATION.to_string(), PREVIOUS.to_string())]);
+        let (s, note) = restore("web", &a, 5, 1030.0);
+        assert_eq!(s.governor.last_action, Some((1000.0, Direction::Up)));
+        assert!(note.contains("last action Up 30s ago"), "{note}");
+        let (v, note) = restore_vertical("web", &a, ["web-1"], 1030.0);
+        assert_eq!(v, PlanState::default());
+        assert!(note.contains("holds no vertical state"), "{note}");
+    }
+
+    #[test]
+    fn the_previous_version_reads_a_new_annotation() {
+        // The previous version's struct, without the vertical part.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        #[allow(dead_code)]
+        struct Previous {
+            policy: String,
+            saved_at: Seconds,
+            governor: GovernorState,
+        }
+        let v = clocks(&[("web-1/app/cpu", 900.0)]);
+        for state in [Some(acted(1000.0)), None] {
+            let a = annotations("web", state.as_ref(), Some(&v), 1000.0);
+            let old: Previous = serde_json::from_str(&a[ANNOTATION]).unwrap();
+            assert_eq!(old.policy, "web");
+        }
+    }
+
+    #[test]
+    fn vertical_clocks_come_back_without_gone_pods_and_capped_at_now() {
+        let v = PlanState {
+            differs_since: BTreeMap::from([
+                ("web-1/app/cpu".to_string(), 100.0),
+                ("web-1/app/memory".to_string(), 5000.0),
+                ("web-2/app/cpu".to_string(), 200.0),
+            ]),
+            template_patched_at: Some(9000.0),
+            memory_limit_decrease_refused: Some(ResizeRefusal {
+                pod: "web-2".into(),
+                containers: vec!["app".into()],
+                message: "memory limits cannot be decreased".into(),
+                at: 9500.0,
+            }),
+        };
+        // A vertical-only policy: the governor is written empty.
+        let a = annotations("web", None, Some(&v), 900.0);
+        let (s, note) = restore("web", &a, 3, 1000.0);
+        assert_eq!(s.governor.last_action, None);
+        assert!(note.contains("no action yet"), "{note}");
+        let (r, note) = restore_vertical("web", &a, ["web-1", "web-3"], 1000.0);
+        assert_eq!(
+            r.differs_since,
+            BTreeMap::from([
+                ("web-1/app/cpu".to_string(), 100.0),
+                ("web-1/app/memory".to_string(), 1000.0),
+            ])
+        );
+        assert_eq!(r.template_patched_at, Some(1000.0));
+        // The server's refusal holds whatever pods it was about: the server has not changed.
+        let refused = r.memory_limit_decrease_refused.as_ref().unwrap();
+        assert_eq!((refused.pod.as_str(), refused.at), ("web-2", 1000.0));
+        assert!(note.contains("2 minChange clock(s)"), "{note}");
+        assert!(note.contains("oldest started 900s ago"), "{note}");
+        assert!(note.contains("1 of pods that are gone dropped"), "{note}");
+        let (r, note) = restore_vertical("api", &a, ["web-1"], 1000.0);
+        assert_eq!(r, PlanState::default());
+        assert!(note.contains("\"web\""), "{note}");
+    }
+
+    #[test]
+    fn only_changes_that_matter_are_written_and_clock_changes_at_most_every_five_minutes() {
+        let alive = |p: &str| p != "gone";
+        let written = clocks(&[("a/app/cpu", 100.0), ("gone/app/cpu", 50.0)]);
+        // The same clocks, or one dropped with its pod: nothing to write.
+        assert!(!plan_changed(&written, &written, &alive));
+        let same = clocks(&[("a/app/cpu", 100.0)]);
+        assert!(!plan_changed(&written, &same, &alive));
+        assert!(!plan_write_due(&written, None, &same, &alive, 1000.0));
+        // A clock started, or stopped for a pod still there: written, at most every 5 minutes.
+        let started = clocks(&[("a/app/cpu", 100.0), ("b/app/cpu", 900.0)]);
+        let stopped = clocks(&[]);
+        for current in [&started, &stopped] {
+            assert!(plan_changed(&written, current, &alive));
+            assert!(plan_write_due(&written, None, current, &alive, 1000.0));
+            assert!(!plan_write_due(
+                &written,
+                Some(800.0),
+                current,
+                &alive,
+                1000.0
+            ));
+            assert!(plan_write_due(
+                &written,
+                Some(700.0),
+                current,
+                &alive,
+                1000.0
+            ));
+        }
+        // A template patch: at once.
+        let patched = PlanState {
+            template_patched_at: Some(1000.0),
+            ..written.clone()
+        };
+        assert!(plan_write_due(
+            &written,
+            Some(990.0),
+            &patched,
+            &alive,
+            1000.0
+        ));
     }
 }

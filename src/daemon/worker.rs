@@ -2,6 +2,11 @@
 //! the first interval, so that many policies spread out), and on each tick observe, decide,
 //! act and record.
 //!
+//! The first tick reads what a previous daemon kept on the target ([`restart`]): the governor's
+//! memory and the vertical planner's state. The annotation is written again after a scaling
+//! action and when the planner's state changed in a way that matters
+//! ([`restart::plan_write_due`]).
+//!
 //! A failed tick never ends the loop. API calls that fail with 429, 5xx or no answer are tried
 //! again inside the tick while half the interval lasts; a tick that still fails delays the next
 //! ones (twice the interval, then four times, up to eight times or five minutes).
@@ -13,11 +18,13 @@ use super::telemetry::{ErrorKind, Source};
 use crate::cluster::vertical::{Applied, VerticalOutcome};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
+use crate::engine::vertical_plan::{PlanState, UpdateMode};
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
 use crate::metrics::prometheus::PrometheusClient;
-use crate::metrics::usage::{UsageSource, VerticalTick};
+use crate::metrics::usage::{HistorySeed, UsageSource, VerticalTick};
 use crate::metrics::{MetricReading, Observer, TargetState};
 use crate::policy::{MetricQuery, Policy, TargetRef};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -126,6 +133,19 @@ struct Worker {
     primed: bool,
     /// The vertical part: usage reader, recommenders and planner state.
     vertical: Option<VerticalTick>,
+    /// The planner's state as the target's annotation holds it (None until restored at the
+    /// first tick).
+    plan_kept: Option<PlanKept>,
+}
+
+/// The vertical planner's state as the target's annotation holds it.
+struct PlanKept {
+    /// The state restored, or last written.
+    state: PlanState,
+    /// When this process last wrote it (None: restored, not written yet).
+    written_at: Option<Seconds>,
+    /// When the last write failed (the next waits [`restart::PLAN_WRITE_EVERY`]).
+    failed_at: Option<Seconds>,
 }
 
 impl Worker {
@@ -139,8 +159,15 @@ impl Worker {
         let vertical = match &policy.vertical {
             None => None,
             Some(_) => {
-                let source = UsageSource::for_policy(&policy, ctx.prometheus.as_ref())
-                    .map_err(|e| e.to_string())?;
+                let source = match UsageSource::for_policy(&policy, ctx.prometheus.as_ref())
+                    .map_err(|e| e.to_string())?
+                {
+                    // A tick's retries end with its interval, as the observer's do.
+                    UsageSource::Prometheus(c) => UsageSource::Prometheus(
+                        c.with_retry_budget(Duration::from_secs_f64(policy.interval)),
+                    ),
+                    other => other,
+                };
                 VerticalTick::new(&policy, source)
             }
         };
@@ -153,6 +180,7 @@ impl Worker {
             last_error: None,
             primed: false,
             vertical,
+            plan_kept: None,
         })
     }
 
@@ -201,21 +229,76 @@ impl Worker {
         let wall = SystemTime::now();
         let now = unix(wall);
         let (actuator, why) = Actuator::choose(policy.mode, ctx.dry_run, *ctx.leader.borrow());
+        let saved = self.saved(ctx).await;
         let horizontal = match &policy.horizontal {
             Some(h) => Some(
-                self.horizontal(ctx, h, actuator, &mut scale, &mut target, budget, now)
-                    .await?,
+                self.horizontal(
+                    ctx,
+                    h,
+                    actuator,
+                    &mut scale,
+                    &mut target,
+                    budget,
+                    saved.as_ref(),
+                    now,
+                )
+                .await?,
             ),
             None => None,
         };
+        let acted = matches!(horizontal, Some((_, Some(_))));
+        let mut keep_plan = false;
         let vertical = match (self.vertical.as_mut(), &target.pods, &target.selector) {
             (Some(v), Some(pods), Some(selector)) => {
+                if self.plan_kept.is_none() {
+                    let empty = BTreeMap::new();
+                    let (state, note) = restart::restore_vertical(
+                        &policy.name,
+                        saved.as_ref().unwrap_or(&empty),
+                        pods.iter().map(|p| p.name.as_str()),
+                        now,
+                    );
+                    info!(%note, "vertical start");
+                    v.restore(state.clone());
+                    self.plan_kept = Some(PlanKept {
+                        state,
+                        written_at: None,
+                        failed_at: None,
+                    });
+                }
                 let hold = match why {
                     Why::Applying | Why::PolicyRecommends => None,
                     Why::DryRun => Some("the daemon runs with --dry-run"),
                     Why::Standby => Some("another replica holds the Lease"),
                 };
-                Some(v.tick(cluster, &policy, pods, selector, now, hold).await)
+                let outcome = v.tick(cluster, &policy, pods, selector, now, hold).await;
+                match v.take_history() {
+                    Some(HistorySeed::Failed { note }) => {
+                        ctx.admin.telemetry().record_error(ErrorKind::Query);
+                        warn!(%note, "vertical usage history");
+                    }
+                    Some(h) => info!(note = %h.note(), "vertical usage history"),
+                    None => {}
+                }
+                let writes = actuator == Actuator::Apply
+                    && policy
+                        .vertical
+                        .as_ref()
+                        .is_some_and(|s| s.plan.update != UpdateMode::Off);
+                if let (true, Some(kept)) = (writes, &self.plan_kept) {
+                    let alive = |pod: &str| pods.iter().any(|p| p.name == pod);
+                    keep_plan = kept
+                        .failed_at
+                        .is_none_or(|t| now - t >= restart::PLAN_WRITE_EVERY)
+                        && restart::plan_write_due(
+                            &kept.state,
+                            kept.written_at,
+                            v.state(),
+                            &alive,
+                            now,
+                        );
+                }
+                Some(outcome)
             }
             (Some(_), _, _) => {
                 return Err(ClusterError::Invalid {
@@ -225,9 +308,63 @@ impl Worker {
             }
             (None, _, _) => None,
         };
-        self.record(ctx, actuator, why, horizontal, vertical, wall, now)
+        self.record(ctx, actuator, why, horizontal, vertical, wall)
             .await;
+        if acted || keep_plan {
+            self.keep_state(ctx, now).await;
+        }
         Ok(())
+    }
+
+    /// At the first tick, the target's annotations, for what a previous daemon kept there (the
+    /// governor's memory, the planner's state); None once both are restored. A failed read is
+    /// logged and reads as no annotation: the policy starts conservatively.
+    async fn saved<C: Cluster>(&self, ctx: &Context<C>) -> Option<BTreeMap<String, String>> {
+        let horizontal = self.policy.horizontal.is_some() && self.state.is_none();
+        let vertical = self.vertical.is_some() && self.plan_kept.is_none();
+        if !horizontal && !vertical {
+            return None;
+        }
+        match ctx.cluster.annotations(&self.policy.target).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                ctx.admin.telemetry().record_error(error_kind(&e));
+                warn!(error = %e, "cannot read the target's annotations: starting conservatively");
+                Some(BTreeMap::new())
+            }
+        }
+    }
+
+    /// Writes the governor's memory and the planner's state to the target's annotation (after
+    /// a scaling action, or a change of the planner's state that matters). A failure is logged
+    /// and counted; the planner's state is tried again [`restart::PLAN_WRITE_EVERY`] later.
+    async fn keep_state<C: Cluster>(&mut self, ctx: &Context<C>, now: Seconds) {
+        let plan = self.vertical.as_ref().map(|v| v.state().clone());
+        let annotations =
+            restart::annotations(&self.policy.name, self.state.as_ref(), plan.as_ref(), now);
+        match ctx
+            .cluster
+            .apply_annotations(&self.policy.target, &annotations)
+            .await
+        {
+            Ok(()) => {
+                if let Some(state) = plan {
+                    debug!("the planner's state is kept on the target");
+                    self.plan_kept = Some(PlanKept {
+                        state,
+                        written_at: Some(now),
+                        failed_at: None,
+                    });
+                }
+            }
+            Err(e) => {
+                ctx.admin.telemetry().record_error(error_kind(&e));
+                warn!(error = %e, "cannot keep the governor's memory and the planner's state on the target");
+                if let Some(kept) = self.plan_kept.as_mut() {
+                    kept.failed_at = Some(now);
+                }
+            }
+        }
     }
 
     /// The horizontal part of a tick: decide and act, again after a 409.
@@ -240,12 +377,16 @@ impl Worker {
         scale: &mut ScaleState,
         target: &mut TargetState,
         budget: Duration,
+        saved: Option<&BTreeMap<String, String>>,
         now: Seconds,
     ) -> Result<(Decision, Option<ScaleState>), ClusterError> {
         let policy = self.policy.clone();
         let cluster = &ctx.cluster;
         if self.state.is_none() {
-            self.state = Some(self.first_state(ctx, horizontal, scale, target, now).await);
+            let state = self
+                .first_state(horizontal, scale, target, saved, now)
+                .await;
+            self.state = Some(state);
         }
         if !self.primed && self.scrapes_counters() {
             // Counters need two scrapes: this tick's reading has rates from the next one on.
@@ -332,14 +473,14 @@ impl Worker {
     }
 
     /// The state of the first tick: carried over from the previous version of the policy,
-    /// else restored from the target's annotation, else conservative. The predictive policy's
-    /// history is read from Prometheus.
-    async fn first_state<C: Cluster>(
+    /// else restored from the target's annotations (`saved`), else conservative. The predictive
+    /// policy's history is read from Prometheus.
+    async fn first_state(
         &mut self,
-        ctx: &Context<C>,
         horizontal: &Horizontal,
         scale: &ScaleState,
         target: &TargetState,
+        saved: Option<&BTreeMap<String, String>>,
         now: Seconds,
     ) -> State {
         let mut state = match self.state.take() {
@@ -350,18 +491,13 @@ impl Worker {
                     ..State::default()
                 }
             }
-            None => match ctx.cluster.annotations(&self.policy.target).await {
-                Ok(a) => {
-                    let (s, note) =
-                        restart::restore(&self.policy.name, &a, scale.spec_replicas, now);
-                    info!(%note, "start");
-                    s
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot read the target's annotations: starting conservatively");
-                    State::conservative(scale.spec_replicas, now)
-                }
-            },
+            None => {
+                let empty = BTreeMap::new();
+                let a = saved.unwrap_or(&empty);
+                let (s, note) = restart::restore(&self.policy.name, a, scale.spec_replicas, now);
+                info!(%note, "start");
+                s
+            }
         };
         if let Algorithm::Predictive(params) = &horizontal.algorithm {
             let notes = self
@@ -391,8 +527,7 @@ impl Worker {
         }
     }
 
-    /// Publishes the tick's outcome: `/recommendations`, `/metrics`, the log, Events, and after
-    /// a scaling action the annotation that survives a restart.
+    /// Publishes the tick's outcome: `/recommendations`, `/metrics`, the log and Events.
     #[allow(clippy::too_many_arguments)]
     async fn record<C: Cluster>(
         &mut self,
@@ -402,7 +537,6 @@ impl Worker {
         horizontal: Option<(Decision, Option<ScaleState>)>,
         vertical: Option<VerticalOutcome>,
         wall: SystemTime,
-        now: Seconds,
     ) {
         let policy = self.policy.clone();
         let telemetry = ctx.admin.telemetry();
@@ -412,7 +546,7 @@ impl Worker {
         if let Some((decision, patched)) = &horizontal {
             telemetry.record_decision(&policy.name, decision);
             if let Some(e) = self
-                .horizontal_event(ctx, actuator, decision, patched.as_ref(), wall, now)
+                .horizontal_event(ctx, actuator, decision, patched.as_ref(), wall)
                 .await
             {
                 events.push(e);
@@ -439,8 +573,7 @@ impl Worker {
         }
     }
 
-    /// The log line and the Event of a horizontal decision, and after an action the
-    /// annotation.
+    /// The log line and the Event of a horizontal decision.
     async fn horizontal_event<C: Cluster>(
         &mut self,
         ctx: &Context<C>,
@@ -448,7 +581,6 @@ impl Worker {
         decision: &Decision,
         patched: Option<&ScaleState>,
         time: SystemTime,
-        now: Seconds,
     ) -> Option<EventNote> {
         let policy = &self.policy;
         let telemetry = ctx.admin.telemetry();
@@ -461,16 +593,6 @@ impl Worker {
                 to = new.spec_replicas,
                 "scaled: {summary}"
             );
-            let state = self.state.as_ref().expect("set by the tick");
-            let annotations = restart::annotations(&policy.name, state, now);
-            if let Err(e) = ctx
-                .cluster
-                .apply_annotations(&policy.target, &annotations)
-                .await
-            {
-                telemetry.record_error(error_kind(&e));
-                warn!(error = %e, "cannot keep the governor's memory on the target");
-            }
             self.announced = Some(decision.desired_replicas);
             let reason = match direction {
                 Direction::Up => "ScaledUp",

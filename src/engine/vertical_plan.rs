@@ -1045,7 +1045,8 @@ fn ago(now: Seconds, since: Option<Seconds>) -> String {
 }
 
 /// The next step for the policy's containers. Updates `state` (the `minChange.after` clocks of
-/// the pods seen; pods gone are forgotten).
+/// the pods seen; pods gone are forgotten; a clock of a resource without a recommendation yet is
+/// kept as it is).
 pub fn plan(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
@@ -1062,12 +1063,18 @@ pub fn plan(
                 continue;
             };
             for &r in &s.resources {
-                let (Some(rec), Some(current)) =
-                    (recommendation(recs, c, r), container.requests.get(r))
-                else {
+                let Some(current) = container.requests.get(r) else {
                     continue;
                 };
                 let k = key(&p.name, c, r);
+                let Some(rec) = recommendation(recs, c, r) else {
+                    // No data yet (a restarted daemon whose first reads failed): a clock kept
+                    // from before goes on, it is not restarted.
+                    if let Some(&since) = state.differs_since.get(&k) {
+                        seen.insert(k, since);
+                    }
+                    continue;
+                };
                 let far = (current - rec.target).abs() > s.params.stale_difference * rec.target;
                 if far {
                     let since = state.differs_since.get(&k).copied().unwrap_or(now);
@@ -1635,6 +1642,37 @@ mod tests {
         // A pod that is gone is forgotten.
         plan(&s, &recs(), &[], &mut state, 13.0 * 3600.0);
         assert!(state.differs_since.is_empty());
+    }
+
+    #[test]
+    fn a_clock_kept_from_before_survives_ticks_without_data() {
+        let s = settings(UpdateMode::InPlace);
+        let pods = [pod(
+            "a",
+            amounts(Some(0.65), Some(512.0)),
+            Amounts::default(),
+        )];
+        // Restored after a restart: cpu has differed since t=0.
+        let mut state = PlanState {
+            differs_since: BTreeMap::from([("a/app/cpu".to_string(), 0.0)]),
+            ..PlanState::default()
+        };
+        let none = vec![ContainerRecommendation {
+            container: "app".into(),
+            cpu: None,
+            memory: None,
+        }];
+        let p = plan(&s, &none, &pods, &mut state, 3600.0);
+        assert!(
+            p.action.to_string().contains("no usage data yet"),
+            "{}",
+            p.action
+        );
+        assert_eq!(state.differs_since.get("a/app/cpu"), Some(&0.0));
+        // With data again, the clock runs from its start: 12 h after t=0, not after the restart.
+        let stale = plan(&s, &recs(), &pods, &mut state, 12.0 * 3600.0);
+        let (_, changes) = resized(&stale);
+        assert_eq!(changes[0].requests.cpu, Some(0.5));
     }
 
     #[test]

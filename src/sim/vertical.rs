@@ -251,8 +251,8 @@ fn least_day_slack(u: &[f64], dt: &[f64], k: usize) -> f64 {
     best[0] = 0.0;
     for _ in 0..k {
         let mut next = best.clone();
-        for i in 0..n {
-            if !best[i].is_finite() {
+        for (i, &from) in best.iter().enumerate().take(n) {
+            if !from.is_finite() {
                 continue;
             }
             let (mut peak, mut time, mut used) = (0.0f64, 0.0, 0.0);
@@ -261,7 +261,7 @@ fn least_day_slack(u: &[f64], dt: &[f64], k: usize) -> f64 {
                 time += dt[j];
                 used += dt[j] * u[j];
                 let slack = if peak > 0.0 { time - used / peak } else { time };
-                let c = best[i] + slack;
+                let c = from + slack;
                 if c < next[j + 1] {
                     next[j + 1] = c;
                 }
