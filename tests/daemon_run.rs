@@ -998,6 +998,65 @@ fn a_min_change_clock_survives_a_restart() {
     assert!(r["vertical"].is_object(), "{r:#}");
 }
 
+#[test]
+fn a_change_the_policy_will_not_make_is_reported_by_one_warning_event() {
+    // A Guaranteed pod (requests = limits) and `limits: requestsOnly`: its request cannot move
+    // without changing its QoS class, so the planner reports, tick after tick; the Event goes
+    // out once, not every second.
+    let api = KubeStandIn::start(World {
+        scalables: vec![Scalable::deployment(NS, "web", 1)],
+        pods: vec![k::with_resources(
+            ready_pod("web-a", "web"),
+            serde_json::json!({"cpu": "1", "memory": "128Mi"}),
+            serde_json::json!({"cpu": "1", "memory": "128Mi"}),
+        )],
+        pod_metrics: Some(vec![k::pod_metrics(
+            NS,
+            "web-a",
+            "web",
+            &k::rfc3339(support::unix_now() - 5.0),
+            "30s",
+            "100m",
+        )]),
+        ..World::default()
+    });
+    let dir = TempDir::new("daemon-report");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    write_policy(
+        &dir,
+        "web.yaml",
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
+         spec:\n  target: {kind: Deployment, name: web}\n  interval: 1s\n  vertical:\n    \
+         containers: [app]\n    resources: [cpu]\n    min: {cpu: 50m}\n    max: {cpu: \"4\"}\n    \
+         minChange: {difference: 0.1, after: 1s}\n    update: inPlace\n    limits: requestsOnly\n",
+    );
+    let args = ["--policies", &policies(&dir), "--no-leader-election"];
+    let daemon = start(&dir, "setpoint-0", &kubeconfig, &args);
+    daemon.wait_for("the report", Duration::from_secs(20), |_| {
+        !events(&api, "ResizeNotApplied").is_empty()
+    });
+    // Six more ticks that report the same: no second Event, and nothing written to the pod.
+    std::thread::sleep(Duration::from_secs(6));
+    let reported = events(&api, "ResizeNotApplied");
+    assert_eq!(reported.len(), 1, "{reported:#?}");
+    assert_eq!(reported[0]["type"], "Warning");
+    let note = reported[0]["note"].as_str().unwrap();
+    assert!(note.contains("web-a"), "{note}");
+    assert!(
+        api.requests().iter().all(|r| !r.uri.contains("/resize")),
+        "nothing resized"
+    );
+    let r = daemon.decision("web").unwrap();
+    assert!(
+        r["vertical"]["plan"]["action"]
+            .to_string()
+            .contains("report")
+            || r.to_string().contains("report"),
+        "{r:#}"
+    );
+}
+
 /// `n` minutes of per-pod CPU usage ending at `end`: 0.8 core every fifth minute, else 0.2.
 fn cpu_history(pod: &str, end: i64, minutes: i64) -> prom::Series {
     prom::Series {

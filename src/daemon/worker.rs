@@ -18,7 +18,7 @@ use super::telemetry::{ErrorKind, Source};
 use crate::cluster::vertical::{Applied, VerticalOutcome};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
-use crate::engine::vertical_plan::{PlanState, UpdateMode};
+use crate::engine::vertical_plan::{PlanState, UpdateMode, VerticalAction};
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
 use crate::metrics::prometheus::PrometheusClient;
 use crate::metrics::usage::{HistorySeed, UsageSource, VerticalTick};
@@ -49,6 +49,11 @@ pub(crate) struct Context<C> {
 
 /// Attempts at one tick's patch when the target keeps changing under it (409 Conflict).
 const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// While the vertical part keeps reporting a change it will not make (a Guaranteed pod with
+/// `limits: requestsOnly`, `resize.fallback: report`, ...), its Warning Event is repeated at
+/// most this often: once when the report starts, then hourly, not on every tick.
+const REPORT_EVENT_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs `policy` until `stop` turns true (or its sender is dropped), then returns the governor's
 /// memory, so that a reloaded version of the policy can go on from it.
@@ -136,6 +141,9 @@ struct Worker {
     /// The planner's state as the target's annotation holds it (None until restored at the
     /// first tick).
     plan_kept: Option<PlanKept>,
+    /// When the vertical part's last `ResizeNotApplied` Event went out, while it keeps
+    /// reporting (None when its last plan was no report).
+    reported: Option<SystemTime>,
 }
 
 /// The vertical planner's state as the target's annotation holds it.
@@ -181,6 +189,7 @@ impl Worker {
             primed: false,
             vertical,
             plan_kept: None,
+            reported: None,
         })
     }
 
@@ -556,6 +565,9 @@ impl Worker {
             telemetry.set_vertical(&policy.name, &v.recommenders().recommendations());
             events.extend(vertical_event(ctx, &policy, outcome, wall));
         }
+        if let Some(outcome) = &vertical {
+            events.extend(self.report_event(&policy, outcome, wall));
+        }
         let mut published = match (horizontal, vertical) {
             (Some((decision, _)), vertical) => PolicyRecommendation {
                 vertical,
@@ -671,6 +683,39 @@ fn vertical_event<C>(
             debug!("vertical: {text}");
             None
         }
+    }
+}
+
+impl Worker {
+    /// The Warning Event of a vertical plan that reports a change it will not make: when the
+    /// report starts, then at most every [`REPORT_EVENT_EVERY`] while it lasts.
+    fn report_event(
+        &mut self,
+        policy: &Policy,
+        outcome: &VerticalOutcome,
+        wall: SystemTime,
+    ) -> Option<EventNote> {
+        let VerticalAction::Report { reason } = &outcome.plan.action else {
+            self.reported = None;
+            return None;
+        };
+        let recent = self.reported.is_some_and(|at| {
+            wall.duration_since(at)
+                .is_ok_and(|since| since < REPORT_EVENT_EVERY)
+        });
+        if recent {
+            return None;
+        }
+        self.reported = Some(wall);
+        warn!("vertical change not made: {reason}");
+        let note = EventNote::new(
+            &policy.target,
+            "ResizeNotApplied",
+            "Resize",
+            reason.clone(),
+            wall,
+        );
+        Some(note.warning())
     }
 }
 
