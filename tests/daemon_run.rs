@@ -719,44 +719,61 @@ fn two_daemons_with_one_lease_never_both_act() {
     follower.stop();
 }
 
+/// A ready pod `name` of Deployment web whose container `app` has these requests and limits.
+fn sized_pod(name: &str, requests: Value, limits: Value) -> Value {
+    k::with_resources(ready_pod(name, "web"), requests, limits)
+}
+
+/// metrics.k8s.io usage of pod `name` of Deployment web: `cpu` in its container `app`.
+fn cpu_usage(name: &str, cpu: &str) -> Value {
+    let at = k::rfc3339(support::unix_now() - 5.0);
+    k::pod_metrics(NS, name, "web", &at, "30s", cpu)
+}
+
+/// For the vertical part without Prometheus: a stand-in with Deployment web of `pods` and
+/// their metrics.k8s.io `usage`, and a folder whose policies/web.yaml ticks every second with
+/// `vertical` (the lines of spec.vertical, each indented by four spaces). The kubeconfig too.
+fn vertical_setup(
+    pods: Vec<Value>,
+    usage: Vec<Value>,
+    vertical: &str,
+    name: &str,
+) -> (KubeStandIn, TempDir, PathBuf) {
+    let api = KubeStandIn::start(World {
+        scalables: vec![Scalable::deployment(NS, "web", pods.len() as i64)],
+        pods,
+        pod_metrics: Some(usage),
+        ..World::default()
+    });
+    let dir = TempDir::new(name);
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    let policy = format!(
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\n\
+         spec:\n  target: {{kind: Deployment, name: web}}\n  interval: 1s\n  vertical:\n{vertical}"
+    );
+    write_policy(&dir, "web.yaml", &policy);
+    (api, dir, kubeconfig)
+}
+
 #[test]
 fn the_vertical_part_resizes_one_pod_in_place_and_only_recommends_in_dry_run() {
     // No Prometheus needed: usage from metrics.k8s.io.
     let pod = |name: &str| {
-        k::with_resources(
-            ready_pod(name, "web"),
+        sized_pod(
+            name,
             serde_json::json!({"cpu": "100m", "memory": "128Mi"}),
             serde_json::json!({"cpu": "200m", "memory": "256Mi"}),
         )
     };
-    let usage = |name: &str| {
-        k::pod_metrics(
-            NS,
-            name,
-            "web",
-            &k::rfc3339(support::unix_now() - 5.0),
-            "30s",
-            "600m",
-        )
-    };
     // web-a was OOM-killed a minute ago: memory goes up at once, before any history.
     let killed = k::with_oom_kill(pod("web-a"), &k::rfc3339(support::unix_now() - 60.0));
-    let api = KubeStandIn::start(World {
-        scalables: vec![Scalable::deployment(NS, "web", 2)],
-        pods: vec![killed, pod("web-b")],
-        pod_metrics: Some(vec![usage("web-a"), usage("web-b")]),
-        ..World::default()
-    });
-    let dir = TempDir::new("daemon-vertical");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    write_policy(
-        &dir,
-        "web.yaml",
-        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
-         spec:\n  target: {kind: Deployment, name: web}\n  interval: 1s\n  vertical:\n    \
-         containers: [app]\n    resources: [memory]\n    min: {memory: 64Mi}\n    \
+    let (api, dir, kubeconfig) = vertical_setup(
+        vec![killed, pod("web-b")],
+        vec![cpu_usage("web-a", "600m"), cpu_usage("web-b", "600m")],
+        "    containers: [app]\n    resources: [memory]\n    min: {memory: 64Mi}\n    \
          max: {memory: 2Gi}\n    update: inPlace\n",
+        "daemon-vertical",
     );
     let args = ["--policies", &policies(&dir), "--no-leader-election"];
     let resizes = |api: &KubeStandIn| {
@@ -909,38 +926,18 @@ fn a_min_change_clock_survives_a_restart() {
     // inside the (wide, short-history) bounds but far off the target, so the pods wait for
     // minChange.after (30 s), counted from when the first daemon saw it, not from the restart.
     let pod = |name: &str| {
-        k::with_resources(
-            ready_pod(name, "web"),
+        sized_pod(
+            name,
             serde_json::json!({"cpu": "1", "memory": "128Mi"}),
             serde_json::json!({"cpu": "2", "memory": "256Mi"}),
         )
     };
-    let usage = |name: &str| {
-        k::pod_metrics(
-            NS,
-            name,
-            "web",
-            &k::rfc3339(support::unix_now() - 5.0),
-            "30s",
-            "400m",
-        )
-    };
-    let api = KubeStandIn::start(World {
-        scalables: vec![Scalable::deployment(NS, "web", 2)],
-        pods: vec![pod("web-a"), pod("web-b")],
-        pod_metrics: Some(vec![usage("web-a"), usage("web-b")]),
-        ..World::default()
-    });
-    let dir = TempDir::new("daemon-clock");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    write_policy(
-        &dir,
-        "web.yaml",
-        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
-         spec:\n  target: {kind: Deployment, name: web}\n  interval: 1s\n  vertical:\n    \
-         containers: [app]\n    resources: [cpu]\n    min: {cpu: 50m}\n    max: {cpu: \"4\"}\n    \
+    let (api, dir, kubeconfig) = vertical_setup(
+        vec![pod("web-a"), pod("web-b")],
+        vec![cpu_usage("web-a", "400m"), cpu_usage("web-b", "400m")],
+        "    containers: [app]\n    resources: [cpu]\n    min: {cpu: 50m}\n    max: {cpu: \"4\"}\n    \
          minChange: {difference: 0.1, after: 30s}\n    update: inPlace\n",
+        "daemon-clock",
     );
     let args = ["--policies", &policies(&dir), "--no-leader-election"];
     let resizes = |api: &KubeStandIn| {
@@ -1003,33 +1000,13 @@ fn a_change_the_policy_will_not_make_is_reported_by_one_warning_event() {
     // A Guaranteed pod (requests = limits) and `limits: requestsOnly`: its request cannot move
     // without changing its QoS class, so the planner reports, tick after tick; the Event goes
     // out once, not every second.
-    let api = KubeStandIn::start(World {
-        scalables: vec![Scalable::deployment(NS, "web", 1)],
-        pods: vec![k::with_resources(
-            ready_pod("web-a", "web"),
-            serde_json::json!({"cpu": "1", "memory": "128Mi"}),
-            serde_json::json!({"cpu": "1", "memory": "128Mi"}),
-        )],
-        pod_metrics: Some(vec![k::pod_metrics(
-            NS,
-            "web-a",
-            "web",
-            &k::rfc3339(support::unix_now() - 5.0),
-            "30s",
-            "100m",
-        )]),
-        ..World::default()
-    });
-    let dir = TempDir::new("daemon-report");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    write_policy(
-        &dir,
-        "web.yaml",
-        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web}\n\
-         spec:\n  target: {kind: Deployment, name: web}\n  interval: 1s\n  vertical:\n    \
-         containers: [app]\n    resources: [cpu]\n    min: {cpu: 50m}\n    max: {cpu: \"4\"}\n    \
+    let guaranteed = serde_json::json!({"cpu": "1", "memory": "128Mi"});
+    let (api, dir, kubeconfig) = vertical_setup(
+        vec![sized_pod("web-a", guaranteed.clone(), guaranteed)],
+        vec![cpu_usage("web-a", "100m")],
+        "    containers: [app]\n    resources: [cpu]\n    min: {cpu: 50m}\n    max: {cpu: \"4\"}\n    \
          minChange: {difference: 0.1, after: 1s}\n    update: inPlace\n    limits: requestsOnly\n",
+        "daemon-report",
     );
     let args = ["--policies", &policies(&dir), "--no-leader-election"];
     let daemon = start(&dir, "setpoint-0", &kubeconfig, &args);
