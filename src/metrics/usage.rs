@@ -287,6 +287,13 @@ impl UsageReader {
             })
     }
 
+    /// One reading per running pod, container and resource: what a read queries, in order.
+    fn readings<'a>(&'a self, pods: &'a [PodInfo]) -> Vec<(&'a str, &'a str, Resource)> {
+        self.targets(pods)
+            .flat_map(|(pod, container)| self.resources.iter().map(move |&r| (pod, container, r)))
+            .collect()
+    }
+
     /// Usage now: instant queries at `now` (Prometheus), or the current metrics.k8s.io
     /// samples of the pods matching `selector`; plus the OOM kills not counted before.
     pub async fn read<C: Cluster>(
@@ -301,12 +308,7 @@ impl UsageReader {
         match &self.source {
             UsageSource::Prometheus(client) => {
                 let namespace = cluster.namespace();
-                let readings: Vec<(&str, &str, Resource)> = self
-                    .targets(pods)
-                    .flat_map(|(pod, container)| {
-                        self.resources.iter().map(move |&r| (pod, container, r))
-                    })
-                    .collect();
+                let readings = self.readings(pods);
                 // Concurrently, at most USAGE_QUERIES_IN_FLIGHT at once (no Send needed: the
                 // futures run here, on the caller's task). The answers come in any order; put
                 // back in the order of the readings, the samples and the problems kept read the
@@ -431,12 +433,7 @@ impl UsageReader {
         if let UsageSource::Prometheus(client) = &self.source {
             let namespace = cluster.namespace();
             let dt = step.as_secs_f64();
-            let queries: Vec<(&str, &str, Resource)> = self
-                .targets(pods)
-                .flat_map(|(pod, container)| {
-                    self.resources.iter().map(move |&r| (pod, container, r))
-                })
-                .collect();
+            let queries = self.readings(pods);
             for (i, &(pod, container, r)) in queries.iter().enumerate() {
                 let query = expand(self.query(r), namespace, pod, container);
                 match history::grid(client, &query, false, from, to, step, &mut |_| {}).await {
