@@ -11,8 +11,9 @@
 //! `minChange.after` clock.
 //!
 //! It is written after each scaling action, and when the planner's state changed in a way that
-//! matters ([`plan_write_due`]): a template patch at once; a clock started or stopped at most
-//! once per [`PLAN_WRITE_EVERY`]. Recommendations made after the last action are not written on
+//! matters ([`plan_write_due`]): a template patch, or a server's refusal to lower a memory limit
+//! in place, at once; a clock started or stopped at most once per [`PLAN_WRITE_EVERY`].
+//! Recommendations made after the last action are not written on
 //! their own (that would be a write per tick): instead [`restore`] adds the target's current
 //! replica count as a recommendation made at the restart, exactly as [`State::conservative`]
 //! does for a target seen for the first time. The scale-down stabilization window then starts
@@ -189,18 +190,24 @@ pub fn restore_vertical<'a>(
     (state, note)
 }
 
+/// Whether `current` differs from `written` in what is written at once: the time of the last
+/// template patch, or a server's refusal to lower a memory limit in place.
+fn urgent_change(written: &PlanState, current: &PlanState) -> bool {
+    current.template_patched_at != written.template_patched_at
+        || current.memory_limit_decrease_refused.is_some()
+            != written.memory_limit_decrease_refused.is_some()
+}
+
 /// Whether the planner's state `current` differs from `written` (what the annotation holds) in
-/// a way that matters after a restart: another template patch time, a clock started, or a
-/// clock stopped for a pod still there (`alive`). A clock dropped because its pod is gone does
-/// not matter: [`restore_vertical`] drops it too.
+/// a way that matters after a restart: an [`urgent_change`], a clock started, or a clock stopped
+/// for a pod still there (`alive`). A clock dropped because its pod is gone does not matter:
+/// [`restore_vertical`] drops it too.
 pub fn plan_changed(
     written: &PlanState,
     current: &PlanState,
     alive: &dyn Fn(&str) -> bool,
 ) -> bool {
-    current.template_patched_at != written.template_patched_at
-        || current.memory_limit_decrease_refused.is_some()
-            != written.memory_limit_decrease_refused.is_some()
+    urgent_change(written, current)
         || current
             .differs_since
             .iter()
@@ -213,7 +220,8 @@ pub fn plan_changed(
 
 /// Whether to write the planner's state `current` at `now`, when the annotation holds `written`
 /// (written by this process at `last_write`, or restored: None): when it [`plan_changed`], at
-/// once after a template patch, else not sooner than [`PLAN_WRITE_EVERY`] after the last write.
+/// once for an [`urgent_change`], else not sooner than [`PLAN_WRITE_EVERY`] after the last
+/// write.
 pub fn plan_write_due(
     written: &PlanState,
     last_write: Option<Seconds>,
@@ -224,10 +232,7 @@ pub fn plan_write_due(
     if !plan_changed(written, current, alive) {
         return false;
     }
-    current.template_patched_at != written.template_patched_at
-        || current.memory_limit_decrease_refused.is_some()
-            != written.memory_limit_decrease_refused.is_some()
-        || last_write.is_none_or(|t| now - t >= PLAN_WRITE_EVERY)
+    urgent_change(written, current) || last_write.is_none_or(|t| now - t >= PLAN_WRITE_EVERY)
 }
 
 #[cfg(test)]
