@@ -641,6 +641,37 @@ impl Worker {
         debug!("{summary}");
         None
     }
+
+    /// The Warning Event of a vertical plan that reports a change it will not make: when the
+    /// report starts, then at most every [`REPORT_EVENT_EVERY`] while it lasts.
+    fn report_event(
+        &mut self,
+        policy: &Policy,
+        outcome: &VerticalOutcome,
+        wall: SystemTime,
+    ) -> Option<EventNote> {
+        let VerticalAction::Report { reason } = &outcome.plan.action else {
+            self.reported = None;
+            return None;
+        };
+        let recent = self.reported.is_some_and(|at| {
+            wall.duration_since(at)
+                .is_ok_and(|since| since < REPORT_EVENT_EVERY)
+        });
+        if recent {
+            return None;
+        }
+        self.reported = Some(wall);
+        warn!("vertical change not made: {reason}");
+        let note = EventNote::new(
+            &policy.target,
+            "ResizeNotApplied",
+            "Resize",
+            reason.clone(),
+            wall,
+        );
+        Some(note.warning())
+    }
 }
 
 /// Publishes an Event; a failure is logged and counted, and changes nothing else.
@@ -683,39 +714,6 @@ fn vertical_event<C>(
             debug!("vertical: {text}");
             None
         }
-    }
-}
-
-impl Worker {
-    /// The Warning Event of a vertical plan that reports a change it will not make: when the
-    /// report starts, then at most every [`REPORT_EVENT_EVERY`] while it lasts.
-    fn report_event(
-        &mut self,
-        policy: &Policy,
-        outcome: &VerticalOutcome,
-        wall: SystemTime,
-    ) -> Option<EventNote> {
-        let VerticalAction::Report { reason } = &outcome.plan.action else {
-            self.reported = None;
-            return None;
-        };
-        let recent = self.reported.is_some_and(|at| {
-            wall.duration_since(at)
-                .is_ok_and(|since| since < REPORT_EVENT_EVERY)
-        });
-        if recent {
-            return None;
-        }
-        self.reported = Some(wall);
-        warn!("vertical change not made: {reason}");
-        let note = EventNote::new(
-            &policy.target,
-            "ResizeNotApplied",
-            "Resize",
-            reason.clone(),
-            wall,
-        );
-        Some(note.warning())
     }
 }
 
