@@ -181,7 +181,7 @@ async fn pods_with_readiness_start_times_and_requests() {
         assert_eq!(pods[3].phase, "Pending");
         assert_eq!(pods[3].start_time, None);
         assert!(pods[4].deleting);
-        assert_eq!(pods[0].requests[0].cpu, Some(0.5));
+        assert_eq!(pods[0].containers[0].requests.cpu, Some(0.5));
         assert_eq!(pods[0].ip.as_deref(), Some("10.0.0.1"));
         let q: Vec<String> = api
             .requests()

@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 pub use self::kube::{ClusterConfig, KubeCluster};
 pub use metrics_api::{ContainerUsage, PodUsage};
-pub use pods::{ContainerRequests, PodInfo, Readiness};
+pub use pods::{PodInfo, Readiness};
 
 /// What the `/scale` subresource of a target says.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,7 +1,7 @@
 //! What a tick needs to know about one pod, taken from a `Pod` object: [`PodInfo`].
 //!
-//! For the vertical part it also carries, per container, the requests and limits of the spec
-//! (desired) and of the status (actual), the resizePolicy, the last termination (an
+//! Per container it carries the requests and limits of the spec (desired; the requests are
+//! also what a utilization is relative to) and of the status (actual), the resizePolicy, the last termination (an
 //! `OOMKilled` one with its time) and the restart count; the pod's QoS class; its in-place resize
 //! conditions (`PodResizePending` with reason Infeasible or Deferred, `PodResizeInProgress`);
 //! and its template revision.
@@ -28,18 +28,6 @@ pub struct Readiness {
     pub since: Option<Seconds>,
 }
 
-/// One container's resource requests.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerRequests {
-    /// The container's name.
-    pub name: String,
-    /// CPU request in cores.
-    pub cpu: Option<f64>,
-    /// Memory request in bytes.
-    pub memory: Option<f64>,
-}
-
 /// One pod, as a tick sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,10 +44,8 @@ pub struct PodInfo {
     pub ready: Option<Readiness>,
     /// `status.podIP`.
     pub ip: Option<String>,
-    /// The regular containers' requests.
-    pub requests: Vec<ContainerRequests>,
-    /// The regular containers' resources (spec and status), resizePolicy, last termination
-    /// and restarts.
+    /// The regular containers' resources (requests and limits of the spec and of the status),
+    /// resizePolicy, last termination and restarts.
     pub containers: Vec<ContainerResources>,
     /// `status.qosClass`.
     pub qos_class: Option<QosClass>,
@@ -178,9 +164,6 @@ impl PodInfo {
     /// Decodes a `Pod`.
     pub fn from_pod(pod: &Pod) -> Result<PodInfo, String> {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let time = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
-            t.0.as_millisecond() as f64 / 1000.0
-        };
         let status = pod.status.as_ref();
         let ready = status
             .and_then(|s| s.conditions.as_ref())
@@ -235,25 +218,6 @@ impl PodInfo {
                 restart_count: st.map_or(0, |s| s.restart_count.max(0) as u32),
             });
         }
-        let mut requests = Vec::new();
-        for c in pod.spec.iter().flat_map(|s| &s.containers) {
-            let q = |resource: &str| -> Result<Option<f64>, String> {
-                c.resources
-                    .as_ref()
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get(resource))
-                    .map(|v| quantity::parse(&v.0))
-                    .transpose()
-                    .map_err(|e| {
-                        format!("pod {name} container {}: {resource} request: {e}", c.name)
-                    })
-            };
-            requests.push(ContainerRequests {
-                name: c.name.clone(),
-                cpu: q("cpu")?,
-                memory: q("memory")?,
-            });
-        }
         Ok(PodInfo {
             name: name.clone(),
             phase: status
@@ -263,7 +227,6 @@ impl PodInfo {
             start_time: status.and_then(|s| s.start_time.as_ref()).map(time),
             ready,
             ip: status.and_then(|s| s.pod_ip.clone()),
-            requests,
             containers,
             qos_class: status
                 .and_then(|s| s.qos_class.as_deref())
@@ -305,8 +268,11 @@ mod tests {
         assert_eq!(p.ready, None);
         assert_eq!(p.start_time, None);
         assert!(!p.is_ready());
-        assert_eq!(p.requests[0].cpu, Some(0.1));
-        assert_eq!(p.requests[0].memory, Some(64.0 * 1024.0 * 1024.0));
+        assert_eq!(p.containers[0].requests.cpu, Some(0.1));
+        assert_eq!(
+            p.containers[0].requests.memory,
+            Some(64.0 * 1024.0 * 1024.0)
+        );
     }
 
     #[test]
@@ -323,7 +289,7 @@ mod tests {
         assert_eq!(p.ip.as_deref(), Some("10.0.0.7"));
         assert_eq!(p.start_time, Some(at("2026-11-21T22:00:00Z")));
         assert_eq!(p.ready.unwrap().since, Some(at("2026-11-21T22:00:20Z")));
-        assert_eq!(p.requests[0].cpu, None);
+        assert_eq!(p.containers[0].requests.cpu, None);
         assert_eq!(p.resize, ResizeStatus::None);
         assert_eq!(p.revision, None);
     }

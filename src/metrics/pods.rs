@@ -328,13 +328,13 @@ fn request_of(
     let mut total = 0.0;
     let mut found = false;
     for c in pod
-        .requests
+        .containers
         .iter()
         .filter(|c| container.is_none_or(|n| n == c.name))
     {
         let r = match resource {
-            ResourceName::Cpu => c.cpu,
-            ResourceName::Memory => c.memory,
+            ResourceName::Cpu => c.requests.cpu,
+            ResourceName::Memory => c.requests.memory,
         };
         match r {
             Some(r) if r > 0.0 => total += r,
@@ -593,7 +593,8 @@ pub fn pods_reading(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ContainerRequests, ContainerUsage, Readiness};
+    use crate::cluster::{ContainerUsage, Readiness};
+    use crate::engine::vertical_plan::{Amounts, ContainerResources};
     use std::collections::BTreeMap;
 
     const NOW: Seconds = 1_000_000.0;
@@ -617,10 +618,13 @@ mod tests {
                 },
             }),
             ip: Some("127.0.0.1".into()),
-            requests: vec![ContainerRequests {
+            containers: vec![ContainerResources {
                 name: "app".into(),
-                cpu: Some(0.5),
-                memory: Some(1e9),
+                requests: Amounts {
+                    cpu: Some(0.5),
+                    memory: Some(1e9),
+                },
+                ..ContainerResources::default()
             }],
             ..PodInfo::default()
         }
@@ -811,7 +815,7 @@ mod tests {
         let r = cpu(&pods, &[], 1, 1);
         assert!(r.sample.value().is_none());
         let mut no_request = pod("b", 3600.0, Some(3000.0));
-        no_request.requests[0].cpu = None;
+        no_request.containers[0].requests.cpu = None;
         let r = cpu(&[no_request], &[usage("b", 0.1)], 1, 1);
         match &r.sample {
             Sample::NoData { reason } => assert!(reason.contains("has no cpu request"), "{reason}"),
