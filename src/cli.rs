@@ -523,7 +523,8 @@ pub async fn recommend(a: &RecommendArgs) -> Result<(), Failure> {
 pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failure> {
     let policy = policy::load(&a.policy)?;
     let default = default_prometheus(a.prometheus.as_deref())?;
-    let mut observer = Observer::new(&policy, default.as_ref())?;
+    let prometheus = crate::metrics::policy_prometheus(&policy, default.as_ref())?;
+    let mut observer = Observer::new(&policy, prometheus.as_ref())?;
     let needs_cluster = a.replicas.is_none() || observer.reads_pods() || policy.vertical.is_some();
     let cluster = if needs_cluster {
         let namespace = a.namespace.clone().or_else(|| policy.namespace.clone());
@@ -626,7 +627,7 @@ pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failur
                 c,
                 target.pods.as_deref().unwrap_or(&[]),
                 target.selector.as_deref().unwrap_or(""),
-                default.as_ref(),
+                prometheus.clone(),
                 now,
                 &mut notes,
             )
@@ -772,11 +773,11 @@ async fn vertical_report(
     cluster: &KubeCluster,
     pods: &[crate::cluster::PodInfo],
     selector: &str,
-    default: Option<&PrometheusClient>,
+    prometheus: Option<PrometheusClient>,
     now: f64,
     notes: &mut Vec<String>,
 ) -> Result<VerticalReport, Failure> {
-    let source = UsageSource::for_policy(policy, default)?;
+    let source = UsageSource::for_policy(policy, prometheus)?;
     let name = source.name();
     let mut reader = UsageReader::new(spec, source);
     let (read, history_s) = match reader.source() {

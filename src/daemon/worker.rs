@@ -22,7 +22,7 @@ use crate::engine::vertical_plan::{PlanState, UpdateMode, VerticalAction};
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
 use crate::metrics::prometheus::PrometheusClient;
 use crate::metrics::usage::{HistorySeed, UsageSource, VerticalTick};
-use crate::metrics::{MetricReading, Observer, TargetState};
+use crate::metrics::{MetricReading, Observer, TargetState, policy_prometheus};
 use crate::policy::{MetricQuery, Policy, TargetRef};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -162,20 +162,16 @@ impl Worker {
         policy: Arc<Policy>,
         carried: Option<State>,
     ) -> Result<Worker, String> {
-        let observer =
-            Observer::new(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
+        let prometheus =
+            policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
+        let observer = Observer::new(&policy, prometheus.as_ref()).map_err(|e| e.to_string())?;
         let vertical = match &policy.vertical {
             None => None,
             Some(_) => {
-                let source = match UsageSource::for_policy(&policy, ctx.prometheus.as_ref())
-                    .map_err(|e| e.to_string())?
-                {
-                    // A tick's retries end with its interval, as the observer's do.
-                    UsageSource::Prometheus(c) => UsageSource::Prometheus(
-                        c.with_retry_budget(Duration::from_secs_f64(policy.interval)),
-                    ),
-                    other => other,
-                };
+                // A tick's retries end with its interval, as the observer's do.
+                let budget = Duration::from_secs_f64(policy.interval);
+                let usage = prometheus.map(|c| c.with_retry_budget(budget));
+                let source = UsageSource::for_policy(&policy, usage).map_err(|e| e.to_string())?;
                 VerticalTick::new(&policy, source)
             }
         };

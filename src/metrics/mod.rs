@@ -20,3 +20,16 @@ pub mod usage;
 
 pub use observer::{MetricReading, ObserveError, Observer, TargetState};
 pub use prometheus::{PrometheusClient, PrometheusConfig, PrometheusError};
+
+/// The Prometheus of `policy`: a client of its own for `spec.prometheus`, else `default` (the
+/// command's `--prometheus`, whose connections every such policy shares), else None. Built once
+/// per policy and handed to its [`Observer`] and its [`usage::UsageSource`].
+pub fn policy_prometheus(
+    policy: &crate::policy::Policy,
+    default: Option<&PrometheusClient>,
+) -> Result<Option<PrometheusClient>, PrometheusError> {
+    match &policy.prometheus {
+        Some(config) => PrometheusClient::new(config).map(Some),
+        None => Ok(default.cloned()),
+    }
+}

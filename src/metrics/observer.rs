@@ -2,7 +2,7 @@
 //! Prometheus (or the default one), from metrics.k8s.io, or by scraping the target's pods.
 
 use super::pods::{self, PodEntry, Scraper};
-use super::prometheus::{PrometheusClient, PrometheusError};
+use super::prometheus::PrometheusClient;
 use crate::cluster::{Cluster, PodInfo};
 use crate::engine::predictive::{self, PredictiveParams};
 use crate::engine::{Observation, Sample, Seconds, State};
@@ -22,9 +22,6 @@ pub enum ObserveError {
         /// The metric.
         metric: String,
     },
-    /// The Prometheus client could not be built.
-    #[error("{0}")]
-    Prometheus(#[from] PrometheusError),
 }
 
 /// What the tick knows of the target before its metrics are read.
@@ -90,23 +87,15 @@ impl std::fmt::Debug for Observer {
 }
 
 impl Observer {
-    /// An observer for `policy`. Prometheus metrics go to `spec.prometheus` (a client of its
-    /// own), else to `default` (whose connections are shared), with retries for at most one
-    /// interval of the policy.
+    /// An observer for `policy`. Prometheus metrics go to `prometheus`, the policy's Prometheus
+    /// ([`super::policy_prometheus`]), with retries for at most one interval of the policy.
     pub fn new(
         policy: &Policy,
-        default: Option<&PrometheusClient>,
+        prometheus: Option<&PrometheusClient>,
     ) -> Result<Observer, ObserveError> {
-        let own = policy
-            .prometheus
-            .as_ref()
-            .map(PrometheusClient::new)
-            .transpose()?;
         // A tick's retries end with its interval: the next tick asks again.
-        let client = own
-            .as_ref()
-            .or(default)
-            .map(|c| c.with_retry_budget(Duration::from_secs_f64(policy.interval)));
+        let client =
+            prometheus.map(|c| c.with_retry_budget(Duration::from_secs_f64(policy.interval)));
         let mut sources = Vec::new();
         for (m, q) in policy.metrics().iter().zip(&policy.queries) {
             sources.push(match (q, &client) {

@@ -28,9 +28,9 @@
 //! the history in Prometheus (see [`VerticalTick::tick`]).
 
 use super::history;
-use super::prometheus::{PrometheusClient, PrometheusError};
+use super::prometheus::PrometheusClient;
 use crate::cluster::vertical::{VerticalOutcome, apply_vertical};
-use crate::cluster::{Cluster, ClusterError, PodInfo};
+use crate::cluster::{Cluster, PodInfo};
 use crate::engine::vertical::{ContainerRecommender, Resource, VerticalParams};
 use crate::engine::vertical_plan::{ContainerRecommendation, PlanState};
 use crate::engine::{Sample, Seconds};
@@ -91,12 +91,6 @@ pub enum UsageError {
         /// The policy.
         policy: String,
     },
-    /// The Prometheus client could not be built.
-    #[error("{0}")]
-    Prometheus(#[from] PrometheusError),
-    /// The cluster could not be read.
-    #[error("{0}")]
-    Cluster(#[from] ClusterError),
 }
 
 /// `template` with `$namespace`, `$pod` and `$container` replaced by the values, escaped for a
@@ -126,18 +120,13 @@ impl std::fmt::Debug for UsageSource {
 }
 
 impl UsageSource {
-    /// Prometheus when the policy (`spec.prometheus`) or the caller (`default`) names one,
+    /// Prometheus when the policy has one (`prometheus`, from [`super::policy_prometheus`]),
     /// else metrics.k8s.io. A policy with `spec.vertical.usage` needs a Prometheus.
     pub fn for_policy(
         policy: &Policy,
-        default: Option<&PrometheusClient>,
+        prometheus: Option<PrometheusClient>,
     ) -> Result<UsageSource, UsageError> {
-        let own = policy
-            .prometheus
-            .as_ref()
-            .map(PrometheusClient::new)
-            .transpose()?;
-        match own.or_else(|| default.cloned()) {
+        match prometheus {
             Some(client) => Ok(UsageSource::Prometheus(client)),
             None => {
                 let custom = policy
