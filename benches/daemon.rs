@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::TempDir;
 use support::daemon::{Daemon, http_get};
 use support::http::ScrapeTarget;
-use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
+use support::kube::{self as k, KubeStandIn, Scalable, World};
 use support::prometheus::{self as prom, Options, Prometheus};
 
 const NS: &str = "bench";
@@ -197,7 +197,7 @@ fn bench(s: &Settings) {
     for n in names.iter().map(String::as_str).chain([FAST]) {
         scalables.push(Scalable::deployment(NS, n, REPLICAS));
         for j in 0..s.pods {
-            pods.push(ready_pod(&format!("{n}-{j}"), n));
+            pods.push(k::ready_pod(NS, &format!("{n}-{j}"), n));
         }
     }
     let api = KubeStandIn::start(World {
@@ -314,7 +314,7 @@ fn bench(s: &Settings) {
     // 2. Reaction, at 15 s (policy p0000, among the others) and at 2 s (a file added now).
     let mut rng = Rng::seeded();
     let slow = reaction(&mut demand, &api, &names[0], INTERVAL, s.steps, &mut rng);
-    write_atomically(&folder, "fast.yaml", &policy_text(FAST, FAST_INTERVAL));
+    support::daemon::write_policy(&folder, "fast.yaml", &policy_text(FAST, FAST_INTERVAL));
     let loaded = Instant::now();
     while recommendations(&daemon)
         .is_none_or(|r| !r.recommendations.iter().any(|d| d.policy == FAST))
@@ -540,27 +540,6 @@ fn reaction(
         seconds(median(&out.reacted))
     );
     out
-}
-
-fn ready_pod(name: &str, app: &str) -> serde_json::Value {
-    k::pod(&PodSpec {
-        name: name.into(),
-        namespace: NS.into(),
-        app: app.into(),
-        phase: "Running".into(),
-        ready: Some((true, k::rfc3339(support::unix_now() - 600.0))),
-        start_time: Some(k::rfc3339(support::unix_now() - 700.0)),
-        ip: Some("10.0.0.1".into()),
-        cpu_request: Some("500m".into()),
-        deleting: false,
-    })
-}
-
-/// Written aside and renamed, as a ConfigMap swap does: the daemon never reads half a file.
-fn write_atomically(folder: &Path, file: &str, text: &str) {
-    let tmp = folder.join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(tmp, folder.join(file)).unwrap();
 }
 
 /// `setpoint run` (the release binary) on the policies of `policies`, at warn level.

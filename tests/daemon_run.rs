@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::TempDir;
 use support::daemon::Daemon;
 use support::http::ScrapeTarget;
-use support::kube::{self as k, KubeStandIn, PodSpec, Scalable, World};
+use support::kube::{self as k, KubeStandIn, Scalable, World};
 use support::prometheus::{self as prom, Options, Prometheus};
 
 const NS: &str = "demo";
@@ -123,26 +123,12 @@ fn policy(name: &str, target: &str, extra: &str) -> String {
     )
 }
 
-fn ready_pod(name: &str, app: &str) -> serde_json::Value {
-    k::pod(&PodSpec {
-        name: name.into(),
-        namespace: NS.into(),
-        app: app.into(),
-        phase: "Running".into(),
-        ready: Some((true, k::rfc3339(support::unix_now() - 600.0))),
-        start_time: Some(k::rfc3339(support::unix_now() - 700.0)),
-        ip: Some("10.0.0.1".into()),
-        cpu_request: Some("500m".into()),
-        deleting: false,
-    })
-}
-
 /// Deployment `web` at `replicas`, all ready.
 fn world(replicas: i64) -> World {
     World {
         scalables: vec![Scalable::deployment(NS, "web", replicas)],
         pods: (0..replicas)
-            .map(|i| ready_pod(&format!("web-{i}"), "web"))
+            .map(|i| k::ready_pod(NS, &format!("web-{i}"), "web"))
             .collect(),
         ..World::default()
     }
@@ -201,10 +187,7 @@ fn policies(dir: &TempDir) -> String {
 }
 
 fn write_policy(dir: &TempDir, file: &str, text: &str) {
-    // Written aside and renamed, as an editor or a ConfigMap swap does: never half a file.
-    let tmp = dir.path().join(format!(".{file}.tmp"));
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(tmp, dir.path().join("policies").join(file)).unwrap();
+    support::daemon::write_policy(&dir.path().join("policies"), file, text);
 }
 
 #[test]
@@ -721,7 +704,7 @@ fn two_daemons_with_one_lease_never_both_act() {
 
 /// A ready pod `name` of Deployment web whose container `app` has these requests and limits.
 fn sized_pod(name: &str, requests: Value, limits: Value) -> Value {
-    k::with_resources(ready_pod(name, "web"), requests, limits)
+    k::with_resources(k::ready_pod(NS, name, "web"), requests, limits)
 }
 
 /// metrics.k8s.io usage of pod `name` of Deployment web: `cpu` in its container `app`.

@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 
 use super::TempDir;
 
+/// Writes policy `file` into `folder` as an editor or a ConfigMap swap does: aside (beside the
+/// folder), then renamed into it, so the daemon never reads half a file.
+pub fn write_policy(folder: &Path, file: &str, text: &str) {
+    let tmp = folder
+        .parent()
+        .expect("a policy folder inside another")
+        .join(format!(".{file}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, folder.join(file)).unwrap();
+}
+
 /// A running `setpoint run`.
 pub struct Daemon {
     child: Option<Child>,

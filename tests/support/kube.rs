@@ -1999,6 +1999,22 @@ pub struct PodSpec {
     pub deleting: bool,
 }
 
+/// Pod `name` of app `app` in `namespace`: running and ready for ten minutes, with a 500m CPU
+/// request.
+pub fn ready_pod(namespace: &str, name: &str, app: &str) -> Value {
+    pod(&PodSpec {
+        name: name.into(),
+        namespace: namespace.into(),
+        app: app.into(),
+        phase: "Running".into(),
+        ready: Some((true, rfc3339(super::unix_now() - 600.0))),
+        start_time: Some(rfc3339(super::unix_now() - 700.0)),
+        ip: Some("10.0.0.1".into()),
+        cpu_request: Some("500m".into()),
+        deleting: false,
+    })
+}
+
 /// A `Pod` object as the API server lists it.
 pub fn pod(p: &PodSpec) -> Value {
     let mut conditions = vec![json!({"type": "PodScheduled", "status": "True",
