@@ -506,6 +506,10 @@ impl Scraper {
     ) -> HashMap<String, Result<f64, String>> {
         let mut set = tokio::task::JoinSet::new();
         let mut out = HashMap::new();
+        // A counter's rate is timed by when each pod's answer arrived, not by when the tick
+        // began: the first scrape also opens the connection, so timing both by `now` would
+        // count that set-up against the interval.
+        let started = std::time::Instant::now();
         for pod in pods {
             if pod.deleting || pod.phase != "Running" {
                 continue;
@@ -523,14 +527,16 @@ impl Scraper {
             let http = self.http();
             let name = pod.name.clone();
             set.spawn(async move {
+                let mut answered = started.elapsed();
                 let body = async {
                     let r = http.get(&url).send().await.map_err(|e| e.without_url())?;
+                    answered = started.elapsed();
                     let r = r.error_for_status().map_err(|e| e.without_url())?;
                     r.text().await.map_err(|e| e.without_url())
                 }
                 .await
                 .map_err(|e| format!("scraping {url}: {e}"));
-                (name, body)
+                (name, body, answered)
             });
         }
         let mut bodies = Vec::new();
@@ -539,13 +545,14 @@ impl Scraper {
                 bodies.push(b);
             }
         }
-        for (name, body) in bodies {
+        for (name, body, answered) in bodies {
             let value = body
                 .and_then(|text| pick(&text, q))
                 .and_then(|(v, counter)| {
                     if counter {
-                        let r = rate(self.previous.get(&name).copied(), now, v);
-                        self.previous.insert(name.clone(), (now, v));
+                        let at = now + answered.as_secs_f64();
+                        let r = rate(self.previous.get(&name).copied(), at, v);
+                        self.previous.insert(name.clone(), (at, v));
                         r
                     } else {
                         Ok(v)
