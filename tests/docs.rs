@@ -38,7 +38,10 @@ fn schema_paths(schema: &Value) -> BTreeSet<String> {
 }
 
 fn walk(root: &Value, node: &Value, prefix: &str, out: &mut BTreeSet<String>, depth: usize) {
-    assert!(depth < 64, "{SCHEMA}: $ref nesting deeper than 64 at {prefix}");
+    assert!(
+        depth < 64,
+        "{SCHEMA}: $ref nesting deeper than 64 at {prefix}"
+    );
     if let Some(r) = node.get("$ref").and_then(Value::as_str) {
         let name = r
             .strip_prefix("#/$defs/")
@@ -63,7 +66,12 @@ fn walk(root: &Value, node: &Value, prefix: &str, out: &mut BTreeSet<String>, de
         walk(root, items, &format!("{prefix}[]"), out, depth + 1);
     }
     for key in ["oneOf", "anyOf", "allOf"] {
-        for branch in node.get(key).and_then(Value::as_array).into_iter().flatten() {
+        for branch in node
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             walk(root, branch, prefix, out, depth + 1);
         }
     }
@@ -91,7 +99,11 @@ fn documented_paths(page: &str) -> Result<BTreeSet<String>, Vec<String>> {
             in_table = true;
             continue;
         }
-        if !in_table || row.iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':')) {
+        if !in_table
+            || row
+                .iter()
+                .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
+        {
             continue;
         }
         let first = row[0];
@@ -339,7 +351,10 @@ fn relative_links_point_at_what_exists() {
             }
         }
     }
-    assert!(checked > 0, "no relative link found: the link parser is broken");
+    assert!(
+        checked > 0,
+        "no relative link found: the link parser is broken"
+    );
     assert!(
         broken.is_empty(),
         "{} broken links:\n{}",
@@ -354,8 +369,14 @@ fn the_link_and_anchor_parsers_read_markdown_as_github_does() {
         links("see [a](x.md), `[not](code.md)` and [b](../y.md#part \"title\")"),
         ["x.md", "../y.md#part"]
     );
-    assert_eq!(slug(" `setpoint run` (the daemon)"), "setpoint-run-the-daemon");
-    assert_eq!(slug("Horizontal and vertical on CPU together"), "horizontal-and-vertical-on-cpu-together");
+    assert_eq!(
+        slug(" `setpoint run` (the daemon)"),
+        "setpoint-run-the-daemon"
+    );
+    assert_eq!(
+        slug("Horizontal and vertical on CPU together"),
+        "horizontal-and-vertical-on-cpu-together"
+    );
     let a = anchors("# A\n```\n# not a heading\n```\n## A\n#tag\n");
     assert_eq!(a, BTreeSet::from(["a".to_owned(), "a-1".to_owned()]));
 }
