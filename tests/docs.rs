@@ -4,6 +4,9 @@
 //!   field the schema lacks. A field is listed as its path in backticks in the first column of a
 //!   table whose first header is `field`: `spec.horizontal.scaleUp.cooldown`, with `[]` for the
 //!   items of a list (`spec.horizontal.metrics[].name`). Maps (`metadata.labels`) are one field.
+//! - docs/reference/commands.md has a `## `setpoint <command>`` section for every command that
+//!   `setpoint --help` lists, and the flag table of each section lists exactly the flags that
+//!   `setpoint <command> --help` prints (a row whose first cell starts with `` `--flag``).
 //! - README.md stays at most 10,000 bytes.
 //! - Every relative link in README.md, docs/**/*.md, deploy/README.md and
 //!   policies/examples/README.md points at a file or folder that exists, and a `#fragment` at a
@@ -18,6 +21,9 @@ const README_LIMIT: usize = 10_000;
 
 /// The policy reference page, from the repository's root.
 const POLICY_PAGE: &str = "docs/reference/policy.md";
+
+/// The command reference page, from the repository's root.
+const COMMANDS_PAGE: &str = "docs/reference/commands.md";
 
 /// The policy JSON Schema, from the repository's root.
 const SCHEMA: &str = "policies/scalingpolicy.schema.json";
@@ -379,4 +385,74 @@ fn the_link_and_anchor_parsers_read_markdown_as_github_does() {
     );
     let a = anchors("# A\n```\n# not a heading\n```\n## A\n#tag\n");
     assert_eq!(a, BTreeSet::from(["a".to_owned(), "a-1".to_owned()]));
+}
+
+/// What `setpoint ARGS` prints on standard output.
+fn setpoint(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_setpoint"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "setpoint {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The commands `setpoint --help` lists (without `help`).
+fn commands() -> Vec<String> {
+    let help = setpoint(&["--help"]);
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The long flags in a help text or a page's table rows, without `--help`.
+fn long_flags(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter_map(|w| w.strip_prefix("--"))
+        .filter(|f| !f.is_empty() && *f != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_command_reference_lists_every_flag_of_every_command() {
+    let page = read(&root().join(COMMANDS_PAGE));
+    let commands = commands();
+    assert!(commands.len() >= 5, "setpoint --help lists {commands:?}");
+    let mut problems = Vec::new();
+    for command in &commands {
+        let heading = format!("## `setpoint {command}`");
+        let Some(at) = page.find(&format!("{heading}\n")) else {
+            problems.push(format!("no section {heading}"));
+            continue;
+        };
+        let section = &page[at + heading.len()..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let rows: String = section
+            .lines()
+            .filter_map(cells)
+            .filter_map(|row| row.first().map(|c| format!("{c}\n")))
+            .filter(|c| c.starts_with("`--"))
+            .collect();
+        let documented = long_flags(&rows);
+        let actual = long_flags(&setpoint(&[command, "--help"]));
+        for f in actual.difference(&documented) {
+            problems.push(format!("{heading}: --{f} is missing from the flag table"));
+        }
+        for f in documented.difference(&actual) {
+            problems.push(format!(
+                "{heading}: --{f} is not a flag of setpoint {command}"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{COMMANDS_PAGE} and `setpoint --help` disagree:\n{}",
+        problems.join("\n")
+    );
 }
