@@ -70,15 +70,21 @@ fn version_of<'c>(crd: &'c Value, version: &str) -> Option<&'c Value> {
         .find(|v| v["name"] == version && v["served"] == true)
 }
 
-/// The objects of a custom kind in `ns`, as stored.
+/// The objects of a custom kind in `ns`, as stored, by name (etcd's key order).
 pub(super) fn objects(world: &World, group: &str, resource: &str, ns: &str) -> Vec<Value> {
-    world
+    let mut out: Vec<Value> = world
         .custom_objects
         .iter()
         .filter(|o| o.group == group && o.resource == resource)
         .filter(|o| o.object["metadata"]["namespace"] == ns)
         .map(|o| o.object.clone())
-        .collect()
+        .collect();
+    out.sort_by(|a, b| {
+        a["metadata"]["name"]
+            .as_str()
+            .cmp(&b["metadata"]["name"].as_str())
+    });
+    out
 }
 
 /// Discovery entries of the CRDs serving `group/version`.
@@ -105,8 +111,10 @@ pub(super) fn discovery_resources(world: &World, group: &str, version: &str) -> 
         }
         out.push(main);
         if v["subresources"]["status"].is_object() {
-            out.push(json!({"name": format!("{plural}/status"), "singularName": "",
-                "namespaced": namespaced, "kind": kind, "verbs": ["get", "patch", "update"]}));
+            out.push(
+                json!({"name": format!("{plural}/status"), "singularName": "",
+                "namespaced": namespaced, "kind": kind, "verbs": ["get", "patch", "update"]}),
+            );
         }
     }
     out
@@ -114,7 +122,14 @@ pub(super) fn discovery_resources(world: &World, group: &str, version: &str) -> 
 
 /// The CRD and custom-object routes; None for a request they do not answer.
 pub(super) fn answer(world: &mut World, req: &Req<'_>, parts: &[&str]) -> Option<Response> {
-    if let ["apis", CRD_GROUP, "v1", "customresourcedefinitions", rest @ ..] = parts {
+    if let [
+        "apis",
+        CRD_GROUP,
+        "v1",
+        "customresourcedefinitions",
+        rest @ ..,
+    ] = parts
+    {
         return Some(definitions(world, req, rest));
     }
     let (group, version, ns, resource, rest) = match parts {
@@ -162,8 +177,7 @@ impl Kinds<'_> {
     }
 
     fn status_subresource(&self) -> bool {
-        version_of(self.crd, self.version)
-            .is_some_and(|v| v["subresources"]["status"].is_object())
+        version_of(self.crd, self.version).is_some_and(|v| v["subresources"]["status"].is_object())
     }
 
     fn index(&self, world: &World, ns: &str, name: &str) -> Option<usize> {
@@ -181,7 +195,12 @@ fn definitions(world: &mut World, req: &Req<'_>, rest: &[&str]) -> Response {
     match (req.method, rest) {
         ("GET", []) => {
             let items = world.crds.iter().collect();
-            list("CustomResourceDefinitionList", "apiextensions.k8s.io/v1", world, items)
+            list(
+                "CustomResourceDefinitionList",
+                "apiextensions.k8s.io/v1",
+                world,
+                items,
+            )
         }
         ("GET", [name]) => match world.crds.iter().find(|c| c["metadata"]["name"] == *name) {
             Some(c) => json_answer(200, c.clone()),
@@ -189,7 +208,11 @@ fn definitions(world: &mut World, req: &Req<'_>, rest: &[&str]) -> Response {
         },
         ("POST", []) => create_definition(world, req),
         ("DELETE", [name]) => {
-            let Some(i) = world.crds.iter().position(|c| c["metadata"]["name"] == *name) else {
+            let Some(i) = world
+                .crds
+                .iter()
+                .position(|c| c["metadata"]["name"] == *name)
+            else {
                 return not_found(CRD_GROUP, resource, name);
             };
             let crd = world.crds.remove(i);
@@ -227,7 +250,11 @@ fn create_definition(world: &mut World, req: &Req<'_>) -> Response {
             )],
         );
     }
-    if world.crds.iter().any(|c| c["metadata"]["name"] == name.as_str()) {
+    if world
+        .crds
+        .iter()
+        .any(|c| c["metadata"]["name"] == name.as_str())
+    {
         return already_exists(CRD_GROUP, "customresourcedefinitions", &name);
     }
     let kind = spec["names"]["kind"].as_str().unwrap_or("").to_string();
@@ -374,7 +401,12 @@ fn json_type(v: &Value) -> &'static str {
 }
 
 /// `type` and `enum`, as the server's schema validation words its errors.
-fn validate(v: &Value, schema: &Value, path: &str, errors: &mut Vec<(&'static str, String, String)>) {
+fn validate(
+    v: &Value,
+    schema: &Value,
+    path: &str,
+    errors: &mut Vec<(&'static str, String, String)>,
+) {
     let got = json_type(v);
     let type_ok = match schema["type"].as_str() {
         None => true,
@@ -396,7 +428,10 @@ fn validate(v: &Value, schema: &Value, path: &str, errors: &mut Vec<(&'static st
         errors.push((
             "FieldValueNotSupported",
             path.to_string(),
-            format!("Unsupported value: {v}: supported values: {}", listed.join(", ")),
+            format!(
+                "Unsupported value: {v}: supported values: {}",
+                listed.join(", ")
+            ),
         ));
     }
     if !type_ok {
@@ -590,7 +625,11 @@ fn scoped(old: &Value, new: Value, status_sub: bool, sub: Option<&str>) -> Value
 }
 
 /// The fields a write of `sub` manages: leaves (lists count as one) and maps.
-fn fields(obj: &Value, sub: Option<&str>, status_sub: bool) -> (BTreeMap<FieldPath, Value>, BTreeSet<FieldPath>) {
+fn fields(
+    obj: &Value,
+    sub: Option<&str>,
+    status_sub: bool,
+) -> (BTreeMap<FieldPath, Value>, BTreeSet<FieldPath>) {
     fn walk(
         v: &Value,
         path: FieldPath,
@@ -623,7 +662,12 @@ fn fields(obj: &Value, sub: Option<&str>, status_sub: bool) -> (BTreeMap<FieldPa
         if k == "metadata" && sub.is_none() {
             for key in ["labels", "annotations"] {
                 if let Some(m) = v.get(key) {
-                    walk(m, vec!["metadata".into(), key.into()], &mut leaves, &mut maps);
+                    walk(
+                        m,
+                        vec!["metadata".into(), key.into()],
+                        &mut leaves,
+                        &mut maps,
+                    );
                 }
             }
         } else if in_scope && k != "metadata" {
@@ -791,7 +835,10 @@ fn apply_object(
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     for path in previous.iter().filter(|p| !applied.contains_key(*p)) {
-        if !entries.iter().any(|e| !is_mine(e) && e.fields.contains(path)) {
+        if !entries
+            .iter()
+            .any(|e| !is_mine(e) && e.fields.contains(path))
+        {
             remove_path(&mut new, path);
         }
     }
@@ -801,6 +848,14 @@ fn apply_object(
     }
     json_answer(
         200,
-        write(world, Some(i), k, new, &manager, Write::Apply(applied.into_keys().collect()), sub),
+        write(
+            world,
+            Some(i),
+            k,
+            new,
+            &manager,
+            Write::Apply(applied.into_keys().collect()),
+            sub,
+        ),
     )
 }

@@ -72,7 +72,10 @@ pub(super) fn refuse(sa: &ServiceAccount, req: &Req<'_>) -> Option<Response> {
             None => t.resource.clone(),
         };
         t.namespace.as_deref() == Some(sa.namespace.as_str())
-            && sa.rules.iter().any(|r| r.grants(&verb, &t.group, &resource))
+            && sa
+                .rules
+                .iter()
+                .any(|r| r.grants(&verb, &t.group, &resource))
     });
     (!granted).then(|| forbidden_as(Some(&sa.user()), &verb, req.path))
 }

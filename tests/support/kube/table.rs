@@ -128,7 +128,10 @@ pub(super) fn custom(world: &World, crd: &Value, version: &str, items: &[Value])
             let mut cells = vec![o["metadata"]["name"].clone()];
             for c in &printer {
                 let path = format!("${}", c["jsonPath"].as_str().unwrap_or(""));
-                let found = o.query(&path).ok().and_then(|v| v.first().copied().cloned());
+                let found = o
+                    .query(&path)
+                    .ok()
+                    .and_then(|v| v.first().copied().cloned());
                 cells.push(match (c["type"].as_str(), found) {
                     (_, None) => Value::Null,
                     (Some("date"), Some(_)) => age(o),
@@ -147,7 +150,13 @@ pub(super) fn custom(world: &World, crd: &Value, version: &str, items: &[Value])
 pub(super) fn deployments(world: &World, items: &[Value]) -> Response {
     let columns = vec![
         column("Name", "string", "name", NAME_DESCRIPTION, 0),
-        column("Ready", "string", "", "Number of the pod with ready state", 0),
+        column(
+            "Ready",
+            "string",
+            "",
+            "Number of the pod with ready state",
+            0,
+        ),
         column(
             "Up-to-date",
             "string",
@@ -165,8 +174,20 @@ pub(super) fn deployments(world: &World, items: &[Value]) -> Response {
             0,
         ),
         column("Age", "string", "", AGE_DESCRIPTION, 0),
-        column("Containers", "string", "", "Names of each container in the template.", 1),
-        column("Images", "string", "", "Images referenced by each container in the template.", 1),
+        column(
+            "Containers",
+            "string",
+            "",
+            "Names of each container in the template.",
+            1,
+        ),
+        column(
+            "Images",
+            "string",
+            "",
+            "Images referenced by each container in the template.",
+            1,
+        ),
         column(
             "Selector",
             "string",
@@ -215,7 +236,10 @@ pub(super) fn deployments(world: &World, items: &[Value]) -> Response {
             };
             let cells = vec![
                 d["metadata"]["name"].clone(),
-                json!(format!("{ready}/{}", d["spec"]["replicas"].as_i64().unwrap_or(0))),
+                json!(format!(
+                    "{ready}/{}",
+                    d["spec"]["replicas"].as_i64().unwrap_or(0)
+                )),
                 json!(d["status"]["replicas"].as_i64().unwrap_or(0)),
                 json!(ready),
                 age(d),

@@ -132,9 +132,22 @@ impl World {
             .changes
             .iter()
             .rev()
-            .find(|c| c.group == group && c.resource == plural && key_of(&c.object) == key_of(&object))
+            .find(|c| {
+                c.group == group && c.resource == plural && key_of(&c.object) == key_of(&object)
+            })
             .map(|c| c.object.clone());
         self.record(&group, &plural, "MODIFIED", object, previous);
+    }
+
+    /// Creates a scalable object as a client's POST would: a new resourceVersion and an
+    /// `ADDED` for the watches.
+    pub fn add_scalable(&mut self, mut s: Scalable) {
+        s.resource_version = self.next_version();
+        let object = object_json(&s);
+        self.scalables.push(s);
+        let s = self.scalables.last().unwrap();
+        let (group, plural) = (s.group.clone(), s.plural.clone());
+        self.record(&group, &plural, "ADDED", object, None);
     }
 
     /// Creates a pod as a client's POST would: stored at a new resourceVersion (without `kind`
@@ -147,14 +160,24 @@ impl World {
         }
         pod["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.pods.push(pod.clone());
-        self.record("", "pods", "ADDED", with_kind(pod.clone(), "Pod", "v1"), None);
+        self.record(
+            "",
+            "pods",
+            "ADDED",
+            with_kind(pod.clone(), "Pod", "v1"),
+            None,
+        );
         pod
     }
 
     /// Applies a JSON merge patch to the pod `namespace/name` as a client's PATCH would (a
     /// new resourceVersion, a `MODIFIED`). False if there is no such pod.
     pub fn patch_pod(&mut self, namespace: &str, name: &str, patch: &Value) -> bool {
-        let Some(i) = self.pods.iter().position(|p| key_of(p) == (namespace, name)) else {
+        let Some(i) = self
+            .pods
+            .iter()
+            .position(|p| key_of(p) == (namespace, name))
+        else {
             return false;
         };
         let before = with_kind(self.pods[i].clone(), "Pod", "v1");
@@ -218,7 +241,11 @@ impl Collection {
 
     /// A scalable kind served here: the built-in apps/v1 ones, or one the world holds.
     fn scalable_kind(&self, world: &World) -> Option<String> {
-        let builtin = match (self.group.as_str(), self.version.as_str(), self.resource.as_str()) {
+        let builtin = match (
+            self.group.as_str(),
+            self.version.as_str(),
+            self.resource.as_str(),
+        ) {
             ("apps", "v1", "deployments") => Some("Deployment"),
             ("apps", "v1", "statefulsets") => Some("StatefulSet"),
             ("apps", "v1", "replicasets") => Some("ReplicaSet"),
@@ -385,7 +412,9 @@ impl Stream {
             && Instant::now() >= at
         {
             if world.resource_version > self.start_rv {
-                let b = self.c.bookmark(&self.kind, world.resource_version, self.custom);
+                let b = self
+                    .c
+                    .bookmark(&self.kind, world.resource_version, self.custom);
                 self.pending.push_back(line("BOOKMARK", &b));
             }
             self.next_bookmark = Some(at + world.watch.bookmark_every);
