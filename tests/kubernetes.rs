@@ -731,11 +731,11 @@ async fn the_stand_in_answers_as_the_recorded_server() {
             token: Some("t".into()),
             // The recorded server is v1.24: no pods/resize.
             resize_unsupported: true,
-            service_accounts: vec![k::ServiceAccount {
+            service_accounts: vec![k::rbac::ServiceAccount {
                 namespace: "golden2".into(),
                 name: "setpoint".into(),
                 token: "sa-token".into(),
-                rules: vec![k::Rule::new(
+                rules: vec![k::rbac::Rule::new(
                     &["setpoint.dev"],
                     &["scalingpolicies"],
                     &["get", "list", "watch"],

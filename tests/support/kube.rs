@@ -85,7 +85,6 @@ pub mod table;
 pub mod watch;
 
 pub use crd::CustomObject;
-pub use rbac::{Rule, ServiceAccount};
 
 /// An object with a `/scale` subresource.
 #[derive(Debug, Clone)]
@@ -215,7 +214,7 @@ pub struct World {
     pub custom_objects: Vec<CustomObject>,
     /// ServiceAccount tokens and what their Roles grant; any other accepted token may do
     /// anything.
-    pub service_accounts: Vec<ServiceAccount>,
+    pub service_accounts: Vec<rbac::ServiceAccount>,
 }
 
 impl World {
@@ -1652,10 +1651,8 @@ fn read_managed(obj: &Value) -> Vec<Managed> {
             .as_object()
             .map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect())
             .unwrap_or_default();
-        if children.is_empty() || v.get(".").is_some() {
-            if !path.is_empty() {
-                out.insert(path.clone());
-            }
+        if (children.is_empty() || v.get(".").is_some()) && !path.is_empty() {
+            out.insert(path.clone());
         }
         if children.is_empty() {
             return;
