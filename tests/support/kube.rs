@@ -899,7 +899,7 @@ async fn answer(
     if let Some(r) = crd::answer(&mut world, &req, &parts) {
         return r;
     }
-    if let Some(r) = watch::list_scalables(&world, &req, &parts) {
+    if let Some(r) = watch::reads(&world, &req, &parts) {
         return r;
     }
     if let Some(r) = vertical_answer(

@@ -5,6 +5,7 @@
 //!   a patch; custom objects through any of their writes) is kept in [`World::watch`] as a
 //!   [`Change`] at its resourceVersion. A test that edits a `World` vector directly changes the
 //!   object behind every watcher's back (no event), as before.
+//! - `GET /api/v1/namespaces/{ns}/pods/{name}`: the pod, or 404 `NotFound`.
 //! - `GET …/namespaces/{ns}/{plural}` of a scalable kind (`deployments`, ...): its `…List`, at
 //!   the current resourceVersion, or a `Table` (see `table`).
 //! - `?watch=1` (or `true`) on a list of pods, of a scalable kind or of a custom kind: HTTP 200,
@@ -331,10 +332,19 @@ impl Collection {
     }
 }
 
-/// `GET` of a scalable kind's collection: its list (or Table). None for other paths.
-pub(super) fn list_scalables(world: &World, req: &Req<'_>, parts: &[&str]) -> Option<Response> {
+/// `GET` of one pod, or of a scalable kind's collection (its list, or Table). None for other
+/// requests.
+pub(super) fn reads(world: &World, req: &Req<'_>, parts: &[&str]) -> Option<Response> {
     if req.method != "GET" {
         return None;
+    }
+    if let ["api", "v1", "namespaces", ns, "pods", name] = parts {
+        return Some(
+            match world.pods.iter().find(|p| key_of(p) == (*ns, *name)) {
+                Some(p) => json_answer(200, with_kind(p.clone(), "Pod", "v1")),
+                None => not_found("", "pods", name),
+            },
+        );
     }
     let c = Collection::of(parts)?;
     if c.is_pods() {
