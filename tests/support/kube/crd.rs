@@ -13,7 +13,7 @@
 //!   `GET` (one, the `…List` with `continue: ""`, or a Table), `PUT` (409 for a stale
 //!   resourceVersion; without one, an unconditional update, which custom resources allow),
 //!   `PATCH` (merge patch or server-side apply; a strategic merge patch is 415, as for any
-//!   custom resource), `DELETE` (200 with the object as deleted), and with a `status`
+//!   custom resource; an apply of a missing object is a 404 here, where a server creates it), `DELETE` (200 with the object as deleted), and with a `status`
 //!   subresource the same `GET`/`PUT`/`PATCH` on `…/{name}/status`. Every write is a watch
 //!   event (see `watch`).
 //! - The schema is the CRD's `openAPIV3Schema`, read at each request: unknown fields are

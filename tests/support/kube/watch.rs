@@ -7,7 +7,8 @@
 //!   object behind every watcher's back (no event), as before.
 //! - `GET /api/v1/namespaces/{ns}/pods/{name}`: the pod, or 404 `NotFound`.
 //! - `GET …/namespaces/{ns}/{plural}` of a scalable kind (`deployments`, ...): its `…List`, at
-//!   the current resourceVersion, or a `Table` (see `table`).
+//!   the current resourceVersion, in one page, or for Deployments a `Table` (see `table`; the
+//!   Table of another kind is a 500 that says the stand-in lacks it).
 //! - `?watch=1` (or `true`) on a list of pods, of a scalable kind or of a custom kind: HTTP 200,
 //!   `Content-Type: application/json`, a chunked body of newline-terminated JSON events
 //!   (`{"type": …, "object": …}`):
@@ -352,8 +353,11 @@ pub(super) fn reads(world: &World, req: &Req<'_>, parts: &[&str]) -> Option<Resp
     }
     let kind = c.scalable_kind(world)?;
     let items = c.objects(world);
-    if req.table {
+    if req.table && kind == "Deployment" {
         return Some(table::deployments(world, &items));
+    }
+    if req.table {
+        return Some(not_implemented("GET (as Table)", req.path, None));
     }
     let items: Vec<&Value> = items.iter().collect();
     Some(list(&format!("{kind}List"), &c.api_version(), world, items))
