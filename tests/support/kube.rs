@@ -60,7 +60,7 @@
 //! submodules [`watch`], [`crd`], [`table`] and [`rbac`], each with what it answers and where
 //! it differs from a real server. What the stand-in does not do as a real server does there:
 //! no controller runs (a Deployment's status, generation and ReplicaSets do not follow its
-//! spec; a CRD is established at once); a list is one page (no `limit`/`continue`); pods and
+//! spec; a CRD is established at once); only a pod list is paged; pods and
 //! Deployments keep no `managedFields` (custom objects do); a watch gets one bookmark where
 //! v1.24 sends one or two; the oldest resourceVersion a watch may start from is the one at
 //! which the stand-in started; only `type` and `enum` of a CRD schema are checked.
@@ -923,10 +923,13 @@ async fn answer(
                 })
                 .cloned()
                 .collect();
-            let rv = world.resource_version.to_string();
+            let (items, metadata) = match watch::page(&world, items, &query) {
+                Ok(page) => page,
+                Err(r) => return *r,
+            };
             json_answer(
                 200,
-                json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
+                json!({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": items}),
             )
         }
         (

@@ -6,6 +6,10 @@
 //!   [`Change`] at its resourceVersion. A test that edits a `World` vector directly changes the
 //!   object behind every watcher's back (no event), as before.
 //! - `GET /api/v1/namespaces/{ns}/pods/{name}`: the pod, or 404 `NotFound`.
+//! - A pod list with `limit` (and then `continue`) is paged as a server pages it: by name,
+//!   every page at the first page's resourceVersion, a `continue` token while items remain,
+//!   no `remainingItemCount` (as with a label selector). Pages are cut from the current pods,
+//!   not from a snapshot at that resourceVersion.
 //! - `GET …/namespaces/{ns}/{plural}` of a scalable kind (`deployments`, ...): its `…List`, at
 //!   the current resourceVersion, in one page, or for Deployments a `Table` (see `table`; the
 //!   Table of another kind is a 500 that says the stand-in lacks it).
@@ -361,6 +365,60 @@ pub(super) fn reads(world: &World, req: &Req<'_>, parts: &[&str]) -> Option<Resp
     }
     let items: Vec<&Value> = items.iter().collect();
     Some(list(&format!("{kind}List"), &c.api_version(), world, items))
+}
+
+/// The continue token of a page that ended at `last`, listing at `rv`: unpadded URL-safe
+/// base64 of `{"v":"meta.k8s.io/v1","rv":…,"start":"<last>\u0000"}`, as the server makes it.
+pub fn continue_token(rv: u64, last: &str) -> String {
+    let start = serde_json::to_string(&format!("{last}\u{0}")).unwrap();
+    let json = format!(r#"{{"v":"meta.k8s.io/v1","rv":{rv},"start":{start}}}"#);
+    super::super::base64(json.as_bytes())
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
+}
+
+/// A continue token's (resourceVersion, start).
+pub fn read_continue_token(token: &str) -> Option<(u64, String)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    Some((v["rv"].as_u64()?, v["start"].as_str()?.to_string()))
+}
+
+/// One page of a list (`limit`, `continue`), by name, as etcd orders it: the items and the
+/// list's metadata (the first page's resourceVersion on every page, and a `continue` token
+/// while items remain). Without `limit` or `continue`, everything in the world's order.
+pub(super) fn page(
+    world: &World,
+    mut items: Vec<Value>,
+    query: &BTreeMap<String, String>,
+) -> Result<(Vec<Value>, Value), Refusal> {
+    let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok());
+    let token = query.get("continue").filter(|c| !c.is_empty());
+    if limit.is_none() && token.is_none() {
+        let rv = world.resource_version.to_string();
+        return Ok((items, json!({"resourceVersion": rv})));
+    }
+    let name = |o: &Value| o["metadata"]["name"].as_str().unwrap_or("").to_string();
+    items.sort_by_key(name);
+    let (rv, start) = match token {
+        Some(t) => read_continue_token(t).ok_or_else(|| {
+            Box::new(bad_request(
+                "continue key is not valid: illegal base64 data",
+            ))
+        })?,
+        None => (world.resource_version, String::new()),
+    };
+    items.retain(|o| name(o) >= start);
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if let Some(limit) = limit.filter(|l| *l > 0 && items.len() > *l) {
+        items.truncate(limit);
+        metadata["continue"] = json!(continue_token(rv, &name(items.last().unwrap())));
+    }
+    Ok((items, metadata))
 }
 
 fn is_watch(req: &Req<'_>) -> bool {
