@@ -3,8 +3,10 @@
 //! readiness and start times, metrics.k8s.io, the API server's own errors, and pod metrics
 //! scraped from pods on loopback addresses; and the stand-in itself: its Leases (field
 //! ownership, apply conflicts), Events, scalable objects and injected errors, and its answers
-//! against those of a real API server. Everything listens on 127.0.0.1 (and 127.0.0.2-3 for
-//! the scraped pods), is bounded in time, and stops with the test.
+//! against those of a real API server (lists, watches, the ScalingPolicy CRD, Tables and RBAC
+//! included; tests/stand_in_watch.rs drives those through kube-rs). Everything listens on
+//! 127.0.0.1 (and 127.0.0.2-3 for the scraped pods), is bounded in time, and stops with the
+//! test.
 
 mod support;
 

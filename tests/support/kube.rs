@@ -60,8 +60,9 @@
 //! submodules [`watch`], [`crd`], [`table`] and [`rbac`], each with what it answers and where
 //! it differs from a real server. What the stand-in does not do as a real server does there:
 //! no controller runs (a Deployment's status, generation and ReplicaSets do not follow its
-//! spec; a CRD is established at once); only a pod list is paged; pods and
-//! Deployments keep no `managedFields` (custom objects do); a watch gets one bookmark where
+//! spec; a CRD is established at once); only a pod list is paged; pods,
+//! Deployments and CRDs keep no `managedFields` (custom objects do); `fieldSelector` is
+//! ignored; a watch gets one bookmark where
 //! v1.24 sends one or two; the oldest resourceVersion a watch may start from is the one at
 //! which the stand-in started; only `type` and `enum` of a CRD schema are checked.
 

@@ -6,7 +6,8 @@
 //! API group "setpoint.dev" in the namespace "golden2"`), before any watch stream starts. A
 //! subresource is its own resource (`scalingpolicies/status`); a list with `watch=1` is the
 //! verb `watch`. [`World::token`] (or, without one, any token) is granted everything, so tests
-//! that set no ServiceAccount see no 403 but the injected ones.
+//! that set no ServiceAccount see no 403 but the injected ones. Only a namespaced Role is
+//! modelled: no ClusterRoles, no `resourceNames`, no non-resource URLs.
 
 use super::*;
 

@@ -21,7 +21,8 @@
 //!   - a `resourceVersion` older than the oldest the cache holds (the one at which the
 //!     stand-in started, [`WatchLog::oldest`]) gets one `ERROR` event whose object is a
 //!     `Status` 410 `Expired` (`too old resource version: 1 (500)`), and the stream ends;
-//!   - `labelSelector` filters events as the server does: an object that stops matching is
+//!   - `labelSelector` filters events as the server does (`fieldSelector` is ignored, and
+//!     `sendInitialEvents` streaming lists are not served): an object that stops matching is
 //!     sent as `DELETED`, one that starts matching as `ADDED`, a non-matching one not at all;
 //!   - deleting a pod gives `MODIFIED` (with `deletionTimestamp` and
 //!     `deletionGracePeriodSeconds: 0`, as for an unscheduled pod) and then `DELETED` at the
