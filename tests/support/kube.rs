@@ -53,6 +53,18 @@
 //! (`leases.coordination.k8s.io "setpoint" is forbidden: User "…" cannot patch resource
 //! "leases" …`). [`KubeStandIn::requests`] records every request received, with its body.
 //! [`World::take_lease`] and [`World::delete_lease`] do to a Lease what another client would.
+//!
+//! Lists and watches (newline-delimited JSON events, bookmarks, 410 `Expired`), the
+//! ScalingPolicy CRD and other custom kinds (structural schema, status subresource,
+//! managedFields), kubectl's Table format and RBAC for ServiceAccount tokens are in the
+//! submodules [`watch`], [`crd`], [`table`] and [`rbac`], each with what it answers and where
+//! it differs from a real server. What the stand-in does not do as a real server does there:
+//! no controller runs (a Deployment's status, generation and ReplicaSets do not follow its
+//! spec; a CRD is established at once); only a pod list is paged; pods,
+//! Deployments and CRDs keep no `managedFields` (custom objects do); `fieldSelector` is
+//! ignored; a watch gets one bookmark where
+//! v1.24 sends one or two; the oldest resourceVersion a watch may start from is the one at
+//! which the stand-in started; only `type` and `enum` of a CRD schema are checked.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -67,6 +79,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+pub mod crd;
+pub mod rbac;
+pub mod table;
+pub mod watch;
+
+pub use crd::CustomObject;
 
 /// An object with a `/scale` subresource.
 #[derive(Debug, Clone)]
@@ -95,6 +114,10 @@ pub struct Scalable {
     pub uid: String,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp`.
+    pub created: String,
+    /// `spec.template.spec.containers`, as JSON.
+    pub containers: Value,
 }
 
 impl Scalable {
@@ -117,6 +140,15 @@ impl Scalable {
                 "deployment.kubernetes.io/revision".to_string(),
                 "1".to_string(),
             )]),
+            created: "2026-11-21T22:05:14Z".into(),
+            containers: json!([{
+                "name": "app",
+                "image": "example/web",
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "imagePullPolicy": "Always",
+            }]),
         }
     }
 }
@@ -174,6 +206,16 @@ pub struct World {
     pub resize_patches: Vec<(String, Value)>,
     /// Workloads whose pod template takes strategic merge patches.
     pub templates: Vec<Template>,
+    // Lists and watches, custom resources, RBAC: see the submodules.
+    /// The watch cache: every change to a watched object since the stand-in started.
+    pub watch: watch::WatchLog,
+    /// CustomResourceDefinitions as stored (established).
+    pub crds: Vec<Value>,
+    /// Objects of the CRDs' kinds.
+    pub custom_objects: Vec<CustomObject>,
+    /// ServiceAccount tokens and what their Roles grant; any other accepted token may do
+    /// anything.
+    pub service_accounts: Vec<rbac::ServiceAccount>,
 }
 
 impl World {
@@ -276,6 +318,8 @@ pub struct Received {
 struct Shared {
     world: Mutex<World>,
     requests: Mutex<Vec<Received>>,
+    /// Set on drop: watch streams end.
+    stopping: std::sync::atomic::AtomicBool,
 }
 /// A running stand-in. Stopped on drop.
 pub struct KubeStandIn {
@@ -293,9 +337,10 @@ impl KubeStandIn {
             let v = world.next_version();
             world.scalables[i].resource_version = v;
         }
+        world.watch.oldest = world.resource_version;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
-            requests: Mutex::new(Vec::new()),
+            ..Shared::default()
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).unwrap();
@@ -375,6 +420,7 @@ impl KubeStandIn {
 
 impl Drop for KubeStandIn {
     fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -569,18 +615,24 @@ fn verb(method: &str, target: Option<&Target>) -> String {
 
 /// The 403 of RBAC for a service account `setpoint` of the request's namespace.
 fn forbidden(method: &str, path: &str) -> Response {
+    forbidden_as(None, &verb(method, target_of(path).as_ref()), path)
+}
+
+/// The 403 of RBAC for `user` (None: the service account `setpoint` of the request's
+/// namespace) and `verb`.
+fn forbidden_as(user: Option<&str>, verb: &str, path: &str) -> Response {
     let target = target_of(path);
-    let verb = verb(method, target.as_ref());
     let Some(t) = target else {
-        let message = format!(
-            "forbidden: User \"system:serviceaccount:default:setpoint\" cannot {verb} path \"{path}\""
-        );
+        let user = user.unwrap_or("system:serviceaccount:default:setpoint");
+        let message = format!("forbidden: User \"{user}\" cannot {verb} path \"{path}\"");
         return json_answer(403, status(403, "Forbidden", &message, Some(json!({}))));
     };
-    let user = format!(
-        "system:serviceaccount:{}:setpoint",
-        t.namespace.as_deref().unwrap_or("default")
-    );
+    let user = user.map(str::to_string).unwrap_or_else(|| {
+        format!(
+            "system:serviceaccount:{}:setpoint",
+            t.namespace.as_deref().unwrap_or("default")
+        )
+    });
     let resource = match &t.subresource {
         Some(sub) => format!("{}/{sub}", t.resource),
         None => t.resource.clone(),
@@ -659,6 +711,8 @@ struct Req<'a> {
     content_type: Option<&'a str>,
     user_agent: &'a str,
     body: &'a [u8],
+    /// Asked for kubectl's Table format (`Accept: application/json;as=Table;…`).
+    table: bool,
 }
 
 impl Req<'_> {
@@ -801,14 +855,24 @@ async fn answer(
             return fault_answer(code, method.as_str(), &path);
         }
     }
-    let token = shared.world.lock().unwrap().token.clone();
-    if let Some(token) = token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given != Some(&format!("Bearer {token}")) {
-            return json_answer(401, status(401, "Unauthorized", "Unauthorized", None));
-        }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (token, account) = {
+        let world = shared.world.lock().unwrap();
+        let account = world
+            .service_accounts
+            .iter()
+            .find(|sa| Some(sa.token.as_str()) == given)
+            .cloned();
+        (world.token.clone(), account)
+    };
+    if let Some(token) = token
+        && account.is_none()
+        && given != Some(token.as_str())
+    {
+        return json_answer(401, status(401, "Unauthorized", "Unauthorized", None));
     }
 
     let req = Req {
@@ -818,9 +882,27 @@ async fn answer(
         content_type: content_type.as_deref(),
         user_agent: &user_agent,
         body: &body,
+        table: headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=Table")),
     };
+    if let Some(r) = account.and_then(|sa| rbac::refuse(&sa, &req)) {
+        return r;
+    }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if watch::wanted(&req)
+        && let Some(r) = watch::answer(&shared, &req, &parts)
+    {
+        return r;
+    }
     let mut world = shared.world.lock().unwrap();
+    if let Some(r) = crd::answer(&mut world, &req, &parts) {
+        return r;
+    }
+    if let Some(r) = watch::reads(&world, &req, &parts) {
+        return r;
+    }
     if let Some(r) = vertical_answer(
         &mut world,
         method.as_str(),
@@ -842,10 +924,13 @@ async fn answer(
                 })
                 .cloned()
                 .collect();
-            let rv = world.resource_version.to_string();
+            let (items, metadata) = match watch::page(&world, items, &query) {
+                Ok(page) => page,
+                Err(r) => return *r,
+            };
             json_answer(
                 200,
-                json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
+                json!({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": items}),
             )
         }
         (
@@ -939,6 +1024,7 @@ async fn answer(
                         let s = &mut world.scalables[i];
                         s.replicas = r;
                         s.resource_version = v;
+                        world.record_scalable(i);
                     }
                 }
             }
@@ -971,6 +1057,7 @@ fn discovery(world: &World, group: &str, version: &str) -> Response {
         })
         .into_iter()
         .collect();
+    resources.extend(crd::discovery_resources(world, group, version));
     resources.extend(
         world
             .scalables
@@ -1115,6 +1202,7 @@ fn patch_object(world: &mut World, i: usize, req: &Req<'_>) -> Response {
         s.annotations = annotations;
         s.replicas = replicas;
         s.resource_version = v;
+        world.record_scalable(i);
     }
     json_answer(200, object_json(&world.scalables[i]))
 }
@@ -1128,7 +1216,7 @@ fn scale_json(s: &Scalable) -> Value {
             "namespace": s.namespace,
             "uid": s.uid,
             "resourceVersion": s.resource_version.to_string(),
-            "creationTimestamp": "2026-11-21T22:05:14Z",
+            "creationTimestamp": s.created,
         },
         "spec": {"replicas": s.replicas},
         "status": {"replicas": s.status_replicas, "selector": s.selector},
@@ -1160,7 +1248,7 @@ fn object_json(s: &Scalable) -> Value {
         "namespace": s.namespace,
         "uid": s.uid,
         "resourceVersion": s.resource_version.to_string(),
-        "creationTimestamp": "2026-11-21T22:05:14Z",
+        "creationTimestamp": s.created,
     });
     if !s.annotations.is_empty() {
         metadata["annotations"] = json!(s.annotations);
@@ -1171,14 +1259,7 @@ fn object_json(s: &Scalable) -> Value {
         "template": {
             "metadata": {"creationTimestamp": null, "labels": labels},
             "spec": {
-                "containers": [{
-                    "name": "app",
-                    "image": "example/web",
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                    "terminationMessagePath": "/dev/termination-log",
-                    "terminationMessagePolicy": "File",
-                    "imagePullPolicy": "Always",
-                }],
+                "containers": s.containers,
                 "restartPolicy": "Always",
                 "terminationGracePeriodSeconds": 30,
                 "dnsPolicy": "ClusterFirst",
@@ -1541,11 +1622,14 @@ fn tracked_fields(obj: &Value) -> BTreeMap<FieldPath, Value> {
     out
 }
 
-/// One `managedFields` entry.
+/// One `managedFields` entry. `fields` holds leaves, and maps that the manager owns as such
+/// (rendered `".": {}`; only custom objects have those).
 #[derive(Debug, Clone, PartialEq)]
 struct Managed {
     manager: String,
     operation: String,
+    api_version: String,
+    subresource: Option<String>,
     time: Option<String>,
     fields: BTreeSet<FieldPath>,
 }
@@ -1558,7 +1642,7 @@ impl Managed {
     /// How a conflict names this manager.
     fn display(&self) -> String {
         if self.operation == "Update" {
-            format!("\"{}\" using {LEASE_API_VERSION}", self.manager)
+            format!("\"{}\" using {}", self.manager, self.api_version)
         } else {
             format!("\"{}\"", self.manager)
         }
@@ -1571,10 +1655,10 @@ fn read_managed(obj: &Value) -> Vec<Managed> {
             .as_object()
             .map(|m| m.iter().filter(|(k, _)| k.starts_with("f:")).collect())
             .unwrap_or_default();
+        if (children.is_empty() || v.get(".").is_some()) && !path.is_empty() {
+            out.insert(path.clone());
+        }
         if children.is_empty() {
-            if !path.is_empty() {
-                out.insert(path);
-            }
             return;
         }
         for (k, child) in children {
@@ -1594,6 +1678,8 @@ fn read_managed(obj: &Value) -> Vec<Managed> {
                     Managed {
                         manager: e["manager"].as_str().unwrap_or("").to_string(),
                         operation: e["operation"].as_str().unwrap_or("").to_string(),
+                        api_version: e["apiVersion"].as_str().unwrap_or("").to_string(),
+                        subresource: e["subresource"].as_str().map(str::to_string),
                         time: e["time"].as_str().map(str::to_string),
                         fields,
                     }
@@ -1603,12 +1689,17 @@ fn read_managed(obj: &Value) -> Vec<Managed> {
         .unwrap_or_default()
 }
 
-/// Writes `managedFields`: entries without fields dropped, Apply before Update, then by time
-/// and manager, as the API server orders them.
+/// Writes `managedFields`: entries without fields dropped, Apply before Update, then by time,
+/// manager and subresource, as the API server orders them.
 fn write_managed(obj: &mut Value, mut entries: Vec<Managed>) {
     entries.retain(|e| !e.fields.is_empty());
     entries.sort_by(|a, b| {
-        (&a.operation, &a.time, &a.manager).cmp(&(&b.operation, &b.time, &b.manager))
+        (&a.operation, &a.time, &a.manager, &a.subresource).cmp(&(
+            &b.operation,
+            &b.time,
+            &b.manager,
+            &b.subresource,
+        ))
     });
     let rendered: Vec<Value> = entries
         .iter()
@@ -1624,13 +1715,17 @@ fn write_managed(obj: &mut Value, mut entries: Vec<Managed>) {
                         .or_insert_with(|| json!({}));
                 }
             }
+            mark_owned_maps(&mut fields, &e.fields, &mut Vec::new());
             let mut entry = json!({"manager": e.manager, "operation": e.operation,
-                                   "apiVersion": LEASE_API_VERSION});
+                                   "apiVersion": e.api_version});
             if let Some(t) = &e.time {
                 entry["time"] = json!(t);
             }
             entry["fieldsType"] = json!("FieldsV1");
             entry["fieldsV1"] = fields;
+            if let Some(sub) = &e.subresource {
+                entry["subresource"] = json!(sub);
+            }
             entry
         })
         .collect();
@@ -1640,6 +1735,24 @@ fn write_managed(obj: &mut Value, mut entries: Vec<Managed>) {
         }
     } else {
         obj["metadata"]["managedFields"] = Value::Array(rendered);
+    }
+}
+
+/// Marks, under `node` (at `path`), the maps that `owned` names as such and that have owned
+/// members: `".": {}`.
+fn mark_owned_maps(node: &mut Value, owned: &BTreeSet<FieldPath>, path: &mut FieldPath) {
+    let Some(m) = node.as_object_mut() else {
+        return;
+    };
+    if !m.is_empty() && !path.is_empty() && owned.contains(path) {
+        m.insert(".".into(), json!({}));
+    }
+    for (k, child) in m.iter_mut() {
+        if let Some(name) = k.strip_prefix("f:") {
+            path.push(name.to_string());
+            mark_owned_maps(child, owned, path);
+            path.pop();
+        }
     }
 }
 
@@ -1735,6 +1848,8 @@ fn write_lease_update(
             None => entries.push(Managed {
                 manager: manager.to_string(),
                 operation: "Update".into(),
+                api_version: LEASE_API_VERSION.into(),
+                subresource: None,
                 time: Some(now),
                 fields: changed,
             }),
@@ -1818,6 +1933,8 @@ fn write_lease_apply(
     entries.push(Managed {
         manager: manager.to_string(),
         operation: "Apply".into(),
+        api_version: LEASE_API_VERSION.into(),
+        subresource: None,
         time: Some(now_rfc3339()),
         fields: applied.keys().cloned().collect(),
     });

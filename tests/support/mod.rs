@@ -5,7 +5,8 @@
 //!   basic auth and a live scrape target; stopped on drop.
 //! - [`kube`]: a stand-in for the Kubernetes API server (scale subresource and the scalable
 //!   objects, pods, metrics.k8s.io, events.k8s.io Events, coordination.k8s.io Leases,
-//!   discovery), answering as a real one does.
+//!   discovery; lists and watches, CRDs and their objects with a status subresource, kubectl's
+//!   Table format, RBAC for ServiceAccount tokens), answering as a real one does.
 //! - [`daemon`]: a running `setpoint run` (the binary) and its admin server, for the end-to-end
 //!   tests and the daemon benchmark.
 //! - [`http`]: a tiny HTTP/1.1 server on 127.0.0.1 whose answers a test scripts: a scrape target
