@@ -4,24 +4,24 @@
 //! cannot be written), 2 usage errors (from clap).
 
 use crate::backtest;
+use crate::cluster::lease::{self, LeaseConfig};
 use crate::cluster::{Cluster, ClusterConfig, KubeCluster};
 use crate::daemon::admin::{self, AdminConfig, AdminState};
-use crate::daemon::lease::{self, LeaseConfig};
 use crate::daemon::telemetry::Telemetry;
 use crate::daemon::{self, DaemonConfig};
 use crate::engine::{self, Algorithm, Decision, Observation, State};
-use crate::metrics::prometheus::{PrometheusClient, PrometheusConfig};
-use crate::metrics::usage::{Recommenders, UsageReader, UsageSource};
-use crate::metrics::{MetricReading, Observer, TargetState};
 use crate::policy::{self, MetricQuery, Policy, VerticalSpec};
+use crate::prometheus::{PrometheusClient, PrometheusConfig};
 use crate::sim::{self, ServiceModel, Trace, report};
+use crate::tick::usage::{Recommenders, UsageReader, UsageSource};
+use crate::tick::{MetricReading, Observer, TargetState};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::sync::watch;
 
 /// The policy `simulate` runs when none is given: policies/examples/hpa.yaml, built in.
-pub const DEFAULT_POLICY: &str = include_str!("../policies/examples/hpa.yaml");
+pub const DEFAULT_POLICY: &str = include_str!("../../policies/examples/hpa.yaml");
 
 /// setpoint: a metrics-driven autoscaler for Kubernetes.
 #[derive(Debug, Parser)]
@@ -523,7 +523,7 @@ pub async fn recommend(a: &RecommendArgs) -> Result<(), Failure> {
 pub async fn recommendation(a: &RecommendArgs) -> Result<RecommendReport, Failure> {
     let policy = policy::load(&a.policy)?;
     let default = default_prometheus(a.prometheus.as_deref())?;
-    let prometheus = crate::metrics::policy_prometheus(&policy, default.as_ref())?;
+    let prometheus = crate::tick::policy_prometheus(&policy, default.as_ref())?;
     let mut observer = Observer::new(&policy, prometheus.as_ref())?;
     let needs_cluster = a.replicas.is_none() || observer.reads_pods() || policy.vertical.is_some();
     let cluster = if needs_cluster {

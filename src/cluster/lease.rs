@@ -29,7 +29,7 @@
 //!   retrying. Other errors (timeouts, 5xx, 429) are retried with a backoff of at most one renew
 //!   period; a leader keeps its flag through them until the Lease would expire.
 
-use crate::cluster::kube::identity_from_env;
+use super::kube::identity_from_env;
 use crate::text::error_chain;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;

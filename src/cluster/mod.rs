@@ -16,11 +16,11 @@
 //! cluster by implementing [`Cluster`].
 
 pub mod kube;
+pub mod lease;
 pub mod metrics_api;
 pub mod pods;
 pub mod quantity;
 pub mod resize;
-pub mod vertical;
 
 use crate::engine::Seconds;
 use crate::engine::vertical_plan::{ContainerChange, ContainerResources};

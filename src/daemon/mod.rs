@@ -32,18 +32,15 @@
 //! Tasks run on one thread (a `LocalSet`): a tick is mostly waiting on the network, and one
 //! thread keeps the footprint of a thousand policies small.
 
-pub mod actuator;
 pub mod admin;
-pub mod lease;
 pub mod reload;
-pub mod restart;
 pub mod telemetry;
 mod worker;
 
 use crate::cluster::{Cluster, EventNote};
 use crate::engine::State;
-use crate::metrics::prometheus::PrometheusClient;
 use crate::policy::{self, Policy, PolicyError};
+use crate::prometheus::PrometheusClient;
 use admin::AdminState;
 use reload::{Change, Scanner};
 use std::collections::BTreeMap;

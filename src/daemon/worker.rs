@@ -11,19 +11,19 @@
 //! again inside the tick while half the interval lasts; a tick that still fails delays the next
 //! ones (twice the interval, then four times, up to eight times or five minutes).
 
-use super::actuator::{Actuator, Why};
 use super::admin::{AdminState, PolicyRecommendation};
-use super::restart;
 use super::telemetry::{ErrorKind, Source};
-use crate::cluster::vertical::{Applied, VerticalOutcome};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
 use crate::engine::vertical_plan::{PlanState, UpdateMode, VerticalAction};
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
-use crate::metrics::prometheus::PrometheusClient;
-use crate::metrics::usage::{HistorySeed, UsageSource, VerticalTick};
-use crate::metrics::{MetricReading, Observer, TargetState, policy_prometheus};
 use crate::policy::{MetricQuery, Policy, TargetRef};
+use crate::prometheus::PrometheusClient;
+use crate::tick::act::{Actuator, Why};
+use crate::tick::restart;
+use crate::tick::usage::{HistorySeed, UsageSource, VerticalTick};
+use crate::tick::vertical::{Applied, VerticalOutcome};
+use crate::tick::{MetricReading, Observer, TargetState, policy_prometheus};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::rc::Rc;

@@ -27,14 +27,14 @@
 //! usage, the recommenders, and [`apply_vertical`]. Its first tick seeds the recommenders from
 //! the history in Prometheus (see [`VerticalTick::tick`]).
 
-use super::history;
-use super::prometheus::PrometheusClient;
-use crate::cluster::vertical::{VerticalOutcome, apply_vertical};
+use super::vertical::{VerticalOutcome, apply_vertical};
 use crate::cluster::{Cluster, PodInfo};
 use crate::engine::vertical::{ContainerRecommender, Resource, VerticalParams};
 use crate::engine::vertical_plan::{ContainerRecommendation, PlanState};
 use crate::engine::{Sample, Seconds};
 use crate::policy::{Policy, VerticalSpec};
+use crate::prometheus::PrometheusClient;
+use crate::prometheus::history;
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -7,7 +7,7 @@
 //! succeeded is remembered in the [`PlanState`], so that the next ticks wait for its rollout.
 //!
 //! An in-place resize that the API server refuses because it lowers a memory limit (Kubernetes
-//! 1.33; see [`super::resize::memory_limit_decrease_refused`]) is treated like an Infeasible
+//! 1.33; see [`crate::cluster::resize::memory_limit_decrease_refused`]) is treated like an Infeasible
 //! one: the refusal goes into the [`PlanState`] and the planner is asked again, which now
 //! takes the policy's fallback (a template patch, written in the same tick, or a report). The
 //! state keeps the refusal, so later memory-limit decreases go to the fallback without trying.
@@ -15,10 +15,10 @@
 //!
 //! The daemon calls it once per tick of a policy with a vertical part, after reading the
 //! target's pods and feeding their usage to the recommenders
-//! ([`crate::metrics::usage::VerticalTick`] does all of it).
+//! ([`super::usage::VerticalTick`] does all of it).
 
-use super::resize::memory_limit_decrease_refused;
-use super::{Cluster, ClusterError, PodInfo};
+use crate::cluster::resize::memory_limit_decrease_refused;
+use crate::cluster::{Cluster, ClusterError, PodInfo};
 use crate::engine::Seconds;
 use crate::engine::vertical_plan::{
     self, ContainerChange, ContainerRecommendation, ContainerResources, PlanPod, PlanSettings,
