@@ -99,6 +99,17 @@ impl ClusterError {
             _ => None,
         }
     }
+
+    /// Whether trying again may help: 429, 5xx, or no answer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClusterError::Api { code, .. } => *code == 429 || *code >= 500,
+            ClusterError::Transport { .. } => true,
+            ClusterError::Config(_)
+            | ClusterError::Invalid { .. }
+            | ClusterError::Unsupported { .. } => false,
+        }
+    }
 }
 
 fn hint(code: u16, what: &str, message: &str) -> &'static str {

@@ -1,6 +1,11 @@
-//! The act step: [`Actuator::Apply`] patches the target's `/scale`; [`Actuator::Recommend`]
-//! only says what it would do. Dry-run, `mode: recommend` and a replica that does not hold the
-//! Lease all choose [`Actuator::Recommend`]; nothing else in the daemon asks which mode it is in.
+//! The act step, and the one place that answers "may this tick write?".
+//!
+//! The caller says what it knows ([`Hold`]: a leading replica, a standby one, `--dry-run`, or a
+//! read-only look such as `recommend`); [`Actuator::choose`] adds the policy's mode and gives
+//! the [`Actuator`] and the reason ([`Why`]). [`Actuator::Apply`] patches the target's
+//! `/scale` (and lets the vertical part write); [`Actuator::Recommend`] only says what it would
+//! do, and [`Why::hold`] is the reason the vertical part gives for not writing. Nothing else
+//! asks which mode a tick is in.
 
 use crate::cluster::{Cluster, ClusterError, ScaleState};
 use crate::engine::Decision;
@@ -15,6 +20,31 @@ pub enum Actuator {
     Recommend,
 }
 
+/// What the caller of a tick knows about whether it may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// A daemon replica that holds the Lease (or runs without election): the policy's mode
+    /// decides.
+    Leading,
+    /// A daemon replica that does not hold the Lease.
+    Standby,
+    /// The daemon runs with `--dry-run`.
+    DryRun,
+    /// One read-only look (`recommend`).
+    ReadOnly,
+}
+
+impl Hold {
+    /// The daemon's hold: `--dry-run` or not, on a replica that holds the Lease or not.
+    pub fn of(dry_run: bool, leader: bool) -> Hold {
+        match (dry_run, leader) {
+            (true, _) => Hold::DryRun,
+            (false, true) => Hold::Leading,
+            (false, false) => Hold::Standby,
+        }
+    }
+}
+
 /// Why the actuator is what it is, for the explanation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
@@ -26,17 +56,32 @@ pub enum Why {
     DryRun,
     /// Another replica holds the Lease.
     Standby,
+    /// A read-only look (`recommend`).
+    ReadOnly,
+}
+
+impl Why {
+    /// Why nothing may be written, in words (None when the tick applies).
+    pub fn hold(self) -> Option<&'static str> {
+        match self {
+            Why::Applying => None,
+            Why::PolicyRecommends => Some("the policy's mode is recommend"),
+            Why::DryRun => Some("the daemon runs with --dry-run"),
+            Why::Standby => Some("another replica holds the Lease"),
+            Why::ReadOnly => Some("a read-only look (recommend) writes nothing"),
+        }
+    }
 }
 
 impl Actuator {
-    /// The actuator for a policy in `mode`, under `--dry-run` or not, on a replica that holds the
-    /// Lease or not.
-    pub fn choose(mode: Mode, dry_run: bool, leader: bool) -> (Actuator, Why) {
-        match (mode, dry_run, leader) {
-            (_, true, _) => (Actuator::Recommend, Why::DryRun),
-            (Mode::Recommend, _, _) => (Actuator::Recommend, Why::PolicyRecommends),
-            (Mode::Apply, false, false) => (Actuator::Recommend, Why::Standby),
-            (Mode::Apply, false, true) => (Actuator::Apply, Why::Applying),
+    /// The actuator for a policy in `mode` under `hold`.
+    pub fn choose(mode: Mode, hold: Hold) -> (Actuator, Why) {
+        match (mode, hold) {
+            (_, Hold::ReadOnly) => (Actuator::Recommend, Why::ReadOnly),
+            (_, Hold::DryRun) => (Actuator::Recommend, Why::DryRun),
+            (Mode::Recommend, _) => (Actuator::Recommend, Why::PolicyRecommends),
+            (Mode::Apply, Hold::Standby) => (Actuator::Recommend, Why::Standby),
+            (Mode::Apply, Hold::Leading) => (Actuator::Apply, Why::Applying),
         }
     }
 
@@ -79,20 +124,26 @@ mod tests {
     #[test]
     fn only_a_leading_applying_replica_applies() {
         assert_eq!(
-            Actuator::choose(Mode::Apply, false, true),
+            Actuator::choose(Mode::Apply, Hold::of(false, true)),
             (Actuator::Apply, Why::Applying)
         );
         assert_eq!(
-            Actuator::choose(Mode::Apply, false, false),
+            Actuator::choose(Mode::Apply, Hold::of(false, false)),
             (Actuator::Recommend, Why::Standby)
         );
         assert_eq!(
-            Actuator::choose(Mode::Apply, true, true),
+            Actuator::choose(Mode::Apply, Hold::of(true, true)),
             (Actuator::Recommend, Why::DryRun)
         );
         assert_eq!(
-            Actuator::choose(Mode::Recommend, false, true),
+            Actuator::choose(Mode::Recommend, Hold::of(false, true)),
             (Actuator::Recommend, Why::PolicyRecommends)
         );
+        for mode in [Mode::Apply, Mode::Recommend] {
+            assert_eq!(
+                Actuator::choose(mode, Hold::ReadOnly),
+                (Actuator::Recommend, Why::ReadOnly)
+            );
+        }
     }
 }
