@@ -145,8 +145,8 @@ impl Worker {
     ) -> Result<Worker, String> {
         let prometheus =
             tick::policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
-        let tick = TickState::daemon(&policy, prometheus.as_ref(), carried)
-            .map_err(|e| e.to_string())?;
+        let tick =
+            TickState::daemon(&policy, prometheus.as_ref(), carried).map_err(|e| e.to_string())?;
         Ok(Worker {
             policy,
             tick,
@@ -247,9 +247,11 @@ impl Worker {
                 .vertical
                 .as_ref()
                 .is_some_and(|s| s.plan.update != UpdateMode::Off);
-        let (Some(kept), Some(state), Some(pods)) =
-            (&self.plan_kept, self.tick.plan_state(), &outcome.target.pods)
-        else {
+        let (Some(kept), Some(state), Some(pods)) = (
+            &self.plan_kept,
+            self.tick.plan_state(),
+            &outcome.target.pods,
+        ) else {
             return false;
         };
         let alive = |pod: &str| pods.iter().any(|p| p.name == pod);

@@ -337,7 +337,9 @@ async fn ticked<C: Cluster>(
         }
         st.vertical_started = true;
     }
-    let outcome = v.tick(c, policy, pods, selector, out.now, out.why.hold()).await;
+    let outcome = v
+        .tick(c, policy, pods, selector, out.now, out.why.hold())
+        .await;
     out.history = v.take_history();
     out.vertical = Some(outcome);
     Ok(())
@@ -414,11 +416,7 @@ async fn horizontal<C: Cluster>(
         };
         let decision = engine::decide(h, state, &obs, out.now);
         let acted = match (cluster, &out.scale) {
-            (Some(c), Some(scale)) => {
-                out.actuator
-                    .act(c, &policy.target, scale, &decision)
-                    .await
-            }
+            (Some(c), Some(scale)) => out.actuator.act(c, &policy.target, scale, &decision).await,
             _ => Ok(None),
         };
         match acted {
