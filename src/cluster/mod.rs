@@ -112,13 +112,20 @@ impl ClusterError {
     }
 }
 
-fn hint(code: u16, what: &str, message: &str) -> &'static str {
+/// What to check after an API error about `what`: the one place that words the RBAC hint (the
+/// Lease's errors use it too, with `what` starting with `Lease `).
+pub(crate) fn hint(code: u16, what: &str, message: &str) -> &'static str {
     match code {
         404 if what.contains("metrics.k8s.io") => {
             " (is metrics-server, or another metrics.k8s.io provider, installed?)"
         }
+        401 if what.starts_with("Lease ") => " (check the credentials)",
         401 => " (check the kubeconfig's credentials)",
         403 if message.contains("the Role needs") => "",
+        403 if what.starts_with("Lease ") => {
+            " (the Role bound to this identity needs get, create and patch on leases in \
+             coordination.k8s.io)"
+        }
         403 => " (check the Role bound to this identity)",
         _ => "",
     }
