@@ -13,6 +13,7 @@
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
 
 pub mod governor;
+pub mod hpa;
 pub mod pid;
 pub mod predictive;
 pub mod threshold;
