@@ -17,19 +17,45 @@ const RULES: &[(&str, &[&str])] = &[
     ("cluster", &["engine", "policy", "text"]),
     (
         "tick",
-        &["engine", "forecast", "policy", "prometheus", "cluster", "text"],
+        &[
+            "engine",
+            "forecast",
+            "policy",
+            "prometheus",
+            "cluster",
+            "text",
+        ],
     ),
     ("sim", &["engine", "forecast", "policy", "text"]),
-    ("backtest", &["engine", "forecast", "policy", "prometheus", "sim", "text"]),
+    (
+        "backtest",
+        &["engine", "forecast", "policy", "prometheus", "sim", "text"],
+    ),
     (
         "daemon",
-        &["engine", "forecast", "policy", "prometheus", "cluster", "tick", "text"],
+        &[
+            "engine",
+            "forecast",
+            "policy",
+            "prometheus",
+            "cluster",
+            "tick",
+            "text",
+        ],
     ),
     (
         "cli",
         &[
-            "engine", "forecast", "policy", "prometheus", "cluster", "tick", "sim", "backtest",
-            "daemon", "text",
+            "engine",
+            "forecast",
+            "policy",
+            "prometheus",
+            "cluster",
+            "tick",
+            "sim",
+            "backtest",
+            "daemon",
+            "text",
         ],
     ),
 ];
@@ -257,7 +283,9 @@ fn violations(src: &Path) -> Vec<String> {
         let Some(room) = room_of(src, file) else {
             continue;
         };
-        let shown = file.strip_prefix(src.parent().unwrap_or(src)).unwrap_or(file);
+        let shown = file
+            .strip_prefix(src.parent().unwrap_or(src))
+            .unwrap_or(file);
         let Some(allowed) = rules.get(room.as_str()) else {
             broken.push(format!(
                 "{}: room {room} has no rule in tests/layout.rs (and src/lib.rs `# Layout`)",
@@ -355,11 +383,23 @@ fn a_broken_rule_is_caught() {
     let broken = violations(&src);
     std::fs::remove_dir_all(&dir).ok();
     let has = |s: &str| broken.iter().any(|b| b.contains(s));
-    assert!(has("prometheus/mod.rs:1: prometheus imports crate::cluster"), "{broken:#?}");
-    assert!(has("policy/mod.rs:2: policy imports crate::prometheus::PrometheusClient"), "{broken:#?}");
-    assert!(has("engine/mod.rs:1: engine imports crate::policy"), "{broken:#?}");
+    assert!(
+        has("prometheus/mod.rs:1: prometheus imports crate::cluster"),
+        "{broken:#?}"
+    );
+    assert!(
+        has("policy/mod.rs:2: policy imports crate::prometheus::PrometheusClient"),
+        "{broken:#?}"
+    );
+    assert!(
+        has("engine/mod.rs:1: engine imports crate::policy"),
+        "{broken:#?}"
+    );
     assert!(has("engine/mod.rs:2: engine names kube::"), "{broken:#?}");
-    assert!(has("engine/mod.rs:3: engine imports crate::cluster"), "{broken:#?}");
+    assert!(
+        has("engine/mod.rs:3: engine imports crate::cluster"),
+        "{broken:#?}"
+    );
     // Comments, strings and the allowed config type are no breaks.
     assert!(!has("daemon") && !has("tick"), "{broken:#?}");
     assert!(!has("policy/mod.rs:1"), "{broken:#?}");

@@ -154,7 +154,14 @@ impl Cluster for MemoryCluster {
         } else {
             script.front().cloned().expect("a scripted answer")
         };
-        answer.map_err(|code| api("GET metrics.k8s.io pods", code, "ServiceUnavailable", "down"))
+        answer.map_err(|code| {
+            api(
+                "GET metrics.k8s.io pods",
+                code,
+                "ServiceUnavailable",
+                "down",
+            )
+        })
     }
 
     async fn patch_scale(
@@ -172,9 +179,19 @@ impl Cluster for MemoryCluster {
             self.conflicts.set(self.conflicts.get() - 1);
             // Someone else changed the target since it was read.
             scale.spec_replicas = self.conflict_replicas;
-            let rv: u32 = scale.resource_version.as_deref().unwrap_or("0").parse().unwrap();
+            let rv: u32 = scale
+                .resource_version
+                .as_deref()
+                .unwrap_or("0")
+                .parse()
+                .unwrap();
             scale.resource_version = Some((rv + 1).to_string());
-            return Err(api("PATCH scale", 409, "Conflict", "the object has been modified"));
+            return Err(api(
+                "PATCH scale",
+                409,
+                "Conflict",
+                "the object has been modified",
+            ));
         }
         scale.spec_replicas = replicas;
         Ok(scale.clone())
@@ -350,7 +367,10 @@ async fn mode_and_lease_hold_the_tick_and_a_held_decision_is_no_action() {
     }
     let c = MemoryCluster::new(2, 0.9);
     let (out, st) = daemon_tick(&c, &horizontal("apply"), Hold::Leading).await;
-    assert_eq!((out.actuator, out.why), (tick::Actuator::Apply, Why::Applying));
+    assert_eq!(
+        (out.actuator, out.why),
+        (tick::Actuator::Apply, Why::Applying)
+    );
     assert_eq!(c.patches(), ["patch_scale 4 rv=1"]);
     assert!(st.memory().unwrap().governor.last_action.is_some());
 }
@@ -365,7 +385,10 @@ async fn recommend_and_the_daemon_explain_the_same_observation_alike() {
     let mut look = TickState::look(&p, None, None, None).unwrap();
     let recommend = tick::run(Some(&c), &p, &mut look, Hold::ReadOnly, wall()).await;
     assert!(c.patches().is_empty());
-    let (d, r) = (daemon.decision.as_ref().unwrap(), recommend.decision.as_ref().unwrap());
+    let (d, r) = (
+        daemon.decision.as_ref().unwrap(),
+        recommend.decision.as_ref().unwrap(),
+    );
     assert_eq!(d.explanation, r.explanation);
     assert_eq!(d.to_string(), r.to_string());
     // As published (the time each read took aside).
@@ -441,7 +464,11 @@ async fn a_refused_resize_falls_back_to_the_template_in_the_same_tick() {
     let mut again = state.clone();
     again.template_patched_at = None;
     let out = apply_vertical(&c, &p, &mut again, &pods, &recs, NOW + 3600.0, None).await;
-    assert!(!c.calls().iter().any(|x| x.starts_with("resize")), "{:?}", c.calls());
+    assert!(
+        !c.calls().iter().any(|x| x.starts_with("resize")),
+        "{:?}",
+        c.calls()
+    );
     assert!(
         matches!(out.applied, Applied::TemplatePatched { .. }),
         "{out}"
