@@ -186,11 +186,10 @@ fn ident_before(b: &[char], i: usize) -> bool {
 
 /// `'a'`, `'\n'`, `'\''`, but not a lifetime (`'a`, `'static`).
 fn is_char_literal(b: &[char], i: usize) -> bool {
-    match (b.get(i + 1), b.get(i + 2)) {
-        (Some('\\'), _) => true,
-        (Some(_), Some('\'')) => true,
-        _ => false,
-    }
+    matches!(
+        (b.get(i + 1), b.get(i + 2)),
+        (Some('\\'), _) | (Some(_), Some('\''))
+    )
 }
 
 /// Every path that follows `crate::` in `code`: (line, first segment, second segment). A

@@ -9,11 +9,16 @@
 //! - [`quantity`]: Kubernetes quantities (`250m`, `64Mi`) as numbers.
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
-//! - [`vertical`]: [`vertical::apply_vertical`], the vertical part's act step for one tick:
-//!   plan, then resize one pod or patch the template.
+//! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
+//!   is true while this replica may act, an error when the election fails for good, and a
+//!   release on shutdown.
 //!
-//! Nothing above this module sees a kube-rs type: a test or the simulator can stand in for the
-//! cluster by implementing [`Cluster`].
+//! Every kube-rs error becomes a [`ClusterError`] in one place (`kube::api_error`), whose
+//! message carries the one RBAC hint; the Lease's errors go through it too.
+//!
+//! Nothing outside this module names a kube-rs type: a test can stand in for the cluster by
+//! implementing [`Cluster`]. The adapter reads and writes; what to write, and whether this tick
+//! may, is decided in [`crate::tick`].
 
 pub mod kube;
 pub mod lease;

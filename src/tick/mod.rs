@@ -253,7 +253,7 @@ pub struct TickOutcome {
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix(t: SystemTime) -> Seconds {
+fn unix(t: SystemTime) -> Seconds {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
@@ -518,7 +518,7 @@ async fn target_state<C: Cluster>(
 
 /// Calls `call` until it succeeds, fails for good, or `budget` would run out: retryable
 /// failures ([`ClusterError::is_retryable`]) wait 250 ms, then twice as long each time.
-pub async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, ClusterError>
+async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ClusterError>>,
