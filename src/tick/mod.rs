@@ -287,16 +287,33 @@ pub async fn run<C: Cluster>(
         notes: Vec::new(),
         error: None,
     };
-    if let Err(e) = ticked(cluster, policy, st, &mut out).await {
+    let clock = Clock {
+        wall: out.now,
+        started: Instant::now(),
+    };
+    if let Err(e) = ticked(cluster, policy, st, &clock, &mut out).await {
         out.error = Some(e);
     }
     out
+}
+
+/// The tick's clock: `wall` at its start, then tokio's clock (paused in tests) from there.
+struct Clock {
+    wall: Seconds,
+    started: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Seconds {
+        self.wall + self.started.elapsed().as_secs_f64()
+    }
 }
 
 async fn ticked<C: Cluster>(
     cluster: Option<&C>,
     policy: &Policy,
     st: &mut TickState,
+    clock: &Clock,
     out: &mut TickOutcome,
 ) -> Result<(), ClusterError> {
     let budget = Duration::from_secs_f64(policy.interval / 2.0);
@@ -304,15 +321,15 @@ async fn ticked<C: Cluster>(
         let scale = retrying(budget, || c.scale(&policy.target)).await?;
         out.target = target_state(c, &scale, budget).await?;
         out.scale = Some(scale);
+        // The tick's time is when the target was read.
+        out.now = clock.now();
     }
     st_counts(st, &mut out.target);
     let saved = match cluster {
         Some(c) if st.restores(policy) => Some(saved(c, policy, &mut out.annotations_error).await),
         _ => None,
     };
-    if let Some(h) = &policy.horizontal {
-        horizontal(cluster, policy, h, st, saved.as_ref(), budget, out).await?;
-    }
+    horizontal(cluster, policy, st, saved.as_ref(), budget, clock, out).await?;
     let Some(v) = st.vertical.as_mut() else {
         return Ok(());
     };
@@ -375,26 +392,32 @@ async fn saved<C: Cluster>(
     }
 }
 
-/// The horizontal part of a tick: the first state, the metrics, then decide and act, again
-/// after a 409.
+/// The horizontal part of a tick (nothing without one): the first state, the metrics, then
+/// decide and act, again after a 409.
 async fn horizontal<C: Cluster>(
     cluster: Option<&C>,
     policy: &Policy,
-    h: &Horizontal,
     st: &mut TickState,
     saved: Option<&BTreeMap<String, String>>,
     budget: Duration,
+    clock: &Clock,
     out: &mut TickOutcome,
 ) -> Result<(), ClusterError> {
+    let Some(h) = &policy.horizontal else {
+        return Ok(());
+    };
     if !st.primed && st.scrapes_counters(policy) {
         // Counters need two scrapes: this tick's reading has rates from the next one on. A
         // look has no next tick: it waits one interval and reads then.
+        let look = matches!(st.start, Start::Look { .. });
+        if look {
+            out.now = clock.now();
+        }
         st.observer.prime(policy, &out.target, out.now).await;
         st.primed = true;
-        if let Start::Look { .. } = st.start {
-            let interval = Duration::from_secs_f64(policy.interval);
-            tokio::time::sleep(interval).await;
-            out.now += interval.as_secs_f64();
+        if look {
+            tokio::time::sleep(Duration::from_secs_f64(policy.interval)).await;
+            out.now = clock.now();
         }
     }
     if st.horizontal.is_none() {
