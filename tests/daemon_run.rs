@@ -250,12 +250,12 @@ fn a_load_step_is_patched_within_one_interval() {
     assert_eq!(e["reportingInstance"], "setpoint-0");
     assert_eq!(e["type"], "Normal");
     assert!(e["note"].as_str().unwrap().contains("scale up 2→5"), "{e}");
-    // The governor's memory is on the target, for a restart.
-    assert!(
+    // The governor's memory is on the target, for a restart (written after the Event).
+    d.wait_for("the state annotation", Duration::from_secs(5), |_| {
         api.world().scalables[0]
             .annotations
             .contains_key("setpoint.dev/state")
-    );
+    });
     let took = d.stop();
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 }
