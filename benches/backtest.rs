@@ -10,8 +10,8 @@
 mod support;
 
 use setpoint::backtest::{self, Range, Recorded, Replay};
-use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
 use setpoint::policy::{self, Policy};
+use setpoint::prometheus::{PrometheusClient, PrometheusConfig};
 use setpoint::sim::{self, Trace};
 use std::path::Path;
 use std::time::{Duration, Instant};

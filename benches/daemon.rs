@@ -32,8 +32,8 @@ mod support;
 
 use setpoint::daemon::admin::Recommendations;
 use setpoint::engine::{self, Observation, Sample, State};
-use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
 use setpoint::policy::MetricQuery;
+use setpoint::prometheus::{PrometheusClient, PrometheusConfig};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;

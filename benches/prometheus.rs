@@ -12,7 +12,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig, decode_range};
+use setpoint::prometheus::{PrometheusClient, PrometheusConfig, decode_range};
 use std::time::{Duration, Instant};
 use support::prometheus::{self as prom, Options, Prometheus, Series};
 

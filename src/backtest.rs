@@ -29,9 +29,9 @@
 //! A predictive policy builds its history from what it sees during the replay, as in `simulate`.
 
 use crate::engine::{Sample, Seconds, Target};
-use crate::metrics::history;
-use crate::metrics::prometheus::{PrometheusClient, PrometheusError};
 use crate::policy::{MetricQuery, Policy};
+use crate::prometheus::history;
+use crate::prometheus::{PrometheusClient, PrometheusError};
 use crate::sim::{self, ServiceModel, SimResult, Trace};
 use std::time::Duration;
 

@@ -2,35 +2,50 @@
 //!
 //! # Layout
 //!
-//! - [`policy`]: the ScalingPolicy file model, validation with `file:line:column` errors, loading.
-//! - [`engine`]: the pure core. [`engine::tick`] takes (policy, state, observation, now) and
-//!   returns a [`engine::Decision`] with its [`engine::Explanation`]. No clock, no I/O.
-//! - [`forecast`]: pure time-series code for the predictive policy (seasonality, Holt-Winters).
-//! - [`metrics`]: metric sources for the observe step: the Prometheus HTTP API client, pod
-//!   metrics (metrics.k8s.io and scraping pods' `/metrics`, with the HPA's rules for pods that
-//!   are not ready or have no metric), and the [`metrics::Observer`] that reads every metric of a
-//!   policy for one tick; per-container usage for the vertical part ([`metrics::usage`]).
-//! - [`cluster`]: the [`cluster::Cluster`] seam over Kubernetes (kube-rs): a target's `/scale`,
-//!   its pods, their metrics.k8s.io usage, in-place resize and pod-template patches; and
-//!   [`cluster::vertical::apply_vertical`], the vertical part's act step.
-//! - [`daemon`]: the in-cluster daemon: its metrics and its admin HTTP server.
-//! - [`sim`]: the simulator: a virtual clock, a trace-driven service model and its report
-//!   (JSON, a table, an SVG plot), driving the same [`engine::tick`] as the daemon.
-//! - [`backtest`]: replays a policy's queries over a past range of Prometheus history through the
-//!   simulator's service model.
-//! - [`cli`]: the `setpoint` commands (`check`, `simulate`, `recommend`, `backtest`).
+//! The architecture lives here, once. Each top-level module is a room; a room may import only
+//! the rooms its row names (`tests/layout.rs` holds every `crate::` path of `src/` to these
+//! rules, and fails on a break):
+//!
+//! | room | what it is | may import |
+//! |---|---|---|
+//! | `text` | a leaf: an error chain on one line, durations written as text | nothing |
+//! | `forecast` | pure time-series code for the predictive policy (seasonality, Holt-Winters) | `text` |
+//! | `engine` | the pure core: observation, policies, governor, HPA pod arithmetic, vertical recommender and planner. No clock, no I/O | `forecast`, `text` |
+//! | `policy` | the ScalingPolicy model, validation with `file:line:column`, loading | `engine`, `forecast`, `text`, and of `prometheus` only its config type ([`prometheus::PrometheusConfig`]) |
+//! | `prometheus` | adapter: the Prometheus HTTP API client, its config, range history | `engine`, `text` |
+//! | `cluster` | adapter: kube-rs: `/scale`, pods, metrics.k8s.io, resize, template patch, Events, annotations, the Lease; the one mapping of kube-rs errors | `engine`, `policy`, `text` |
+//! | `tick` | one tick of one policy: observe, decide, govern, plan, act ([`tick::run`]) | `engine`, `forecast`, `policy`, `prometheus`, `cluster`, `text` |
+//! | `sim` | the simulator: virtual clock, service model, reports | `engine`, `forecast`, `policy`, `text` |
+//! | `backtest` | a policy replayed over Prometheus history through the simulator | `engine`, `forecast`, `policy`, `prometheus`, `sim`, `text` |
+//! | `daemon` | `setpoint run`: scheduling, restart state, reload, admin server, telemetry | all below but `sim`, `backtest`: `engine`, `forecast`, `policy`, `prometheus`, `cluster`, `tick`, `text` |
+//! | `cli` | one thin file per command | all below |
+//!
+//! So: `engine` and `forecast` import nothing above them; the two adapters (`prometheus`,
+//! `cluster`) never import each other, nor `tick`; only `cluster` names kube-rs types, so a
+//! test or the simulator stands in for Kubernetes by implementing [`cluster::Cluster`];
+//! `sim` never imports `cluster`, `tick` or `daemon`; `daemon` and `cli` are on top.
+//!
+//! Where the pod metrics live: reading metrics.k8s.io is a [`cluster::Cluster`] call; scraping
+//! the pods' `/metrics` over HTTP and applying the HPA's rules to the pods as read is
+//! [`tick::pods`], since it needs the cluster's pods and the policy's queries together; the
+//! arithmetic of those rules is pure ([`engine::hpa`]).
 //!
 //! # Data flow of one tick
 //!
 //! ```text
 //! policies/*.yaml ──load+validate──► Policy
 //!                                      │
-//!  observe ──► decide ──► govern ──► act ──► record
-//!  (I/O)       (pure)     (pure)     (I/O)   (I/O)
+//!  observe ──► decide ──► govern ──► plan ──► act ──► record
+//!  (read)      (pure)     (pure)     (pure)   (write)  (publish)
+//!  └──────────────── tick::run (one call) ────────────┘
 //! ```
 //!
-//! Dependencies point one way: engine ← policy ← adapters (metrics, cluster) ← sim, backtest ←
-//! cli ← main.
+//! [`tick::run`] is that one call: the daemon's worker calls it on a schedule, with a
+//! [`tick::Hold`] from its Lease and `--dry-run`, and then records (`/recommendations`, its
+//! `/metrics`, Events, the restart state on the target); `recommend` calls it once with
+//! [`tick::Hold::ReadOnly`] and prints. [`tick::TickState`] owns what a policy remembers
+//! between ticks. The governor commits an action only once the tick applied it. `simulate` and
+//! `backtest` drive the same engine ([`engine::tick`]) on a virtual clock.
 #![warn(missing_docs)]
 
 pub mod backtest;
@@ -39,7 +54,8 @@ pub mod cluster;
 pub mod daemon;
 pub mod engine;
 pub mod forecast;
-pub mod metrics;
 pub mod policy;
+pub mod prometheus;
 pub mod sim;
 mod text;
+pub mod tick;

@@ -6,7 +6,7 @@
 
 mod support;
 
-use setpoint::daemon::lease::{Leadership, LeaseConfig, elect};
+use setpoint::cluster::lease::{Leadership, LeaseConfig, elect};
 use std::time::{Duration, Instant, SystemTime};
 use support::TempDir;
 use support::kube::{Fault, KubeStandIn, World};

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::Value;
 use setpoint::engine::Sample;
-use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
+use setpoint::prometheus::{PrometheusClient, PrometheusConfig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::TempDir;
@@ -250,12 +250,12 @@ fn a_load_step_is_patched_within_one_interval() {
     assert_eq!(e["reportingInstance"], "setpoint-0");
     assert_eq!(e["type"], "Normal");
     assert!(e["note"].as_str().unwrap().contains("scale up 2→5"), "{e}");
-    // The governor's memory is on the target, for a restart.
-    assert!(
+    // The governor's memory is on the target, for a restart (written after the Event).
+    d.wait_for("the state annotation", Duration::from_secs(5), |_| {
         api.world().scalables[0]
             .annotations
             .contains_key("setpoint.dev/state")
-    );
+    });
     let took = d.stop();
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 }
@@ -274,7 +274,7 @@ fn dry_run_patches_nothing_and_shows_the_decision() {
         d.decision("web").is_some()
     });
     // Three more ticks.
-    std::thread::sleep(Duration::from_secs(6));
+    d.wait_ticks("web", 3, Duration::from_secs(20));
     let r = d.decision("web").unwrap();
     assert_eq!(r["mode"], "recommend");
     assert_eq!(r["currentReplicas"], 2);
@@ -326,7 +326,7 @@ fn prometheus_going_down_never_scales_down() {
                 .is_some_and(|m| !m.is_empty())
         })
     });
-    std::thread::sleep(Duration::from_secs(6));
+    d.wait_ticks("web", 3, Duration::from_secs(20));
     assert_eq!(replicas(&api), 8);
     assert!(scale_patches(&api).is_empty());
     let r = d.decision("web").unwrap();
@@ -477,7 +477,7 @@ fn a_forbidden_patch_names_the_missing_right_and_backs_off() {
         "{metrics}"
     );
     // Logged once, not once a tick.
-    std::thread::sleep(Duration::from_secs(4));
+    d.wait_ticks("web", 2, Duration::from_secs(20));
     let log = d.log();
     assert_eq!(
         log.matches("tick failed").count() - log.matches("tick failed again").count(),
@@ -605,7 +605,7 @@ fn a_restart_inside_a_cooldown_does_not_act() {
     second.wait_for("a decision", Duration::from_secs(20), |d| {
         d.decision("web").is_some()
     });
-    std::thread::sleep(Duration::from_secs(6));
+    second.wait_ticks("web", 3, Duration::from_secs(20));
     assert_eq!(replicas(&api), 5, "log:\n{}", second.log());
     assert_eq!(scale_patches(&api).len(), 1);
     let r = second.decision("web").unwrap();
@@ -680,7 +680,8 @@ fn two_daemons_with_one_lease_never_both_act() {
         Duration::from_secs(10),
         |d| d.decision("web").is_some_and(|r| r["mode"] == "recommend"),
     );
-    std::thread::sleep(Duration::from_secs(3));
+    leader.wait_ticks("web", 2, Duration::from_secs(20));
+    follower.wait_ticks("web", 2, Duration::from_secs(20));
     let ups = events(&api, "ScaledUp");
     assert_eq!(ups.len(), 1, "{ups:?}");
     assert_eq!(ups[0]["reportingInstance"], leader_name);
@@ -997,7 +998,7 @@ fn a_change_the_policy_will_not_make_is_reported_by_one_warning_event() {
         !events(&api, "ResizeNotApplied").is_empty()
     });
     // Six more ticks that report the same: no second Event, and nothing written to the pod.
-    std::thread::sleep(Duration::from_secs(6));
+    daemon.wait_ticks("web", 6, Duration::from_secs(30));
     let reported = events(&api, "ResizeNotApplied");
     assert_eq!(reported.len(), 1, "{reported:#?}");
     assert_eq!(reported[0]["type"], "Warning");

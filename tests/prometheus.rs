@@ -8,9 +8,7 @@
 mod support;
 
 use setpoint::engine::Sample;
-use setpoint::metrics::prometheus::{
-    InstantData, PrometheusClient, PrometheusConfig, QueryFailure,
-};
+use setpoint::prometheus::{InstantData, PrometheusClient, PrometheusConfig, QueryFailure};
 use std::time::{Duration, Instant};
 use support::http::{HttpServer, Response, ScrapeTarget};
 use support::prometheus::{self as prom, Options, Prometheus, Series};
@@ -219,7 +217,7 @@ async fn basic_auth_through_web_config() {
         let files = TempDir::new("auth");
         let with_password = |p: &str, file: &str| {
             let mut c = config(server.url());
-            c.basic_auth = Some(setpoint::metrics::prometheus::BasicAuth {
+            c.basic_auth = Some(setpoint::prometheus::BasicAuth {
                 username: "setpoint".into(),
                 password_file: files.write(file, format!("{p}\n")),
             });
@@ -440,7 +438,7 @@ async fn several_series_are_an_error_unless_summed() {
     .await;
 }
 
-/// A query whose GET URL would pass [`MAX_GET_URL`](setpoint::metrics::prometheus::MAX_GET_URL).
+/// A query whose GET URL would pass [`MAX_GET_URL`](setpoint::prometheus::MAX_GET_URL).
 fn long_query() -> String {
     format!("vector(1){}", " + vector(0)".repeat(150))
 }
@@ -671,7 +669,7 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
         bearer.bearer_token_file = Some(token_file.clone());
         bearer.headers.insert("X-Api-Key".into(), password.into());
         let mut basic = config(&denied.url());
-        basic.basic_auth = Some(setpoint::metrics::prometheus::BasicAuth {
+        basic.basic_auth = Some(setpoint::prometheus::BasicAuth {
             username: "setpoint".into(),
             password_file: password_file.clone(),
         });

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::Value;
 use setpoint::engine::Sample;
-use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
+use setpoint::prometheus::{PrometheusClient, PrometheusConfig};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::TempDir;

@@ -10,16 +10,16 @@
 mod support;
 
 use serde_json::{Value, json};
-use setpoint::cluster::vertical::{Applied, VerticalOutcome, apply_vertical};
 use setpoint::cluster::{Cluster, ClusterError, KubeCluster, PodInfo};
 use setpoint::engine::vertical::{MIB, Recommended};
 use setpoint::engine::vertical_plan::{
     ContainerChange, ContainerRecommendation, PlanState, QosClass, ResizeStatus, VerticalAction,
 };
-use setpoint::metrics::usage::{
+use setpoint::policy::{self, Policy, TargetRef};
+use setpoint::tick::usage::{
     HISTORY_RETRY, HistorySeed, Recommenders, UsageReader, UsageSource, VerticalTick,
 };
-use setpoint::policy::{self, Policy, TargetRef};
+use setpoint::tick::vertical::{Applied, VerticalOutcome, apply_vertical};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -741,8 +741,8 @@ async fn usage_from_prometheus_per_pod_and_container() {
             "    update: inPlace\n    usage:\n      memory: max(container_memory_rss{namespace=\"$namespace\", pod=\"$pod\", container=\"$container\"})\n",
         );
         let p = policy(&text);
-        let client = setpoint::metrics::PrometheusClient::new(
-            &setpoint::metrics::PrometheusConfig::new(prom.url()),
+        let client = setpoint::prometheus::PrometheusClient::new(
+            &setpoint::prometheus::PrometheusConfig::new(prom.url()),
         )
         .unwrap();
         let mut reader = UsageReader::new(p.vertical.as_ref().unwrap(), UsageSource::Prometheus(client));
@@ -782,8 +782,8 @@ async fn the_first_tick_seeds_from_history_again_after_prometheus_was_down() {
         let dir = TempDir::new("vertical");
         let c = api.cluster(&dir, NS).await;
         let p = policy(&POLICY.replace("update: inPlace", "update: off"));
-        let client = setpoint::metrics::PrometheusClient::new(
-            &setpoint::metrics::PrometheusConfig::new(prom.url()),
+        let client = setpoint::prometheus::PrometheusClient::new(
+            &setpoint::prometheus::PrometheusConfig::new(prom.url()),
         )
         .unwrap()
         .with_retry_budget(Duration::from_millis(300));

@@ -129,7 +129,7 @@ impl KubeCluster {
         kube::discovery::pinned_kind(&self.client, &gvk)
             .await
             .map(|(resource, _)| resource)
-            .map_err(|e| api_error(what, e))
+            .map_err(|e| api_error(what, &e))
     }
 
     fn what(&self, verb: &str, sub: &str, target: &TargetRef) -> String {
@@ -240,8 +240,9 @@ fn cut(text: &str, limit: usize) -> String {
     format!("{}...", &text[..end])
 }
 
-/// A kube-rs error as a [`ClusterError`] about `what`.
-pub(super) fn api_error(what: String, e: kube::Error) -> ClusterError {
+/// A kube-rs error as a [`ClusterError`] about `what`: the one mapping of kube-rs errors (the
+/// Lease's too, [`super::lease`]); its message carries the RBAC hint ([`ClusterError::Api`]).
+pub(super) fn api_error(what: String, e: &kube::Error) -> ClusterError {
     match e {
         kube::Error::Api(status) => ClusterError::Api {
             what,
@@ -255,7 +256,7 @@ pub(super) fn api_error(what: String, e: kube::Error) -> ClusterError {
         },
         other => ClusterError::Transport {
             what,
-            message: crate::text::error_chain(&other),
+            message: crate::text::error_chain(other),
         },
     }
 }
@@ -271,7 +272,7 @@ impl Cluster for KubeCluster {
         let scale = api
             .get_scale(&target.name)
             .await
-            .map_err(|e| needs(api_error(what.clone(), e), "get", &resource, "/scale"))?;
+            .map_err(|e| needs(api_error(what.clone(), &e), "get", &resource, "/scale"))?;
         scale_state(&what, scale)
     }
 
@@ -284,7 +285,7 @@ impl Cluster for KubeCluster {
         let list = api
             .list(&ListParams::default().labels(selector))
             .await
-            .map_err(|e| needs(api_error(what.clone(), e), "list", &pods_resource(), ""))?;
+            .map_err(|e| needs(api_error(what.clone(), &e), "list", &pods_resource(), ""))?;
         list.items
             .iter()
             .map(PodInfo::from_pod)
@@ -314,7 +315,7 @@ impl Cluster for KubeCluster {
                 kind: "PodMetrics".into(),
                 plural: "pods".into(),
             };
-            needs(api_error(what.clone(), e), "list", &resource, "")
+            needs(api_error(what.clone(), &e), "list", &resource, "")
         })?;
         list.items
             .iter()
@@ -339,7 +340,7 @@ impl Cluster for KubeCluster {
         let scale = api
             .patch_scale(&target.name, &params, &Patch::Merge(&body))
             .await
-            .map_err(|e| needs(api_error(what.clone(), e), "patch", &resource, "/scale"))?;
+            .map_err(|e| needs(api_error(what.clone(), &e), "patch", &resource, "/scale"))?;
         scale_state(&what, scale)
     }
 
@@ -352,7 +353,7 @@ impl Cluster for KubeCluster {
         let object = api
             .get(&target.name)
             .await
-            .map_err(|e| needs(api_error(what, e), "get", &resource, ""))?;
+            .map_err(|e| needs(api_error(what, &e), "get", &resource, ""))?;
         Ok(object.metadata.annotations.unwrap_or_default())
     }
 
@@ -374,7 +375,7 @@ impl Cluster for KubeCluster {
             &Patch::Apply(&body),
         )
         .await
-        .map_err(|e| needs(api_error(what, e), "patch", &resource, ""))?;
+        .map_err(|e| needs(api_error(what, &e), "patch", &resource, ""))?;
         Ok(())
     }
 
@@ -415,7 +416,7 @@ impl Cluster for KubeCluster {
         let events = ApiResource::erase::<Event>(&());
         api.create(&PostParams::default(), &body)
             .await
-            .map_err(|e| needs(api_error(what, e), "create", &events, ""))?;
+            .map_err(|e| needs(api_error(what, &e), "create", &events, ""))?;
         Ok(())
     }
 

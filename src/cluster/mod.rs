@@ -9,18 +9,23 @@
 //! - [`quantity`]: Kubernetes quantities (`250m`, `64Mi`) as numbers.
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
-//! - [`vertical`]: [`vertical::apply_vertical`], the vertical part's act step for one tick:
-//!   plan, then resize one pod or patch the template.
+//! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
+//!   is true while this replica may act, an error when the election fails for good, and a
+//!   release on shutdown.
 //!
-//! Nothing above this module sees a kube-rs type: a test or the simulator can stand in for the
-//! cluster by implementing [`Cluster`].
+//! Every kube-rs error becomes a [`ClusterError`] in one place (`kube::api_error`), whose
+//! message carries the one RBAC hint; the Lease's errors go through it too.
+//!
+//! Nothing outside this module names a kube-rs type: a test can stand in for the cluster by
+//! implementing [`Cluster`]. The adapter reads and writes; what to write, and whether this tick
+//! may, is decided in [`crate::tick`].
 
 pub mod kube;
+pub mod lease;
 pub mod metrics_api;
 pub mod pods;
 pub mod quantity;
 pub mod resize;
-pub mod vertical;
 
 use crate::engine::Seconds;
 use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
@@ -99,15 +104,33 @@ impl ClusterError {
             _ => None,
         }
     }
+
+    /// Whether trying again may help: 429, 5xx, or no answer.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClusterError::Api { code, .. } => *code == 429 || *code >= 500,
+            ClusterError::Transport { .. } => true,
+            ClusterError::Config(_)
+            | ClusterError::Invalid { .. }
+            | ClusterError::Unsupported { .. } => false,
+        }
+    }
 }
 
-fn hint(code: u16, what: &str, message: &str) -> &'static str {
+/// What to check after an API error about `what`: the one place that words the RBAC hint (the
+/// Lease's errors use it too, with `what` starting with `Lease `).
+pub(crate) fn hint(code: u16, what: &str, message: &str) -> &'static str {
     match code {
         404 if what.contains("metrics.k8s.io") => {
             " (is metrics-server, or another metrics.k8s.io provider, installed?)"
         }
+        401 if what.starts_with("Lease ") => " (check the credentials)",
         401 => " (check the kubeconfig's credentials)",
         403 if message.contains("the Role needs") => "",
+        403 if what.starts_with("Lease ") => {
+            " (the Role bound to this identity needs get, create and patch on leases in \
+             coordination.k8s.io)"
+        }
         403 => " (check the Role bound to this identity)",
         _ => "",
     }

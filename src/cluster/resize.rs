@@ -180,7 +180,7 @@ impl KubeCluster {
             Ok(p) => {
                 PodInfo::from_pod(&p).map_err(|message| ClusterError::Invalid { what, message })
             }
-            Err(e) if predates_resize(&e) => Err(match api_error(what, e) {
+            Err(e) if predates_resize(&e) => Err(match api_error(what, &e) {
                 ClusterError::Api {
                     what,
                     code,
@@ -198,7 +198,7 @@ impl KubeCluster {
                 other => other,
             }),
             Err(e) => Err(needs(
-                api_error(what, e),
+                api_error(what, &e),
                 "patch",
                 &pods_resource(),
                 "/resize",
@@ -238,7 +238,7 @@ impl KubeCluster {
                 &Patch::Strategic(template_patch(changes)),
             )
             .await
-            .map_err(|e| needs(api_error(what.clone(), e), "patch", &resource, ""))?;
+            .map_err(|e| needs(api_error(what.clone(), &e), "patch", &resource, ""))?;
         let containers = answer.data["spec"]["template"]["spec"]["containers"].clone();
         let containers: Vec<Container> =
             serde_json::from_value(containers).map_err(|e| ClusterError::Invalid {

@@ -14,9 +14,9 @@
 //! `Bearer`/`Basic` credentials, `token=`-style parameters) in case an error message quoted one.
 
 use super::telemetry::Telemetry;
-use crate::cluster::vertical::VerticalOutcome;
 use crate::engine::Decision;
 use crate::policy::{Mode, Policy, TargetRef};
+use crate::tick::vertical::VerticalOutcome;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -1,49 +1,37 @@
-//! The in-cluster daemon (`setpoint run`): control loop, leader election, actuators, the admin
-//! HTTP server, reload and shutdown.
+//! The in-cluster daemon (`setpoint run`): scheduling, restart state, reload, the admin HTTP
+//! server and telemetry, and shutdown.
 //!
 //! - [`run`]: loads every policy of a folder, runs each on its own interval in its own task,
 //!   reloads the folder when files change, and stops every task at shutdown. One policy failing
 //!   (a bad file, a target that is gone, a missing RBAC right) never stops the others.
-//! - [`actuator`]: the act step: [`actuator::Actuator::Apply`] patches `/scale`,
-//!   [`actuator::Actuator::Recommend`] (dry-run, `mode: recommend`, standby replica) only
-//!   publishes.
-//! - [`restart`]: the governor's memory and the vertical planner's state kept in an annotation
-//!   on the target, so that a restart neither forgets a cooldown nor scales down early, nor
-//!   restarts a `minChange.after` clock.
 //! - [`reload`]: which policy files changed (ConfigMap symlink swaps included).
 //! - [`telemetry`]: the daemon's own metrics on one prometheus-client registry, with bounded
 //!   label values.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, `/recommendations`) and
 //!   the [`admin::AdminState`] handle that the control loop updates.
-//! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
-//!   is true while this replica may act, an error when the election fails for good, and a
-//!   release on shutdown.
 //!
 //! # One tick of one policy
 //!
-//! Read the target's `/scale` and its pods; on the first tick restore the governor's memory
-//! and the vertical planner's state from the target's annotation (and read the predictive
-//! policy's history, and the vertical part's usage history, from Prometheus); observe the
-//! metrics; [`crate::engine::tick`]; act (a 409 Conflict reads the target again and decides
-//! again); the vertical part's tick; publish the decision on `/recommendations` and `/metrics`,
-//! as an Event when it is an action or a changed recommendation; and after an action, or a
-//! change of the planner's state that matters, write the annotation.
+//! Each policy's worker calls [`crate::tick::run`] on the policy's interval, with a
+//! [`crate::tick::Hold`] from the Lease ([`crate::cluster::lease`]) and `--dry-run`; the tick
+//! observes, decides, governs, acts (a 409 Conflict reads the target again and decides again)
+//! and runs the vertical part. The worker then records what it returned: the decision on
+//! `/recommendations` and `/metrics`, an Event when it is an action or a changed
+//! recommendation, and after an action, or a change of the planner's state that matters, the
+//! restart state on the target's annotation ([`crate::tick::restart`]).
 //!
 //! Tasks run on one thread (a `LocalSet`): a tick is mostly waiting on the network, and one
 //! thread keeps the footprint of a thousand policies small.
 
-pub mod actuator;
 pub mod admin;
-pub mod lease;
 pub mod reload;
-pub mod restart;
 pub mod telemetry;
 mod worker;
 
 use crate::cluster::{Cluster, EventNote};
 use crate::engine::State;
-use crate::metrics::prometheus::PrometheusClient;
 use crate::policy::{self, Policy, PolicyError};
+use crate::prometheus::PrometheusClient;
 use admin::AdminState;
 use reload::{Change, Scanner};
 use std::collections::BTreeMap;

@@ -1,9 +1,9 @@
-//! One policy's loop: tick on the policy's interval (the first tick at a random offset inside
-//! the first interval, so that many policies spread out), and on each tick observe, decide,
-//! act and record.
+//! One policy's loop: [`tick::run`] on the policy's interval (the first tick at a random offset
+//! inside the first interval, so that many policies spread out), then record what it returned:
+//! `/recommendations`, the daemon's `/metrics`, the log and Events, and the restart state.
 //!
 //! The first tick reads what a previous daemon kept on the target ([`restart`]): the governor's
-//! memory and the vertical planner's state. The annotation is written again after a scaling
+//! memory and the vertical planner's state. The annotation is written again here after a scaling
 //! action and when the planner's state changed in a way that matters
 //! ([`restart::plan_write_due`]).
 //!
@@ -11,24 +11,20 @@
 //! again inside the tick while half the interval lasts; a tick that still fails delays the next
 //! ones (twice the interval, then four times, up to eight times or five minutes).
 
-use super::actuator::{Actuator, Why};
 use super::admin::{AdminState, PolicyRecommendation};
-use super::restart;
 use super::telemetry::{ErrorKind, Source};
-use crate::cluster::vertical::{Applied, VerticalOutcome};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
 use crate::engine::vertical_plan::{PlanState, UpdateMode, VerticalAction};
-use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
-use crate::metrics::prometheus::PrometheusClient;
-use crate::metrics::usage::{HistorySeed, UsageSource, VerticalTick};
-use crate::metrics::{MetricReading, Observer, TargetState, policy_prometheus};
+use crate::engine::{self, Decision, Seconds, State};
 use crate::policy::{MetricQuery, Policy, TargetRef};
-use std::collections::BTreeMap;
-use std::future::Future;
+use crate::prometheus::PrometheusClient;
+use crate::tick::usage::HistorySeed;
+use crate::tick::vertical::{Applied, VerticalOutcome};
+use crate::tick::{self, Actuator, Hold, MetricReading, TickOutcome, TickState, Why, restart};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -46,9 +42,6 @@ pub(crate) struct Context<C> {
     /// Whether this replica holds the Lease.
     pub leader: watch::Receiver<bool>,
 }
-
-/// Attempts at one tick's patch when the target keeps changing under it (409 Conflict).
-const CONFLICT_ATTEMPTS: u32 = 3;
 
 /// While the vertical part keeps reporting a change it will not make (a Guaranteed pod with
 /// `limits: requestsOnly`, `resize.fallback: report`, ...), its Warning Event is repeated at
@@ -97,7 +90,7 @@ pub(crate) async fn run<C: Cluster>(
                 next = Instant::now() + delay.saturating_sub(behind).max(delay / 4);
             }
         }
-        worker.state
+        worker.tick.into_memory()
     }
     .instrument(span)
     .await
@@ -116,28 +109,16 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
     (interval * factor).min(Duration::from_secs(300).max(interval))
 }
 
-/// Seconds since the Unix epoch.
-fn unix(t: SystemTime) -> Seconds {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 struct Worker {
     policy: Arc<Policy>,
-    observer: Observer,
-    /// None until the first tick has read the target.
-    state: Option<State>,
+    /// What the policy remembers from tick to tick.
+    tick: TickState,
     /// The replicas last published in an Event (or the target's at the first tick).
     announced: Option<u32>,
     /// Failed ticks in a row.
     failures: u32,
     /// The last error logged, so that a lasting error is logged once.
     last_error: Option<String>,
-    /// Whether the pods' counters have been scraped once (pod metrics need two scrapes).
-    primed: bool,
-    /// The vertical part: usage reader, recommenders and planner state.
-    vertical: Option<VerticalTick>,
     /// The planner's state as the target's annotation holds it (None until restored at the
     /// first tick).
     plan_kept: Option<PlanKept>,
@@ -163,38 +144,36 @@ impl Worker {
         carried: Option<State>,
     ) -> Result<Worker, String> {
         let prometheus =
-            policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
-        let observer = Observer::new(&policy, prometheus.as_ref()).map_err(|e| e.to_string())?;
-        let vertical = match &policy.vertical {
-            None => None,
-            Some(_) => {
-                // A tick's retries end with its interval, as the observer's do.
-                let budget = Duration::from_secs_f64(policy.interval);
-                let usage = prometheus.map(|c| c.with_retry_budget(budget));
-                let source = UsageSource::for_policy(&policy, usage).map_err(|e| e.to_string())?;
-                VerticalTick::new(&policy, source)
-            }
-        };
+            tick::policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
+        let tick =
+            TickState::daemon(&policy, prometheus.as_ref(), carried).map_err(|e| e.to_string())?;
         Ok(Worker {
             policy,
-            observer,
-            state: carried,
+            tick,
             announced: None,
             failures: 0,
             last_error: None,
-            primed: false,
-            vertical,
             plan_kept: None,
             reported: None,
         })
     }
 
-    /// One tick. Errors are logged, counted and shown on `/recommendations` here.
+    /// One tick: [`tick::run`], then its outcome recorded. Errors are logged, counted and shown
+    /// on `/recommendations` here.
     async fn tick<C: Cluster>(&mut self, ctx: &Context<C>) -> Result<(), ()> {
         let admin = &ctx.admin;
         admin.telemetry().record_tick(&self.policy.name);
-        match self.try_tick(ctx).await {
-            Ok(()) => {
+        let policy = self.policy.clone();
+        let hold = Hold::of(ctx.dry_run, *ctx.leader.borrow());
+        let wall = SystemTime::now();
+        let mut outcome = tick::run(Some(&ctx.cluster), &policy, &mut self.tick, hold, wall).await;
+        self.count(ctx, &outcome);
+        match outcome.error.take() {
+            None => {
+                let kept = self.record(ctx, &mut outcome, wall).await;
+                if outcome.patched.is_some() || kept {
+                    self.keep_state(ctx, outcome.now).await;
+                }
                 self.failures = 0;
                 if self.last_error.take().is_some() {
                     info!("the policy works again");
@@ -202,7 +181,7 @@ impl Worker {
                 admin.set_error(&self.policy.name, None);
                 Ok(())
             }
-            Err(e) => {
+            Some(e) => {
                 admin.telemetry().record_error(error_kind(&e));
                 let text = e.to_string();
                 if self.last_error.as_deref() != Some(text.as_str()) {
@@ -212,7 +191,7 @@ impl Worker {
                 }
                 admin.set_error(&self.policy.name, Some(&text));
                 self.last_error = Some(text);
-                if retryable(&e) {
+                if e.is_retryable() {
                     self.failures += 1;
                     Err(())
                 } else {
@@ -223,130 +202,74 @@ impl Worker {
         }
     }
 
-    async fn try_tick<C: Cluster>(&mut self, ctx: &Context<C>) -> Result<(), ClusterError> {
-        let policy = self.policy.clone();
-        let cluster = &ctx.cluster;
-        let budget = Duration::from_secs_f64(policy.interval / 2.0);
-        let mut scale = retrying(budget, || cluster.scale(&policy.target)).await?;
-        ctx.admin.mark_api_ok(std::time::Instant::now());
-        let mut target = self.target_state(ctx, &scale, budget).await?;
-
-        let wall = SystemTime::now();
-        let now = unix(wall);
-        let (actuator, why) = Actuator::choose(policy.mode, ctx.dry_run, *ctx.leader.borrow());
-        let saved = self.saved(ctx).await;
-        let horizontal = match &policy.horizontal {
-            Some(h) => Some(
-                self.horizontal(
-                    ctx,
-                    h,
-                    actuator,
-                    &mut scale,
-                    &mut target,
-                    budget,
-                    saved.as_ref(),
-                    now,
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        let acted = matches!(horizontal, Some((_, Some(_))));
-        let mut keep_plan = false;
-        let vertical = match (self.vertical.as_mut(), &target.pods, &target.selector) {
-            (Some(v), Some(pods), Some(selector)) => {
-                if self.plan_kept.is_none() {
-                    let empty = BTreeMap::new();
-                    let (state, note) = restart::restore_vertical(
-                        &policy.name,
-                        saved.as_ref().unwrap_or(&empty),
-                        pods.iter().map(|p| p.name.as_str()),
-                        now,
-                    );
-                    info!(%note, "vertical start");
-                    v.restore(state.clone());
-                    self.plan_kept = Some(PlanKept {
-                        state,
-                        written_at: None,
-                        failed_at: None,
-                    });
-                }
-                let hold = match why {
-                    Why::Applying | Why::PolicyRecommends => None,
-                    Why::DryRun => Some("the daemon runs with --dry-run"),
-                    Why::Standby => Some("another replica holds the Lease"),
-                };
-                let outcome = v.tick(cluster, &policy, pods, selector, now, hold).await;
-                match v.take_history() {
-                    Some(HistorySeed::Failed { note }) => {
-                        ctx.admin.telemetry().record_error(ErrorKind::Query);
-                        warn!(%note, "vertical usage history");
-                    }
-                    Some(h) => info!(note = %h.note(), "vertical usage history"),
-                    None => {}
-                }
-                let writes = actuator == Actuator::Apply
-                    && policy
-                        .vertical
-                        .as_ref()
-                        .is_some_and(|s| s.plan.update != UpdateMode::Off);
-                if let (true, Some(kept)) = (writes, &self.plan_kept) {
-                    let alive = |pod: &str| pods.iter().any(|p| p.name == pod);
-                    keep_plan = kept
-                        .failed_at
-                        .is_none_or(|t| now - t >= restart::PLAN_WRITE_EVERY)
-                        && restart::plan_write_due(
-                            &kept.state,
-                            kept.written_at,
-                            v.state(),
-                            &alive,
-                            now,
-                        );
-                }
-                Some(outcome)
-            }
-            (Some(_), _, _) => {
-                return Err(ClusterError::Invalid {
-                    what: format!("GET scale of {} {}", policy.target.kind, policy.target.name),
-                    message: "no pod selector: the vertical part needs the target's pods".into(),
-                });
-            }
-            (None, _, _) => None,
-        };
-        self.record(ctx, actuator, why, horizontal, vertical, wall)
-            .await;
-        if acted || keep_plan {
-            self.keep_state(ctx, now).await;
+    /// Counts and logs what happened on the way: the API reached, the metrics read, 409s,
+    /// failed patches and reads, the start notes.
+    fn count<C>(&mut self, ctx: &Context<C>, outcome: &TickOutcome) {
+        let telemetry = ctx.admin.telemetry();
+        if outcome.scale.is_some() {
+            ctx.admin.mark_api_ok(std::time::Instant::now());
         }
-        Ok(())
+        if let Some(e) = &outcome.annotations_error {
+            telemetry.record_error(error_kind(e));
+        }
+        for note in &outcome.notes {
+            info!(%note, "forecast history");
+        }
+        self.record_queries(ctx, &outcome.readings);
+        for _ in 0..outcome.conflicts {
+            telemetry.record_error(ErrorKind::Conflict);
+        }
+        if outcome.patch_failed {
+            telemetry.record_error(ErrorKind::Patch);
+        }
+        match &outcome.history {
+            Some(HistorySeed::Failed { note }) => {
+                telemetry.record_error(ErrorKind::Query);
+                warn!(%note, "vertical usage history");
+            }
+            Some(h) => info!(note = %h.note(), "vertical usage history"),
+            None => {}
+        }
+        if let Some(state) = &outcome.restored_plan {
+            self.plan_kept = Some(PlanKept {
+                state: state.clone(),
+                written_at: None,
+                failed_at: None,
+            });
+        }
     }
 
-    /// At the first tick, the target's annotations, for what a previous daemon kept there (the
-    /// governor's memory, the planner's state); None once both are restored. A failed read is
-    /// logged and reads as no annotation: the policy starts conservatively.
-    async fn saved<C: Cluster>(&self, ctx: &Context<C>) -> Option<BTreeMap<String, String>> {
-        let horizontal = self.policy.horizontal.is_some() && self.state.is_none();
-        let vertical = self.vertical.is_some() && self.plan_kept.is_none();
-        if !horizontal && !vertical {
-            return None;
-        }
-        match ctx.cluster.annotations(&self.policy.target).await {
-            Ok(a) => Some(a),
-            Err(e) => {
-                ctx.admin.telemetry().record_error(error_kind(&e));
-                warn!(error = %e, "cannot read the target's annotations: starting conservatively");
-                Some(BTreeMap::new())
-            }
-        }
+    /// Whether the planner's state is to be written to the target's annotation now.
+    fn plan_write_due(&self, outcome: &TickOutcome) -> bool {
+        let writes = outcome.actuator == Actuator::Apply
+            && self
+                .policy
+                .vertical
+                .as_ref()
+                .is_some_and(|s| s.plan.update != UpdateMode::Off);
+        let (Some(kept), Some(state), Some(pods)) = (
+            &self.plan_kept,
+            self.tick.plan_state(),
+            &outcome.target.pods,
+        ) else {
+            return false;
+        };
+        let alive = |pod: &str| pods.iter().any(|p| p.name == pod);
+        let now = outcome.now;
+        writes
+            && kept
+                .failed_at
+                .is_none_or(|t| now - t >= restart::PLAN_WRITE_EVERY)
+            && restart::plan_write_due(&kept.state, kept.written_at, state, &alive, now)
     }
 
     /// Writes the governor's memory and the planner's state to the target's annotation (after
     /// a scaling action, or a change of the planner's state that matters). A failure is logged
     /// and counted; the planner's state is tried again [`restart::PLAN_WRITE_EVERY`] later.
     async fn keep_state<C: Cluster>(&mut self, ctx: &Context<C>, now: Seconds) {
-        let plan = self.vertical.as_ref().map(|v| v.state().clone());
+        let plan = self.tick.plan_state().cloned();
         let annotations =
-            restart::annotations(&self.policy.name, self.state.as_ref(), plan.as_ref(), now);
+            restart::annotations(&self.policy.name, self.tick.memory(), plan.as_ref(), now);
         match ctx
             .cluster
             .apply_annotations(&self.policy.target, &annotations)
@@ -372,150 +295,6 @@ impl Worker {
         }
     }
 
-    /// The horizontal part of a tick: decide and act, again after a 409.
-    #[allow(clippy::too_many_arguments)]
-    async fn horizontal<C: Cluster>(
-        &mut self,
-        ctx: &Context<C>,
-        horizontal: &Horizontal,
-        actuator: Actuator,
-        scale: &mut ScaleState,
-        target: &mut TargetState,
-        budget: Duration,
-        saved: Option<&BTreeMap<String, String>>,
-        now: Seconds,
-    ) -> Result<(Decision, Option<ScaleState>), ClusterError> {
-        let policy = self.policy.clone();
-        let cluster = &ctx.cluster;
-        if self.state.is_none() {
-            let state = self
-                .first_state(horizontal, scale, target, saved, now)
-                .await;
-            self.state = Some(state);
-        }
-        if !self.primed && self.scrapes_counters() {
-            // Counters need two scrapes: this tick's reading has rates from the next one on.
-            self.observer.prime(&policy, target, now).await;
-            self.primed = true;
-        }
-        let readings = self
-            .observer
-            .observe(&policy, Some(cluster), target, now, None)
-            .await;
-        self.record_queries(ctx, &readings);
-        let mut attempt = 1;
-        loop {
-            let before = self.state.clone().expect("set above");
-            let obs = Observation {
-                current_replicas: scale.spec_replicas,
-                ready_replicas: target.ready,
-                samples: readings.iter().map(|r| r.sample.clone()).collect(),
-            };
-            let state = self.state.as_mut().expect("set above");
-            let decision = engine::tick(horizontal, state, &obs, now);
-            match actuator
-                .act(cluster, &policy.target, scale, &decision)
-                .await
-            {
-                Ok(patched) => {
-                    if patched.is_none() {
-                        // Nothing was changed: the governor must not count an action that
-                        // was not taken (its cooldowns and rate limits).
-                        state.governor.last_action = before.governor.last_action;
-                        state.governor.events = before.governor.events;
-                    }
-                    return Ok((decision, patched));
-                }
-                Err(e) if e.code() == Some(409) && attempt < CONFLICT_ATTEMPTS => {
-                    ctx.admin.telemetry().record_error(ErrorKind::Conflict);
-                    info!(
-                        attempt,
-                        "the target changed under the patch (409): reading it again"
-                    );
-                    self.state = Some(before);
-                    *scale = retrying(budget, || cluster.scale(&policy.target)).await?;
-                    *target = self.target_state(ctx, scale, budget).await?;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    self.state = Some(before);
-                    if e.code() != Some(409) {
-                        ctx.admin.telemetry().record_error(ErrorKind::Patch);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    fn scrapes_counters(&self) -> bool {
-        self.policy
-            .queries
-            .iter()
-            .any(|q| matches!(q, MetricQuery::Pods(_)))
-    }
-
-    /// The target's pods and how many are ready (its status.replicas when the scale reports no
-    /// selector).
-    async fn target_state<C: Cluster>(
-        &self,
-        ctx: &Context<C>,
-        scale: &ScaleState,
-        budget: Duration,
-    ) -> Result<TargetState, ClusterError> {
-        let mut target = TargetState {
-            current: scale.spec_replicas,
-            ready: scale.status_replicas,
-            pods: None,
-            selector: scale.selector.clone(),
-        };
-        if let Some(selector) = &scale.selector {
-            let pods = retrying(budget, || ctx.cluster.pods(selector)).await?;
-            target.ready = pods.iter().filter(|p| p.is_ready()).count() as u32;
-            target.pods = Some(pods);
-        }
-        Ok(target)
-    }
-
-    /// The state of the first tick: carried over from the previous version of the policy,
-    /// else restored from the target's annotations (`saved`), else conservative. The predictive
-    /// policy's history is read from Prometheus.
-    async fn first_state(
-        &mut self,
-        horizontal: &Horizontal,
-        scale: &ScaleState,
-        target: &TargetState,
-        saved: Option<&BTreeMap<String, String>>,
-        now: Seconds,
-    ) -> State {
-        let mut state = match self.state.take() {
-            Some(s) => {
-                info!("a new version of the policy goes on from the previous one's memory");
-                State {
-                    governor: s.governor,
-                    ..State::default()
-                }
-            }
-            None => {
-                let empty = BTreeMap::new();
-                let a = saved.unwrap_or(&empty);
-                let (s, note) = restart::restore(&self.policy.name, a, scale.spec_replicas, now);
-                info!(%note, "start");
-                s
-            }
-        };
-        if let Algorithm::Predictive(params) = &horizontal.algorithm {
-            let notes = self
-                .observer
-                .seed_history(&self.policy, params, &mut state, target.ready, now)
-                .await;
-            for note in notes {
-                info!(%note, "forecast history");
-            }
-        }
-        state
-    }
-
     fn record_queries<C>(&self, ctx: &Context<C>, readings: &[MetricReading]) {
         let telemetry = ctx.admin.telemetry();
         for (r, q) in readings.iter().zip(&self.policy.queries) {
@@ -533,44 +312,43 @@ impl Worker {
     }
 
     /// Publishes the tick's outcome: `/recommendations`, `/metrics`, the log and Events.
-    #[allow(clippy::too_many_arguments)]
+    /// Returns whether the planner's state is to be kept on the target now.
     async fn record<C: Cluster>(
         &mut self,
         ctx: &Context<C>,
-        actuator: Actuator,
-        why: Why,
-        horizontal: Option<(Decision, Option<ScaleState>)>,
-        vertical: Option<VerticalOutcome>,
+        outcome: &mut TickOutcome,
         wall: SystemTime,
-    ) {
+    ) -> bool {
         let policy = self.policy.clone();
         let telemetry = ctx.admin.telemetry();
+        let keep_plan = outcome.vertical.is_some() && self.plan_write_due(outcome);
         // Standby replicas stay quiet: the leader speaks for the policy.
-        let speaks = why != Why::Standby;
+        let speaks = outcome.why != Why::Standby;
+        let actuator = outcome.actuator;
         let mut events = Vec::new();
-        if let Some((decision, patched)) = &horizontal {
+        if let Some(decision) = &outcome.decision {
             telemetry.record_decision(&policy.name, decision);
             if let Some(e) = self
-                .horizontal_event(ctx, actuator, decision, patched.as_ref(), wall)
+                .horizontal_event(ctx, actuator, decision, outcome.patched.as_ref(), wall)
                 .await
             {
                 events.push(e);
             }
         }
-        if let (Some(outcome), Some(v)) = (&vertical, &self.vertical) {
-            telemetry.set_vertical(&policy.name, &v.recommenders().recommendations());
-            events.extend(vertical_event(ctx, &policy, outcome, wall));
+        if let (Some(v), Some(recommenders)) = (&outcome.vertical, self.tick.recommenders()) {
+            telemetry.set_vertical(&policy.name, &recommenders.recommendations());
+            events.extend(vertical_event(ctx, &policy, v, wall));
         }
-        if let Some(outcome) = &vertical {
-            events.extend(self.report_event(&policy, outcome, wall));
+        if let Some(v) = &outcome.vertical {
+            events.extend(self.report_event(&policy, v, wall));
         }
-        let mut published = match (horizontal, vertical) {
-            (Some((decision, _)), vertical) => PolicyRecommendation {
+        let mut published = match (outcome.decision.take(), outcome.vertical.take()) {
+            (Some(decision), vertical) => PolicyRecommendation {
                 vertical,
                 ..PolicyRecommendation::new(&policy, decision, wall)
             },
             (None, Some(vertical)) => PolicyRecommendation::vertical_only(&policy, vertical, wall),
-            (None, None) => return,
+            (None, None) => return keep_plan,
         };
         published.mode = actuator.mode();
         ctx.admin.publish(published);
@@ -579,10 +357,11 @@ impl Worker {
                 publish_event(ctx, e).await;
             }
         }
+        keep_plan
     }
 
     /// The log line and the Event of a horizontal decision.
-    async fn horizontal_event<C: Cluster>(
+    async fn horizontal_event<C>(
         &mut self,
         ctx: &Context<C>,
         actuator: Actuator,
@@ -713,17 +492,6 @@ fn vertical_event<C>(
     }
 }
 
-/// Whether trying again may help: 429, 5xx, or no answer.
-fn retryable(e: &ClusterError) -> bool {
-    match e {
-        ClusterError::Api { code, .. } => *code == 429 || *code >= 500,
-        ClusterError::Transport { .. } => true,
-        ClusterError::Config(_)
-        | ClusterError::Invalid { .. }
-        | ClusterError::Unsupported { .. } => false,
-    }
-}
-
 /// The `kind` label of an error.
 fn error_kind(e: &ClusterError) -> ErrorKind {
     match e.code() {
@@ -732,27 +500,6 @@ fn error_kind(e: &ClusterError) -> ErrorKind {
         Some(404) => ErrorKind::NotFound,
         Some(429) => ErrorKind::Throttled,
         _ => ErrorKind::Api,
-    }
-}
-
-/// Calls `call` until it succeeds, fails for good, or `budget` would run out: retryable
-/// failures wait 250 ms, then twice as long each time.
-async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, ClusterError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ClusterError>>,
-{
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match call().await {
-            Err(e) if retryable(&e) && start.elapsed() + delay < budget => {
-                debug!(error = %e, ?delay, "trying again");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            result => return result,
-        }
     }
 }
 
@@ -779,42 +526,5 @@ mod tests {
         for n in 0..100 {
             assert!(jitter(&format!("p{n}"), i) < i);
         }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retries_stop_at_the_budget_and_at_lasting_errors() {
-        let api = |code| ClusterError::Api {
-            what: "GET scale".into(),
-            code,
-            reason: String::new(),
-            message: String::new(),
-        };
-        let calls = std::cell::Cell::new(0);
-        let r: Result<(), _> = retrying(Duration::from_secs(2), || {
-            calls.set(calls.get() + 1);
-            std::future::ready(Err(api(503)))
-        })
-        .await;
-        assert!(r.is_err());
-        // 250 + 500 + 1000 ms fit in 2 s; the next wait (2 s) does not.
-        assert_eq!(calls.get(), 4);
-        calls.set(0);
-        let r: Result<(), _> = retrying(Duration::from_secs(2), || {
-            calls.set(calls.get() + 1);
-            std::future::ready(Err(api(403)))
-        })
-        .await;
-        assert!(r.is_err());
-        assert_eq!(calls.get(), 1);
-        let r = retrying(Duration::from_secs(2), || {
-            calls.set(calls.get() + 1);
-            std::future::ready(if calls.get() < 3 {
-                Err(api(429))
-            } else {
-                Ok(7)
-            })
-        })
-        .await;
-        assert_eq!(r.unwrap(), 7);
     }
 }

@@ -284,6 +284,20 @@ impl GovernorState {
         }
     }
 
+    /// Remembers `decision`'s action as applied at `now`, for the cooldowns and rate limits.
+    /// The caller commits only what it applied: a decision that was only recommended, or whose
+    /// patch failed, leaves no action behind. A decision that keeps the count commits nothing.
+    pub fn commit(&mut self, decision: &Decision, now: Seconds) {
+        let (current, desired) = (decision.current_replicas, decision.desired_replicas);
+        if let Some(dir) = Direction::of(current, desired) {
+            self.events.push(TimedReplicas {
+                t: now,
+                replicas: desired as i64 - current as i64,
+            });
+            self.last_action = Some((now, dir));
+        }
+    }
+
     /// Sum of the changes made in `dir` within the last `period` seconds.
     fn changed_within(&self, now: Seconds, period: Seconds, dir: Direction) -> i64 {
         self.events
@@ -336,7 +350,9 @@ impl Governor {
         n.clamp(self.min as i64, self.max as i64) as u32
     }
 
-    /// Turns a recommendation into a decision, updating the state.
+    /// Turns a recommendation into a decision, updating the state's recommendations. The action
+    /// it decides is not in the state until the caller says it was applied
+    /// ([`GovernorState::commit`]).
     pub fn govern(
         &self,
         st: &mut GovernorState,
@@ -358,13 +374,6 @@ impl Governor {
             None => self.on_missing(st, current, &mut steps),
             Some(p) => self.normalize(st, current, p, &mut steps, now),
         };
-        if let Some(dir) = Direction::of(current, desired) {
-            st.events.push(TimedReplicas {
-                t: now,
-                replicas: desired as i64 - current as i64,
-            });
-            st.last_action = Some((now, dir));
-        }
         Decision {
             current_replicas: current,
             desired_replicas: desired,
@@ -645,6 +654,7 @@ mod tests {
         now: Seconds,
     ) -> (u32, Option<Rule>) {
         let d = g.govern(st, &obs(current), r, now);
+        st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
     }
 

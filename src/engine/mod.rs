@@ -13,6 +13,7 @@
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
 
 pub mod governor;
+pub mod hpa;
 pub mod pid;
 pub mod predictive;
 pub mod threshold;
@@ -284,8 +285,18 @@ impl State {
     }
 }
 
-/// One tick: decide with the policy, then govern. The one entry point that every driver uses.
+/// One tick where what is decided is done (the simulator, backtests, benchmarks): [`decide`],
+/// then commit the action to the governor's memory. The daemon's tick commits only what it
+/// applied ([`crate::tick::run`]).
 pub fn tick(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seconds) -> Decision {
+    let decision = decide(policy, state, obs, now);
+    state.governor.commit(&decision, now);
+    decision
+}
+
+/// Decide with the policy, then govern. The decided action is not yet in the governor's memory:
+/// [`GovernorState::commit`] puts it there once it was applied.
+pub fn decide(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seconds) -> Decision {
     let rec = match &policy.algorithm {
         Algorithm::Threshold => threshold::recommend(&policy.metrics, obs),
         Algorithm::Pid(p) => pid::recommend(p, &policy.metrics, &mut state.pid, obs, now),

@@ -12,7 +12,7 @@ use crate::engine::{
     governor::ScalingRules, governor::Select, governor::StepLimit, pid::PidParams,
     predictive::PredictiveParams,
 };
-use crate::metrics::prometheus::PrometheusConfig;
+use crate::prometheus::PrometheusConfig;
 use model::{Dur, OnMetricError, PolicyFile, PolicyKind, Preset, SelectModel};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -150,7 +150,7 @@ pub struct VerticalSpec {
     /// settings, the update mode, limits, and the in-place resize rules.
     pub plan: PlanSettings,
     /// `spec.vertical.usage`: the PromQL of each container's usage (None: the defaults of
-    /// [`crate::metrics::usage`]).
+    /// [`crate::tick::usage`]).
     pub usage: UsageQueries,
 }
 

@@ -54,7 +54,7 @@ pub struct Spec {
     /// The Prometheus server this policy's `prometheus` metrics query (default: the one given to
     /// the daemon or the command with `--prometheus`).
     #[serde(default)]
-    pub prometheus: Option<Spanned<crate::metrics::prometheus::PrometheusConfig>>,
+    pub prometheus: Option<Spanned<crate::prometheus::PrometheusConfig>>,
     /// Horizontal scaling.
     #[serde(default)]
     pub horizontal: Option<Horizontal>,
@@ -586,46 +586,4 @@ fn default_after() -> u32 {
     3
 }
 
-/// A duration written as a humantime string ("15s", "5m", "1h 30m").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration such as \"30s\" or \"5m\"")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
-                let t = s.trim();
-                if t.starts_with('-') {
-                    return Err(E::custom(format!(
-                        "negative duration \"{s}\": durations are zero or more"
-                    )));
-                }
-                humantime::parse_duration(t).map(Dur).map_err(|e| {
-                    E::custom(format!(
-                        "invalid duration \"{s}\": {e}; expected a duration such as \"30s\" or \"5m\""
-                    ))
-                })
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
-                Err(E::custom(format!(
-                    "{v} has no unit: expected a duration such as \"{}s\"",
-                    v.unsigned_abs()
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
-                self.visit_i64(v.min(i64::MAX as u64) as i64)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
-                Err(E::custom(format!(
-                    "{v} has no unit: expected a duration such as \"30s\""
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+pub use crate::text::Dur;

@@ -117,6 +117,28 @@ impl Daemon {
         }
     }
 
+    /// The policy's `setpoint_ticks_total` on `/metrics` (0 before its first tick).
+    pub fn ticks(&self, policy: &str) -> u64 {
+        let Some((200, metrics)) = self.get("/metrics") else {
+            return 0;
+        };
+        let series = format!("setpoint_ticks_total{{policy=\"{policy}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// Waits until `n` more ticks of `policy` have run to their end (a tick is counted when it
+    /// starts, and a policy's ticks run one after another: so until `n + 1` more have started).
+    pub fn wait_ticks(&self, policy: &str, n: u64, limit: Duration) {
+        let until = self.ticks(policy) + n + 1;
+        self.wait_for(&format!("{n} more ticks of {policy}"), limit, |d| {
+            d.ticks(policy) >= until
+        });
+    }
+
     /// SIGTERM, and the time the process took to exit 0 (SIGKILL and a panic after `limit`).
     pub fn stop_within(&mut self, limit: Duration) -> Duration {
         let Some(mut child) = self.child.take() else {

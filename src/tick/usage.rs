@@ -27,14 +27,14 @@
 //! usage, the recommenders, and [`apply_vertical`]. Its first tick seeds the recommenders from
 //! the history in Prometheus (see [`VerticalTick::tick`]).
 
-use super::history;
-use super::prometheus::PrometheusClient;
-use crate::cluster::vertical::{VerticalOutcome, apply_vertical};
+use super::vertical::{VerticalOutcome, apply_vertical};
 use crate::cluster::{Cluster, PodInfo};
 use crate::engine::vertical::{ContainerRecommender, Resource, VerticalParams};
 use crate::engine::vertical_plan::{ContainerRecommendation, PlanState};
 use crate::engine::{Sample, Seconds};
 use crate::policy::{Policy, VerticalSpec};
+use crate::prometheus::PrometheusClient;
+use crate::prometheus::history;
 use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -668,6 +668,8 @@ pub struct VerticalTick {
     early_ooms: Vec<OomKill>,
     /// What the last tick's history step did.
     history: Option<HistorySeed>,
+    /// The last tick's readings without data.
+    problems: Vec<String>,
 }
 
 impl VerticalTick {
@@ -681,6 +683,7 @@ impl VerticalTick {
             seeding: Seeding::Due(f64::NEG_INFINITY),
             early_ooms: Vec::new(),
             history: None,
+            problems: Vec::new(),
         })
     }
 
@@ -697,6 +700,17 @@ impl VerticalTick {
     /// The recommenders.
     pub fn recommenders(&self) -> &Recommenders {
         &self.recommenders
+    }
+
+    /// Where the usage comes from.
+    pub fn source(&self) -> &UsageSource {
+        self.reader.source()
+    }
+
+    /// The readings of the last tick that gave no data (its history read's, then its live
+    /// read's), as they are also in that tick's plan notes.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// What the last tick's history step did, if it did anything (taken: the next call
@@ -728,6 +742,7 @@ impl VerticalTick {
         hold: Option<&str>,
     ) -> VerticalOutcome {
         let mut notes = Vec::new();
+        let mut problems = Vec::new();
         let mut ooms = Vec::new();
         let mut history = None;
         if self.seed_due(now) {
@@ -739,6 +754,7 @@ impl VerticalTick {
                 UsageSource::Prometheus(_) => {
                     let read = self.reader.recent_history(cluster, pods, now).await;
                     notes.extend(read.problems.iter().map(|p| format!("usage history: {p}")));
+                    problems.extend(read.problems.iter().cloned());
                     let (seed, failed_ooms) = self.seed(read, now);
                     ooms = failed_ooms;
                     history = Some(seed);
@@ -760,6 +776,8 @@ impl VerticalTick {
         let mut outcome =
             apply_vertical(cluster, policy, &mut self.state, pods, &recs, now, hold).await;
         notes.extend(read.problems.iter().map(|p| format!("usage: {p}")));
+        problems.extend(read.problems);
+        self.problems = problems;
         outcome.plan.notes.extend(notes);
         outcome
     }

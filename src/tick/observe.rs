@@ -2,11 +2,11 @@
 //! Prometheus (or the default one), from metrics.k8s.io, or by scraping the target's pods.
 
 use super::pods::{self, PodEntry, Scraper};
-use super::prometheus::PrometheusClient;
 use crate::cluster::{Cluster, PodInfo};
 use crate::engine::predictive::{self, PredictiveParams};
 use crate::engine::{Observation, Sample, Seconds, State};
 use crate::policy::{MetricQuery, Policy};
+use crate::prometheus::PrometheusClient;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -258,7 +258,7 @@ impl Observer {
                 ));
                 continue;
             };
-            let grid = super::history::grid(
+            let grid = crate::prometheus::history::grid(
                 client,
                 query,
                 *sum,

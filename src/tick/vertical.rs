@@ -2,12 +2,13 @@
 //! ([`crate::engine::vertical_plan::plan`]) on the pods as read and the recommendations, then
 //! does what it says: resize one pod in place, or patch the pod template, or nothing.
 //!
-//! It writes only when the policy is `mode: apply` and its `update` is not `off`; in
-//! `mode: recommend` the plan is returned with [`Applied::NotApplied`]. A template patch that
+//! It writes only when its caller lets it (no `hold`: see [`super::act::Why::hold`], which also
+//! covers `mode: recommend`) and the plan writes (its `update` is not `off`); otherwise the plan
+//! is returned with [`Applied::NotApplied`]. A template patch that
 //! succeeded is remembered in the [`PlanState`], so that the next ticks wait for its rollout.
 //!
 //! An in-place resize that the API server refuses because it lowers a memory limit (Kubernetes
-//! 1.33; see [`super::resize::memory_limit_decrease_refused`]) is treated like an Infeasible
+//! 1.33; see [`crate::cluster::resize::memory_limit_decrease_refused`]) is treated like an Infeasible
 //! one: the refusal goes into the [`PlanState`] and the planner is asked again, which now
 //! takes the policy's fallback (a template patch, written in the same tick, or a report). The
 //! state keeps the refusal, so later memory-limit decreases go to the fallback without trying.
@@ -15,16 +16,16 @@
 //!
 //! The daemon calls it once per tick of a policy with a vertical part, after reading the
 //! target's pods and feeding their usage to the recommenders
-//! ([`crate::metrics::usage::VerticalTick`] does all of it).
+//! ([`super::usage::VerticalTick`] does all of it).
 
-use super::resize::memory_limit_decrease_refused;
-use super::{Cluster, ClusterError, PodInfo};
+use crate::cluster::resize::memory_limit_decrease_refused;
+use crate::cluster::{Cluster, ClusterError, PodInfo};
 use crate::engine::Seconds;
 use crate::engine::vertical_plan::{
     self, ContainerChange, ContainerRecommendation, ContainerResources, PlanPod, PlanSettings,
     PlanState, ResizeRefusal, ResizeStatus, VerticalAction, VerticalPlan,
 };
-use crate::policy::{Mode, Policy};
+use crate::policy::Policy;
 use serde::Serialize;
 use std::fmt;
 
@@ -86,7 +87,8 @@ impl fmt::Display for VerticalOutcome {
 /// `pods` are the target's pods as read this tick, `recommendations` the recommenders' output
 /// per container. Never more than one change per tick (after an in-place resize refused for
 /// lowering a memory limit, which changed nothing, the fallback's template patch); none when
-/// `hold` gives a reason (dry-run, a standby replica) or the policy's mode is recommend.
+/// `hold` gives a reason (the policy's mode is recommend, dry-run, a standby replica, a
+/// read-only look).
 pub async fn apply_vertical<C: Cluster>(
     cluster: &C,
     policy: &Policy,
@@ -110,11 +112,6 @@ pub async fn apply_vertical<C: Cluster>(
     };
     let plan_pods: Vec<_> = pods.iter().map(PodInfo::plan_pod).collect();
     let plan = vertical_plan::plan(&v.plan, recommendations, &plan_pods, state, now);
-    let hold = match hold {
-        Some(reason) => Some(reason),
-        None if policy.mode == Mode::Recommend => Some("the policy's mode is recommend"),
-        None => None,
-    };
     if let (true, Some(reason)) = (plan.action.writes(), hold) {
         return VerticalOutcome {
             plan,

@@ -2,7 +2,7 @@
 //! chunks so that no answer holds more than [`MAX_POINTS`] points per series (Prometheus refuses
 //! more than 11,000), and kept as one `Option<f64>` per grid step.
 
-use super::prometheus::{PrometheusClient, PrometheusError, QueryFailure, labels_text};
+use super::{PrometheusClient, PrometheusError, QueryFailure, labels_text};
 use crate::engine::Seconds;
 use std::time::Duration;
 

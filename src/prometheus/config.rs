@@ -5,7 +5,7 @@
 //! by `Debug`. Custom header values are not shown by `Debug` either, since they may carry a
 //! credential.
 
-use crate::policy::model::Dur;
+use crate::text::Dur;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::fmt;

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use setpoint::metrics::prometheus::{PrometheusClient, PrometheusConfig};
+//! use setpoint::prometheus::{PrometheusClient, PrometheusConfig};
 //! let client = PrometheusClient::new(&PrometheusConfig::new("http://prometheus:9090"))?;
 //! let answer = client.instant("sum(rate(http_requests_total[1m]))", None).await?;
 //! let sample = answer.sample(false)?;
@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod error;
+pub mod history;
 pub mod response;
 
 pub use config::{BasicAuth, PrometheusConfig, RetryConfig, TlsConfig};

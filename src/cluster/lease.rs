@@ -29,7 +29,8 @@
 //!   retrying. Other errors (timeouts, 5xx, 429) are retried with a backoff of at most one renew
 //!   period; a leader keeps its flag through them until the Lease would expire.
 
-use crate::cluster::kube::identity_from_env;
+use super::kube::identity_from_env;
+use super::{ClusterError, hint};
 use crate::text::error_chain;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -134,7 +135,7 @@ pub enum LeaseError {
     #[error("{0}")]
     Config(String),
     /// The API server answered with an error status.
-    #[error("Lease {lease}: {doing}: HTTP {code} {reason}: {message}{}", hint(*code))]
+    #[error("Lease {lease}: {doing}: HTTP {code} {reason}: {message}{}", hint(*code, "Lease ", message))]
     Api {
         /// `namespace/name`.
         lease: String,
@@ -183,30 +184,30 @@ impl LeaseError {
     }
 }
 
-fn hint(code: u16) -> &'static str {
-    match code {
-        401 => " (check the credentials)",
-        403 => {
-            " (the Role bound to this identity needs get, create and patch on leases in \
-             coordination.k8s.io)"
-        }
-        _ => "",
-    }
-}
-
+/// A kube-rs error while `doing` something with `lease`, mapped as every other API error is
+/// ([`super::kube::api_error`]).
 fn kube_error(lease: &str, doing: &str, e: &kube::Error) -> LeaseError {
-    match e {
-        kube::Error::Api(s) => LeaseError::Api {
-            lease: lease.to_string(),
-            doing: doing.to_string(),
-            code: s.code,
-            reason: s.reason.clone(),
-            message: s.message.clone(),
+    let (lease, doing) = (lease.to_string(), doing.to_string());
+    match super::kube::api_error(String::new(), e) {
+        ClusterError::Api {
+            code,
+            reason,
+            message,
+            ..
+        } => LeaseError::Api {
+            lease,
+            doing,
+            code,
+            reason,
+            message,
         },
-        other => LeaseError::Other {
-            lease: lease.to_string(),
-            doing: doing.to_string(),
-            message: error_chain(other),
+        ClusterError::Transport { message, .. }
+        | ClusterError::Invalid { message, .. }
+        | ClusterError::Unsupported { message, .. }
+        | ClusterError::Config(message) => LeaseError::Other {
+            lease,
+            doing,
+            message,
         },
     }
 }

@@ -1,0 +1,88 @@
+//! `setpoint simulate`: a policy against a simulated service on a virtual clock.
+
+use super::{Failure, RunArgs, capacity, write_run};
+use crate::policy::{self, Policy};
+use crate::sim::{self, ServiceModel, Trace};
+use std::path::{Path, PathBuf};
+
+/// The policy `simulate` runs when none is given: policies/examples/hpa.yaml, built in.
+pub const DEFAULT_POLICY: &str = include_str!("../../policies/examples/hpa.yaml");
+
+/// Arguments of `simulate`.
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The policy file (default: the built-in copy of policies/examples/hpa.yaml).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Load trace: CSV `timestamp_s,value` in requests/s (default: the built-in two-day
+    /// synthetic workload).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Requests/s one ready replica serves (default: the trace's mean / 20).
+    #[arg(long)]
+    pub capacity: Option<f64>,
+    /// Start-up, output and plot.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Vertical part: usage = trace value × SCALE (cores for CPU, MiB for memory) instead of the
+    /// trace rescaled to a mean of 0.5 core and 512 MiB.
+    #[arg(long)]
+    pub scale: Option<f64>,
+}
+
+fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
+    Ok(match path {
+        Some(p) => policy::load(p)?,
+        None => policy::parse(
+            DEFAULT_POLICY,
+            Path::new("(built-in) policies/examples/hpa.yaml"),
+        )?,
+    })
+}
+
+/// `setpoint simulate`: the horizontal part against the trace as load, the vertical part against
+/// the trace as one replica's usage shape.
+pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
+    let policy = load_policy(a.policy.as_deref())?;
+    let trace = match &a.trace {
+        Some(p) => Trace::load(p)?,
+        None => Trace::synthetic(),
+    };
+    if let Some(k) = a.scale
+        && !(k.is_finite() && k > 0.0)
+    {
+        return Err(Failure(format!("--scale {k}: expected a positive number")));
+    }
+    let horizontal = match &policy.horizontal {
+        None => None,
+        Some(_) => {
+            let mut model = ServiceModel::for_trace(&trace);
+            if let Some(c) = capacity(a.capacity)? {
+                model.capacity = c;
+            }
+            model.startup = a.run.startup.as_secs_f64();
+            if model.capacity <= 0.0 {
+                return Err(Failure(
+                    "the trace's mean load is 0: give --capacity".into(),
+                ));
+            }
+            Some(sim::run(&policy, &trace, model))
+        }
+    };
+    let vertical = policy
+        .vertical
+        .as_ref()
+        .map(|v| sim::vertical::run(v, &trace, a.scale));
+    let trace_name = a
+        .trace
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in synthetic workload".into());
+    write_run(
+        horizontal.as_ref(),
+        vertical.as_ref(),
+        &format!("policy {} on {trace_name}", policy.name),
+        a.run.output.as_deref(),
+        a.run.plot.as_deref(),
+    )
+}
