@@ -14,6 +14,7 @@
 
 pub mod governor;
 pub mod pid;
+pub mod pod;
 pub mod predictive;
 pub mod threshold;
 pub mod vertical;
