@@ -15,7 +15,7 @@
 mod support;
 
 use setpoint::cluster::{KubeCluster, PodInfo};
-use setpoint::engine::vertical::Resource;
+use setpoint::engine::quantity::Resource;
 use setpoint::engine::vertical_plan::ContainerResources;
 use setpoint::metrics::usage::{USAGE_QUERIES_IN_FLIGHT, UsageRead, UsageReader, UsageSource};
 use setpoint::metrics::{PrometheusClient, PrometheusConfig};

@@ -2,7 +2,8 @@
 //! and a property test that no recommendation leaves [min, max].
 
 use proptest::prelude::*;
-use setpoint::engine::vertical::{ContainerRecommender, MIB, Resource};
+use setpoint::engine::quantity::{MIB, Resource};
+use setpoint::engine::vertical::ContainerRecommender;
 use setpoint::policy::{self, PolicyError, UpdateMode};
 use setpoint::sim::{Trace, vertical};
 use std::path::Path;
@@ -287,7 +288,8 @@ proptest! {
 
 mod planner {
     use proptest::prelude::*;
-    use setpoint::engine::vertical::{MIB, Recommended, Resource, ResourceParams, VerticalParams};
+    use setpoint::engine::quantity::{MIB, Resource};
+    use setpoint::engine::vertical::{Recommended, ResourceParams, VerticalParams};
     use setpoint::engine::vertical_plan::{
         Amounts, ContainerRecommendation, ContainerResources, LimitsMode, PlanPod, PlanSettings,
         PlanState, QosClass, ResizeFallback, ResizePolicy, ResizeStatus, RestartPolicy,

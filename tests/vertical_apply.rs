@@ -12,7 +12,8 @@ mod support;
 use serde_json::{Value, json};
 use setpoint::cluster::vertical::{Applied, VerticalOutcome, apply_vertical};
 use setpoint::cluster::{Cluster, ClusterError, KubeCluster, PodInfo};
-use setpoint::engine::vertical::{MIB, Recommended};
+use setpoint::engine::quantity::MIB;
+use setpoint::engine::vertical::Recommended;
 use setpoint::engine::vertical_plan::{
     ContainerChange, ContainerRecommendation, PlanState, QosClass, ResizeStatus, VerticalAction,
 };
@@ -652,7 +653,7 @@ async fn usage_from_metrics_k8s_io_and_each_oom_kill_counted_once() {
             "{out}"
         );
         let a = api.world().pod("web-a").unwrap().clone();
-        let mem: f64 = setpoint::cluster::quantity::parse(
+        let mem: f64 = setpoint::engine::quantity::parse(
             a["spec"]["containers"][0]["resources"]["requests"]["memory"]
                 .as_str()
                 .unwrap(),

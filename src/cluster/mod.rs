@@ -6,7 +6,6 @@
 //! - [`pods`]: [`PodInfo`], what a tick needs to know about one pod (phase, readiness and its
 //!   times, requests, IP), taken from a `Pod`.
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
-//! - [`quantity`]: Kubernetes quantities (`250m`, `64Mi`) as numbers.
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
 //! - [`vertical`]: [`vertical::apply_vertical`], the vertical part's act step for one tick:
@@ -18,7 +17,6 @@
 pub mod kube;
 pub mod metrics_api;
 pub mod pods;
-pub mod quantity;
 pub mod resize;
 pub mod vertical;
 

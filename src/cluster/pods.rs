@@ -7,8 +7,8 @@
 //! and its template revision.
 
 use super::metrics_api::unix_seconds;
-use super::quantity;
 use crate::engine::Seconds;
+use crate::engine::quantity;
 use crate::engine::vertical_plan::{
     Amounts, ContainerResources, PlanPod, QosClass, ResizePolicy, ResizeStatus, RestartPolicy,
     Termination,
@@ -66,7 +66,7 @@ fn amounts(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<Amoun
         map.and_then(|m| m.get(resource))
             .map(|v| quantity::parse(&v.0))
             .transpose()
-            .map_err(|e| format!("{what} {resource}: {e}"))
+            .map_err(|e| format!("{what} {resource}: invalid quantity: {e}"))
     };
     Ok(Amounts {
         cpu: q("cpu")?,

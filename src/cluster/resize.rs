@@ -26,7 +26,7 @@
 
 use super::kube::{KubeCluster, api_error, needs, patch_params, pods_resource};
 use super::{Cluster, ClusterError, PodInfo};
-use crate::engine::vertical::Resource;
+use crate::engine::quantity::Resource;
 use crate::engine::vertical_plan::{Amounts, ContainerChange, ContainerResources};
 use crate::policy::TargetRef;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -267,7 +267,7 @@ impl KubeCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::vertical::MIB;
+    use crate::engine::quantity::MIB;
 
     #[test]
     fn quantities_are_written_exactly() {
@@ -284,7 +284,7 @@ mod tests {
             (Resource::Cpu, 3.0),
             (Resource::Memory, 96.0 * MIB),
         ] {
-            let back = super::super::quantity::parse(&quantity_text(r, v)).unwrap();
+            let back = crate::engine::quantity::parse(&quantity_text(r, v)).unwrap();
             assert!((back - v).abs() <= 1e-12 * v, "{v} → {back}");
         }
     }

@@ -16,6 +16,7 @@ pub mod governor;
 pub mod pid;
 pub mod pod;
 pub mod predictive;
+pub mod quantity;
 pub mod threshold;
 pub mod vertical;
 pub mod vertical_plan;

@@ -1,7 +1,7 @@
 //! The pod model: one pod and its containers' resources, as the engine sees them.
 
 use super::Seconds;
-use super::vertical::Resource;
+use super::quantity::Resource;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -37,8 +37,9 @@
 //! current count. The [`PodReading::note`] says which pods counted how.
 
 use crate::cluster::{PodInfo, PodUsage};
+use crate::engine::quantity::Resource;
 use crate::engine::{Sample, Seconds, Target, fmt_num};
-use crate::policy::{PodsMetricKind, PodsQuery, ResourceName};
+use crate::policy::{PodsMetricKind, PodsQuery};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -273,7 +274,7 @@ pub fn reading(
 /// A resource metric from metrics.k8s.io usage and the pods' requests.
 #[allow(clippy::too_many_arguments)]
 pub fn resource_reading(
-    resource: ResourceName,
+    resource: Resource,
     container: Option<&str>,
     target: Target,
     pods: &[PodInfo],
@@ -306,7 +307,7 @@ pub fn resource_reading(
         let g = group(
             pod,
             sample.as_ref().map_err(String::as_str),
-            resource == ResourceName::Cpu,
+            resource == Resource::Cpu,
             now,
         );
         entries.push(PodEntry {
@@ -320,11 +321,7 @@ pub fn resource_reading(
 }
 
 /// The sum of a pod's requests of `resource` (over `container` only, if given).
-fn request_of(
-    resource: ResourceName,
-    container: Option<&str>,
-    pod: &PodInfo,
-) -> Result<f64, String> {
+fn request_of(resource: Resource, container: Option<&str>, pod: &PodInfo) -> Result<f64, String> {
     let mut total = 0.0;
     let mut found = false;
     for c in pod
@@ -333,8 +330,8 @@ fn request_of(
         .filter(|c| container.is_none_or(|n| n == c.name))
     {
         let r = match resource {
-            ResourceName::Cpu => c.requests.cpu,
-            ResourceName::Memory => c.requests.memory,
+            Resource::Cpu => c.requests.cpu,
+            Resource::Memory => c.requests.memory,
         };
         match r {
             Some(r) if r > 0.0 => total += r,
@@ -360,7 +357,7 @@ fn request_of(
 
 /// A pod's usage of `resource` (over `container` only, if given), or why there is none.
 fn usage_of(
-    resource: ResourceName,
+    resource: Resource,
     container: Option<&str>,
     usage: Option<&PodUsage>,
 ) -> Result<PodSample, String> {
@@ -375,8 +372,8 @@ fn usage_of(
         .filter(|c| container.is_none_or(|n| n == c.name))
     {
         let v = match resource {
-            ResourceName::Cpu => c.cpu,
-            ResourceName::Memory => c.memory,
+            Resource::Cpu => c.cpu,
+            Resource::Memory => c.memory,
         };
         if let Some(v) = v {
             value += v;
@@ -645,7 +642,7 @@ mod tests {
 
     fn cpu(pods: &[PodInfo], usage: &[PodUsage], current: u32, ready: u32) -> PodReading {
         resource_reading(
-            ResourceName::Cpu,
+            Resource::Cpu,
             None,
             Target::Utilization(0.5),
             pods,

@@ -31,7 +31,8 @@ use super::history;
 use super::prometheus::PrometheusClient;
 use crate::cluster::vertical::{VerticalOutcome, apply_vertical};
 use crate::cluster::{Cluster, PodInfo};
-use crate::engine::vertical::{ContainerRecommender, Resource, VerticalParams};
+use crate::engine::quantity::Resource;
+use crate::engine::vertical::{ContainerRecommender, VerticalParams};
 use crate::engine::vertical_plan::{ContainerRecommendation, PlanState};
 use crate::engine::{Sample, Seconds};
 use crate::policy::{Policy, VerticalSpec};
@@ -902,7 +903,7 @@ mod tests {
             pod: "web-1".into(),
             container: "app".into(),
             at: Some(now + 30.0),
-            memory: Some(256.0 * crate::engine::vertical::MIB),
+            memory: Some(256.0 * crate::engine::quantity::MIB),
         };
         vt.early_ooms.push(oom.clone());
         let broken = UsageRead {

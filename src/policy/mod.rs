@@ -20,15 +20,12 @@
 mod error;
 mod load;
 pub mod model;
-pub mod quantity;
 mod validate;
 mod validated;
 
 pub use error::{PolicyError, Problem};
 pub use load::{files, load, load_all, parse};
-pub use model::{
-    LimitsMode, Mode, PodsMetricKind, ResizeFallback, ResourceName, TargetRef, UpdateMode,
-};
+pub use model::{LimitsMode, Mode, PodsMetricKind, ResizeFallback, TargetRef, UpdateMode};
 pub use validated::{
     MetricQuery, PodsQuery, Policy, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec, placeholders,
 };

@@ -1,6 +1,7 @@
 //! The validated policy: what the engine and the drivers use.
 
-use super::{Mode, PodsMetricKind, ResourceName, TargetRef};
+use super::{Mode, PodsMetricKind, TargetRef};
+use crate::engine::quantity::Resource;
 use crate::engine::vertical_plan::PlanSettings;
 use crate::engine::{Horizontal, MetricTarget, Seconds};
 use crate::metrics::prometheus::PrometheusConfig;
@@ -20,7 +21,7 @@ pub enum MetricQuery {
     /// CPU or memory usage of the target's pods from the metrics.k8s.io API.
     Resource {
         /// Which resource.
-        resource: ResourceName,
+        resource: Resource,
         /// Only this container (None: all of each pod's containers).
         container: Option<String>,
     },

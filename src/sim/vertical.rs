@@ -14,8 +14,9 @@
 //! - Slack is `max(0, request - usage) / request`, averaged over time.
 
 use super::Trace;
-use crate::engine::vertical::{ContainerRecommender, MIB, Resource, should_update};
-use crate::policy::{LimitsMode, UpdateMode, VerticalSpec, quantity};
+use crate::engine::quantity::{self, MIB, Resource};
+use crate::engine::vertical::{ContainerRecommender, should_update};
+use crate::policy::{LimitsMode, UpdateMode, VerticalSpec};
 use serde::Serialize;
 
 /// One change of the container's requests.
@@ -125,7 +126,10 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
                     if u > tr.limit {
                         oom_kills += 1;
                         rec.oom(p, u, t);
-                        reason = Some(format!("OOM kill at {}", quantity::format(false, u)));
+                        reason = Some(format!(
+                            "OOM kill at {}",
+                            quantity::format(Resource::Memory, u)
+                        ));
                     }
                     rec.add_memory(p, u, t);
                 }
@@ -161,9 +165,9 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
                 format!(
                     "{} request {} outside [{}, {}]",
                     r.as_str(),
-                    quantity::format(*r == Resource::Cpu, tr.request),
-                    quantity::format(*r == Resource::Cpu, target.lower),
-                    quantity::format(*r == Resource::Cpu, target.upper)
+                    quantity::format(*r, tr.request),
+                    quantity::format(*r, target.lower),
+                    quantity::format(*r, target.upper)
                 )
             } else {
                 format!(
@@ -178,7 +182,7 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
                 tr.limit = tr.request * ratio;
             }
             tr.differs_since = None;
-            let text = quantity::format(*r == Resource::Cpu, tr.request);
+            let text = quantity::format(*r, tr.request);
             match r {
                 Resource::Cpu => change.cpu = Some(text),
                 Resource::Memory => change.memory = Some(text),

@@ -1,7 +1,8 @@
 //! The planner's answer and its rendering in words.
 
 use crate::engine::pod::Amounts;
-use crate::engine::vertical::{MIB, Recommended, Resource};
+use crate::engine::quantity::{MIB, Resource};
+use crate::engine::vertical::Recommended;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

@@ -3,7 +3,8 @@
 use super::action::{ContainerChange, show};
 use super::settings::{ContainerRecommendation, LimitsMode, PlanSettings, recommendation};
 use crate::engine::pod::{Amounts, ContainerResources, PlanPod, QosClass, RestartPolicy};
-use crate::engine::vertical::{MIB, Resource, VerticalParams};
+use crate::engine::quantity::{MIB, Resource};
+use crate::engine::vertical::VerticalParams;
 
 /// A value in steps of the resource (millicores, or MiB).
 fn units(r: Resource, v: f64) -> f64 {

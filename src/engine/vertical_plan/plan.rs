@@ -6,7 +6,8 @@ use super::state::PlanState;
 use super::step::decide;
 use crate::engine::Seconds;
 use crate::engine::pod::{ContainerResources, PlanPod};
-use crate::engine::vertical::{MIB, Recommended, Resource, should_update};
+use crate::engine::quantity::{MIB, Resource};
+use crate::engine::vertical::{Recommended, should_update};
 use std::collections::BTreeMap;
 
 /// After a template patch, nothing more is done for this long: the workload controller needs a

@@ -1,7 +1,8 @@
 //! What the planner is given: the policy's settings and the recommendation per container.
 
 use crate::engine::Seconds;
-use crate::engine::vertical::{Recommended, Resource, VerticalParams};
+use crate::engine::quantity::Resource;
+use crate::engine::vertical::{Recommended, VerticalParams};
 use serde::{Deserialize, Serialize};
 
 /// How recommendations are applied.

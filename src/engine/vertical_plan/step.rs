@@ -9,7 +9,7 @@ use super::settings::{
 use super::state::PlanState;
 use crate::engine::Seconds;
 use crate::engine::pod::{PlanPod, ResizeStatus};
-use crate::engine::vertical::Resource;
+use crate::engine::quantity::Resource;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn decide(

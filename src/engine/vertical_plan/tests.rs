@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::engine::pod::*;
-use crate::engine::vertical::{MIB, Recommended, Resource, ResourceParams, VerticalParams};
+use crate::engine::quantity::{MIB, Resource};
+use crate::engine::vertical::{Recommended, ResourceParams, VerticalParams};
 use std::collections::BTreeMap;
 
 fn settings(update: UpdateMode) -> PlanSettings {

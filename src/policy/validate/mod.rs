@@ -6,8 +6,8 @@ mod horizontal;
 mod vertical;
 
 use super::model::{self, Dur, PolicyFile};
-use super::{API_VERSION, KIND, MetricQuery, Policy, Problem, ResourceName, VerticalSpec};
-use crate::engine::vertical::Resource;
+use super::{API_VERSION, KIND, MetricQuery, Policy, Problem, VerticalSpec};
+use crate::engine::quantity::Resource;
 use crate::engine::{Horizontal, Seconds, Target};
 use serde_saphyr::Spanned;
 use std::path::Path;
@@ -127,7 +127,7 @@ impl Validator {
             // utilization is when it divides by the CPU requests.
             let relative_to_request = matches!(m.target, Target::Utilization(_))
                 && match q {
-                    MetricQuery::Resource { resource, .. } => *resource == ResourceName::Cpu,
+                    MetricQuery::Resource { resource, .. } => *resource == Resource::Cpu,
                     MetricQuery::Prometheus { query, .. } => {
                         let text = query.to_ascii_lowercase();
                         text.contains("cpu") && text.contains("resource_requests")

@@ -1,12 +1,11 @@
 //! Validation of `spec.vertical`.
 
 use super::Validator;
-use crate::engine::vertical::{MIB, Resource, ResourceParams, VerticalParams};
+use crate::engine::quantity::{self, MIB, Resource};
+use crate::engine::vertical::{ResourceParams, VerticalParams};
 use crate::engine::vertical_plan::PlanSettings;
 use crate::policy::model::{self, Dur};
-use crate::policy::{
-    ResizeFallback, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec, placeholders, quantity,
-};
+use crate::policy::{ResizeFallback, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec, placeholders};
 use serde_saphyr::Spanned;
 
 impl Validator {
@@ -27,11 +26,7 @@ impl Validator {
                     self.err(r, &format!("{f}.resources"), "expected cpu, memory or both");
                 }
                 let mut out = Vec::new();
-                for n in &r.value {
-                    let res = match n {
-                        model::ResourceName::Cpu => Resource::Cpu,
-                        model::ResourceName::Memory => Resource::Memory,
-                    };
+                for &res in &r.value {
                     if !out.contains(&res) {
                         out.push(res);
                     }
@@ -109,15 +104,18 @@ impl Validator {
             q(&m.max, false).unwrap_or(1024.0 * 1024.0 * MIB),
         );
         if let Some(mx) = &m.max {
-            for (name, lo, hi) in [("cpu", min_cpu, max_cpu), ("memory", min_mem, max_mem)] {
+            for (r, lo, hi) in [
+                (Resource::Cpu, min_cpu, max_cpu),
+                (Resource::Memory, min_mem, max_mem),
+            ] {
                 if lo > hi {
                     self.err(
                         mx,
-                        &format!("{f}.max.{name}"),
+                        &format!("{f}.max.{r}"),
                         format!(
                             "max ({}) is below min ({})",
-                            quantity::format(name == "cpu", hi),
-                            quantity::format(name == "cpu", lo)
+                            quantity::format(r, hi),
+                            quantity::format(r, lo)
                         ),
                     );
                 }
