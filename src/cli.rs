@@ -771,7 +771,7 @@ async fn vertical_report(
     policy: &Policy,
     spec: &VerticalSpec,
     cluster: &KubeCluster,
-    pods: &[crate::cluster::PodInfo],
+    pods: &[crate::engine::pod::Pod],
     selector: &str,
     prometheus: Option<PrometheusClient>,
     now: f64,
@@ -803,11 +803,10 @@ async fn vertical_report(
     };
     let mut recommenders = Recommenders::new(spec);
     recommenders.feed(&read);
-    let plan_pods: Vec<_> = pods.iter().map(|p| p.plan_pod()).collect();
     let plan = crate::engine::vertical_plan::plan(
         &spec.plan,
         &recommenders.recommendations(),
-        &plan_pods,
+        pods,
         &mut crate::engine::vertical_plan::PlanState::default(),
         now,
     );

@@ -3,8 +3,8 @@
 //! - [`Cluster`]: the trait the drivers use: a target's scale (spec replicas and pod selector)
 //!   through its `/scale` subresource, the target's pods, and their metrics.k8s.io usage.
 //! - [`kube`]: [`KubeCluster`], the real implementation with kube-rs (kubeconfig or in-cluster).
-//! - [`pods`]: [`PodInfo`], what a tick needs to know about one pod (phase, readiness and its
-//!   times, requests, IP), taken from a `Pod`.
+//! - [`pods`]: [`pods::from_pod`]: the engine's [`Pod`] (phase, readiness and its times,
+//!   requests, limits, resize status, IP), taken from a `Pod` object.
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
@@ -21,7 +21,8 @@ pub mod resize;
 pub mod vertical;
 
 use crate::engine::Seconds;
-use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
+use crate::engine::pod::{ContainerResources, Pod};
+use crate::engine::vertical_plan::ContainerChange;
 use crate::policy::TargetRef;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,7 +30,6 @@ use std::time::SystemTime;
 
 pub use self::kube::{ClusterConfig, KubeCluster};
 pub use metrics_api::{ContainerUsage, PodUsage};
-pub use pods::{PodInfo, Readiness};
 
 /// What the `/scale` subresource of a target says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,7 +121,7 @@ pub trait Cluster {
     async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError>;
 
     /// The pods matching a label selector (in its string form, `app=web,tier!=db`).
-    async fn pods(&self, selector: &str) -> Result<Vec<PodInfo>, ClusterError>;
+    async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError>;
 
     /// The metrics.k8s.io usage of the pods matching a label selector.
     async fn pod_metrics(&self, selector: &str) -> Result<Vec<PodUsage>, ClusterError>;
@@ -157,13 +157,10 @@ pub trait Cluster {
 
     /// Resizes one pod in place through its `pods/resize` subresource (Kubernetes 1.33+): a
     /// strategic merge patch of the named containers' requests and limits. Returns the pod as
-    /// the API server answered; its [`PodInfo::resize`] is the resize status (none yet, until
+    /// the API server answered; its [`Pod::resize`] is the resize status (none yet, until
     /// the kubelet has looked at it). A server before 1.33 gives a 404 whose message says so.
-    async fn resize_pod(
-        &self,
-        pod: &str,
-        changes: &[ContainerChange],
-    ) -> Result<PodInfo, ClusterError>;
+    async fn resize_pod(&self, pod: &str, changes: &[ContainerChange])
+    -> Result<Pod, ClusterError>;
 
     /// Patches the target's pod template (`spec.template.spec.containers[].resources` of an
     /// apps/v1 Deployment, StatefulSet or ReplicaSet) with a strategic merge patch keyed by

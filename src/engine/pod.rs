@@ -1,4 +1,6 @@
-//! The pod model: one pod and its containers' resources, as the engine sees them.
+//! The pod model: one [`Pod`] and its containers' resources, as the engine sees them (the HPA's
+//! pod rules and the vertical planner both read it; the cluster adapter builds it from `Pod`
+//! objects).
 
 use super::Seconds;
 use super::quantity::Resource;
@@ -242,28 +244,57 @@ impl fmt::Display for ResizeStatus {
     }
 }
 
-/// One pod as the planner sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The `Ready` condition of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlanPod {
-    /// The pod's name.
-    pub name: String,
-    /// Running and not shutting down: a pod that can be resized.
-    pub active: bool,
-    /// Shutting down (deletion timestamp set).
-    pub deleting: bool,
-    /// `status.qosClass` (None: computed from the containers).
-    pub qos_class: Option<QosClass>,
-    /// The template revision it was made from (`pod-template-hash` or
-    /// `controller-revision-hash` label).
-    pub revision: Option<String>,
-    /// Its in-place resize, if any.
-    pub resize: ResizeStatus,
-    /// Its regular containers.
-    pub containers: Vec<ContainerResources>,
+pub struct Readiness {
+    /// Whether the condition is `True`.
+    pub ready: bool,
+    /// When it last changed, Unix seconds (None when the API gave no time).
+    pub since: Option<Seconds>,
 }
 
-impl PlanPod {
+/// One pod, as a tick sees it: for the HPA's pod rules (phase, readiness and its times, IP,
+/// requests) and for the vertical planner (resources, QoS class, resize, revision).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    /// The pod's name.
+    pub name: String,
+    /// `status.phase`: Pending, Running, Succeeded, Failed or Unknown.
+    pub phase: String,
+    /// Whether `metadata.deletionTimestamp` is set (the pod is shutting down).
+    pub deleting: bool,
+    /// `status.startTime`, Unix seconds: when the kubelet accepted the pod.
+    pub start_time: Option<Seconds>,
+    /// The `Ready` condition, if the pod has one yet.
+    pub ready: Option<Readiness>,
+    /// `status.podIP`.
+    pub ip: Option<String>,
+    /// The regular containers' resources (requests and limits of the spec and of the status),
+    /// resizePolicy, last termination and restarts.
+    pub containers: Vec<ContainerResources>,
+    /// `status.qosClass` (None: computed from the containers).
+    pub qos_class: Option<QosClass>,
+    /// Its in-place resize, from the `PodResizePending` and `PodResizeInProgress` conditions
+    /// (or the older `status.resize`).
+    pub resize: ResizeStatus,
+    /// The template revision it was made from: its `pod-template-hash` (Deployment, ReplicaSet)
+    /// or `controller-revision-hash` (StatefulSet) label.
+    pub revision: Option<String>,
+}
+
+impl Pod {
+    /// Whether the pod serves: running, not shutting down, and its `Ready` condition true.
+    pub fn is_ready(&self) -> bool {
+        self.is_active() && self.ready.is_some_and(|r| r.ready)
+    }
+
+    /// Running and not shutting down: a pod the planner may resize.
+    pub fn is_active(&self) -> bool {
+        self.phase == "Running" && !self.deleting
+    }
+
     /// Its QoS class: `status.qosClass`, else computed from the containers.
     pub fn qos(&self) -> QosClass {
         self.qos_class
@@ -273,5 +304,15 @@ impl PlanPod {
     /// Its container of this name.
     pub fn container(&self, name: &str) -> Option<&ContainerResources> {
         self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// A container's last termination when it was an OOM kill: (the container, finishedAt).
+    pub fn oom_kills(&self) -> impl Iterator<Item = (&ContainerResources, Option<Seconds>)> {
+        self.containers.iter().filter_map(|c| {
+            c.last_termination
+                .as_ref()
+                .filter(|t| t.reason == "OOMKilled")
+                .map(|t| (c, t.finished_at))
+        })
     }
 }

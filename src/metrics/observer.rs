@@ -3,7 +3,8 @@
 
 use super::pods::{self, PodEntry, Scraper};
 use super::prometheus::PrometheusClient;
-use crate::cluster::{Cluster, PodInfo};
+use crate::cluster::Cluster;
+use crate::engine::pod::Pod;
 use crate::engine::predictive::{self, PredictiveParams};
 use crate::engine::{Observation, Sample, Seconds, State};
 use crate::policy::{MetricQuery, Policy};
@@ -32,7 +33,7 @@ pub struct TargetState {
     /// Ready pods.
     pub ready: u32,
     /// The target's pods, when the cluster was asked.
-    pub pods: Option<Vec<PodInfo>>,
+    pub pods: Option<Vec<Pod>>,
     /// The label selector of the target's pods.
     pub selector: Option<String>,
 }

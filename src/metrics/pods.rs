@@ -36,7 +36,8 @@
 //! When the rules hold the count (a reversed direction), the value is the one that proposes the
 //! current count. The [`PodReading::note`] says which pods counted how.
 
-use crate::cluster::{PodInfo, PodUsage};
+use crate::cluster::PodUsage;
+use crate::engine::pod::Pod;
 use crate::engine::quantity::Resource;
 use crate::engine::{Sample, Seconds, Target, fmt_num};
 use crate::policy::{PodsMetricKind, PodsQuery};
@@ -75,7 +76,7 @@ pub struct PodSample {
 }
 
 /// Groups a pod as the HPA does. `cpu` turns on the CPU initialization rules.
-pub fn group(pod: &PodInfo, sample: Result<&PodSample, &str>, cpu: bool, now: Seconds) -> PodGroup {
+pub fn group(pod: &Pod, sample: Result<&PodSample, &str>, cpu: bool, now: Seconds) -> PodGroup {
     if pod.deleting {
         return PodGroup::Ignored("shutting down".into());
     }
@@ -277,7 +278,7 @@ pub fn resource_reading(
     resource: Resource,
     container: Option<&str>,
     target: Target,
-    pods: &[PodInfo],
+    pods: &[Pod],
     usage: &[PodUsage],
     current: u32,
     ready: u32,
@@ -321,7 +322,7 @@ pub fn resource_reading(
 }
 
 /// The sum of a pod's requests of `resource` (over `container` only, if given).
-fn request_of(resource: Resource, container: Option<&str>, pod: &PodInfo) -> Result<f64, String> {
+fn request_of(resource: Resource, container: Option<&str>, pod: &Pod) -> Result<f64, String> {
     let mut total = 0.0;
     let mut found = false;
     for c in pod
@@ -498,7 +499,7 @@ impl Scraper {
     pub async fn scrape(
         &mut self,
         q: &PodsQuery,
-        pods: &[PodInfo],
+        pods: &[Pod],
         now: Seconds,
     ) -> HashMap<String, Result<f64, String>> {
         let mut set = tokio::task::JoinSet::new();
@@ -560,7 +561,7 @@ impl Scraper {
 /// A scraped metric's reading: the HPA's rules over the scraped values.
 pub fn pods_reading(
     target: Target,
-    pods: &[PodInfo],
+    pods: &[Pod],
     values: &HashMap<String, Result<f64, String>>,
     current: u32,
     ready: u32,
@@ -590,16 +591,17 @@ pub fn pods_reading(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ContainerUsage, Readiness};
-    use crate::engine::vertical_plan::{Amounts, ContainerResources};
+    use crate::cluster::ContainerUsage;
+    use crate::engine::pod::Readiness;
+    use crate::engine::pod::{Amounts, ContainerResources};
     use std::collections::BTreeMap;
 
     const NOW: Seconds = 1_000_000.0;
 
     /// A running pod started `age` seconds ago, ready since `ready_for` seconds ago (None: not
     /// ready since then), with a 500m CPU request.
-    fn pod(name: &str, age: f64, ready: Option<f64>) -> PodInfo {
-        PodInfo {
+    fn pod(name: &str, age: f64, ready: Option<f64>) -> Pod {
+        Pod {
             name: name.into(),
             phase: "Running".into(),
             deleting: false,
@@ -623,7 +625,7 @@ mod tests {
                 },
                 ..ContainerResources::default()
             }],
-            ..PodInfo::default()
+            ..Pod::default()
         }
     }
 
@@ -640,7 +642,7 @@ mod tests {
         }
     }
 
-    fn cpu(pods: &[PodInfo], usage: &[PodUsage], current: u32, ready: u32) -> PodReading {
+    fn cpu(pods: &[Pod], usage: &[PodUsage], current: u32, ready: u32) -> PodReading {
         resource_reading(
             Resource::Cpu,
             None,

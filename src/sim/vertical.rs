@@ -20,11 +20,11 @@
 //! - Slack is `max(0, request - usage) / request`, averaged over time.
 
 use super::Trace;
+use crate::engine::pod::{Amounts, ContainerResources, Pod, ResizeStatus, Termination};
 use crate::engine::quantity::{self, MIB, Resource};
 use crate::engine::vertical::ContainerRecommender;
 use crate::engine::vertical_plan::{
-    self, Amounts, ContainerChange, ContainerRecommendation, ContainerResources, PlanPod,
-    PlanState, ResizeStatus, Termination, VerticalAction,
+    self, ContainerChange, ContainerRecommendation, PlanState, VerticalAction,
 };
 use crate::policy::{UpdateMode, VerticalSpec};
 use serde::Serialize;
@@ -77,15 +77,16 @@ pub struct VerticalResult {
 }
 
 /// The simulated pod, with one container.
-fn pod(container: ContainerResources) -> PlanPod {
-    PlanPod {
+fn pod(container: ContainerResources) -> Pod {
+    Pod {
         name: "sim-0".into(),
-        active: true,
+        phase: "Running".into(),
         deleting: false,
         qos_class: None,
         revision: Some("1".into()),
         resize: ResizeStatus::None,
         containers: vec![container],
+        ..Pod::default()
     }
 }
 

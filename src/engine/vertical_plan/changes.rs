@@ -2,7 +2,7 @@
 
 use super::action::{ContainerChange, show};
 use super::settings::{ContainerRecommendation, LimitsMode, PlanSettings, recommendation};
-use crate::engine::pod::{Amounts, ContainerResources, PlanPod, QosClass, RestartPolicy};
+use crate::engine::pod::{Amounts, ContainerResources, Pod, QosClass, RestartPolicy};
 use crate::engine::quantity::{MIB, Resource};
 use crate::engine::vertical::VerticalParams;
 
@@ -52,7 +52,7 @@ fn bounds(p: &VerticalParams, r: Resource) -> (f64, f64) {
 pub(super) fn changes_for(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    pod: &PlanPod,
+    pod: &Pod,
     wanted: &[(String, Resource)],
     whole: bool,
     notes: &mut Vec<String>,
@@ -217,7 +217,7 @@ pub(super) fn changes_for(
 
 /// The memory limits a change lowers in containers whose memory resizePolicy is `NotRequired`
 /// (what Kubernetes 1.33 refuses in place), in words: `app (256Mi to 160Mi)`.
-pub(super) fn lowered_memory_limits(pod: &PlanPod, changes: &[ContainerChange]) -> Vec<String> {
+pub(super) fn lowered_memory_limits(pod: &Pod, changes: &[ContainerChange]) -> Vec<String> {
     let r = Resource::Memory;
     changes
         .iter()
@@ -231,7 +231,7 @@ pub(super) fn lowered_memory_limits(pod: &PlanPod, changes: &[ContainerChange]) 
 }
 
 /// The resources of a change that restart their container (resizePolicy RestartContainer).
-pub(super) fn restarts(pod: &PlanPod, changes: &[ContainerChange]) -> Vec<String> {
+pub(super) fn restarts(pod: &Pod, changes: &[ContainerChange]) -> Vec<String> {
     let mut out = Vec::new();
     for ch in changes {
         let Some(c) = pod.container(&ch.container) else {

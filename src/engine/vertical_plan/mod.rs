@@ -76,8 +76,3 @@ pub use changes::representable;
 pub use plan::{ROLLOUT_GRACE, plan};
 pub use settings::{ContainerRecommendation, LimitsMode, PlanSettings, ResizeFallback, UpdateMode};
 pub use state::{PlanState, ResizeRefusal};
-// The pod model moved to crate::engine::pod.
-pub use crate::engine::pod::{
-    Amounts, ContainerResources, PlanPod, QosClass, ResizePolicy, ResizeStatus, RestartPolicy,
-    Termination,
-};

@@ -5,7 +5,7 @@ use super::settings::{ContainerRecommendation, PlanSettings, recommendation};
 use super::state::PlanState;
 use super::step::decide;
 use crate::engine::Seconds;
-use crate::engine::pod::{ContainerResources, PlanPod};
+use crate::engine::pod::{ContainerResources, Pod};
 use crate::engine::quantity::{MIB, Resource};
 use crate::engine::vertical::{Recommended, should_update};
 use std::collections::BTreeMap;
@@ -75,7 +75,7 @@ fn oom_killed(c: &ContainerResources, window: Seconds, now: Seconds) -> Option<O
 fn needs(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    pod: &PlanPod,
+    pod: &Pod,
     state: &PlanState,
     now: Seconds,
 ) -> PodNeeds {
@@ -182,11 +182,11 @@ pub(super) fn ago(now: Seconds, since: Option<Seconds>) -> String {
 pub fn plan(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    pods: &[PlanPod],
+    pods: &[Pod],
     state: &mut PlanState,
     now: Seconds,
 ) -> VerticalPlan {
-    let active: Vec<&PlanPod> = pods.iter().filter(|p| p.active).collect();
+    let active: Vec<&Pod> = pods.iter().filter(|p| p.is_active()).collect();
     // The minChange clocks.
     let mut seen = BTreeMap::new();
     for p in &active {
@@ -217,7 +217,7 @@ pub fn plan(
     }
     state.differs_since = seen;
 
-    let needs: Vec<(&PlanPod, PodNeeds)> = active
+    let needs: Vec<(&Pod, PodNeeds)> = active
         .iter()
         .map(|p| (*p, needs(s, recs, p, state, now)))
         .filter(|(_, n)| !n.wanted.is_empty())
@@ -268,8 +268,8 @@ pub fn plan(
 fn rows(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    active: &[&PlanPod],
-    needs: &[(&PlanPod, PodNeeds)],
+    active: &[&Pod],
+    needs: &[(&Pod, PodNeeds)],
 ) -> Vec<PlanRow> {
     let mut rows = Vec::new();
     for c in &s.containers {

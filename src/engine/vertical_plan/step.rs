@@ -8,16 +8,16 @@ use super::settings::{
 };
 use super::state::PlanState;
 use crate::engine::Seconds;
-use crate::engine::pod::{PlanPod, ResizeStatus};
+use crate::engine::pod::{Pod, ResizeStatus};
 use crate::engine::quantity::Resource;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn decide(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    pods: &[PlanPod],
-    active: &[&PlanPod],
-    needs: &[(&PlanPod, PodNeeds)],
+    pods: &[Pod],
+    active: &[&Pod],
+    needs: &[(&Pod, PodNeeds)],
     state: &PlanState,
     now: Seconds,
     notes: &mut Vec<String>,
@@ -78,8 +78,8 @@ pub(super) fn decide(
 fn template(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    active: &[&PlanPod],
-    needs: &[(&PlanPod, PodNeeds)],
+    active: &[&Pod],
+    needs: &[(&Pod, PodNeeds)],
     extra: &[(String, Resource)],
     notes: &mut Vec<String>,
     prefix: String,
@@ -130,15 +130,15 @@ fn template(
 fn in_place(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    active: &[&PlanPod],
-    needs: &[(&PlanPod, PodNeeds)],
+    active: &[&Pod],
+    needs: &[(&Pod, PodNeeds)],
     state: &PlanState,
     now: Seconds,
     notes: &mut Vec<String>,
 ) -> VerticalAction {
     // Resizes that cannot happen in place, and those in flight.
-    let mut stuck: Option<(&PlanPod, String)> = None;
-    let mut in_flight: Option<(&PlanPod, String)> = None;
+    let mut stuck: Option<(&Pod, String)> = None;
+    let mut in_flight: Option<(&Pod, String)> = None;
     for p in active {
         match &p.resize {
             ResizeStatus::Infeasible { .. } => {
@@ -278,8 +278,8 @@ fn in_place(
 fn fallback(
     s: &PlanSettings,
     recs: &[ContainerRecommendation],
-    active: &[&PlanPod],
-    needs: &[(&PlanPod, PodNeeds)],
+    active: &[&Pod],
+    needs: &[(&Pod, PodNeeds)],
     extra: &[(String, Resource)],
     notes: &mut Vec<String>,
     why: String,

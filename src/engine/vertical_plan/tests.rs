@@ -59,10 +59,10 @@ fn amounts(cpu: Option<f64>, mem_mi: Option<f64>) -> Amounts {
 }
 
 /// A running pod with one container `app`.
-fn pod(name: &str, requests: Amounts, limits: Amounts) -> PlanPod {
-    PlanPod {
+fn pod(name: &str, requests: Amounts, limits: Amounts) -> Pod {
+    Pod {
         name: name.into(),
-        active: true,
+        phase: "Running".into(),
         deleting: false,
         qos_class: None,
         revision: Some("68dddbb85".into()),
@@ -73,14 +73,15 @@ fn pod(name: &str, requests: Amounts, limits: Amounts) -> PlanPod {
             limits,
             ..ContainerResources::default()
         }],
+        ..Pod::default()
     }
 }
 
-fn in_bounds(name: &str) -> PlanPod {
+fn in_bounds(name: &str) -> Pod {
     pod(name, amounts(Some(0.5), Some(512.0)), Amounts::default())
 }
 
-fn run(s: &PlanSettings, pods: &[PlanPod]) -> VerticalPlan {
+fn run(s: &PlanSettings, pods: &[Pod]) -> VerticalPlan {
     plan(s, &recs(), pods, &mut PlanState::default(), 1000.0)
 }
 
@@ -481,7 +482,7 @@ fn after_a_refused_memory_limit_decrease_such_resizes_take_the_fallback() {
         ..PlanState::default()
     };
     let with =
-        |s: &PlanSettings, pods: &[PlanPod]| plan(s, &recs(), pods, &mut refused.clone(), 1000.0);
+        |s: &PlanSettings, pods: &[Pod]| plan(s, &recs(), pods, &mut refused.clone(), 1000.0);
     // Before any refusal: in place.
     let p = run(&s, std::slice::from_ref(&high));
     assert_eq!(resized(&p).1[0].limits, amounts(None, Some(1024.0)));
