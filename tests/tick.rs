@@ -9,13 +9,12 @@
 //! - the vertical act step falls back to a template patch after a refused in-place resize;
 //! - `recommend`'s path and the daemon's path give the same explanation for the same observation.
 
-use setpoint::cluster::{
-    Cluster, ClusterError, ContainerUsage, EventNote, PodInfo, PodUsage, Readiness, ScaleState,
-};
-use setpoint::engine::vertical::{MIB, Recommended};
+use setpoint::cluster::{Cluster, ClusterError, ContainerUsage, EventNote, PodUsage, ScaleState};
+use setpoint::engine::pod::{Amounts, ContainerResources, Pod, Readiness};
+use setpoint::engine::quantity::MIB;
+use setpoint::engine::vertical::Recommended;
 use setpoint::engine::vertical_plan::{
-    Amounts, ContainerChange, ContainerRecommendation, ContainerResources, PlanState,
-    VerticalAction,
+    ContainerChange, ContainerRecommendation, PlanState, VerticalAction,
 };
 use setpoint::policy::{self, Policy, TargetRef};
 use setpoint::tick::vertical::{Applied, apply_vertical};
@@ -35,7 +34,7 @@ fn wall() -> SystemTime {
 /// A Deployment `web` with two ready pods and a scripted metrics.k8s.io.
 struct MemoryCluster {
     scale: RefCell<ScaleState>,
-    pods: RefCell<Vec<PodInfo>>,
+    pods: RefCell<Vec<Pod>>,
     /// Each `pod_metrics` call takes the next answer; the last one stays.
     usage: RefCell<VecDeque<Result<Vec<PodUsage>, u16>>>,
     /// `patch_scale` answers 409 this many more times, and each time the target "changes":
@@ -87,8 +86,8 @@ impl MemoryCluster {
 }
 
 /// A running, ready pod (ready for 10 minutes) with one container `app` requesting 1 core.
-fn pod(name: &str) -> PodInfo {
-    PodInfo {
+fn pod(name: &str) -> Pod {
+    Pod {
         name: name.into(),
         phase: "Running".into(),
         start_time: Some(NOW - 700.0),
@@ -105,7 +104,7 @@ fn pod(name: &str) -> PodInfo {
             },
             ..ContainerResources::default()
         }],
-        ..PodInfo::default()
+        ..Pod::default()
     }
 }
 
@@ -141,7 +140,7 @@ impl Cluster for MemoryCluster {
         Ok(self.scale.borrow().clone())
     }
 
-    async fn pods(&self, _selector: &str) -> Result<Vec<PodInfo>, ClusterError> {
+    async fn pods(&self, _selector: &str) -> Result<Vec<Pod>, ClusterError> {
         self.call("pods".into());
         Ok(self.pods.borrow().clone())
     }
@@ -221,7 +220,7 @@ impl Cluster for MemoryCluster {
         &self,
         pod: &str,
         changes: &[ContainerChange],
-    ) -> Result<PodInfo, ClusterError> {
+    ) -> Result<Pod, ClusterError> {
         self.call(format!("resize {pod}"));
         if let Some(message) = &self.refuse_resize {
             return Err(api("PATCH pods/resize", 422, "Invalid", message));

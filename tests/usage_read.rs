@@ -14,9 +14,10 @@
 
 mod support;
 
-use setpoint::cluster::{KubeCluster, PodInfo};
-use setpoint::engine::vertical::Resource;
-use setpoint::engine::vertical_plan::ContainerResources;
+use setpoint::cluster::KubeCluster;
+use setpoint::engine::pod::ContainerResources;
+use setpoint::engine::pod::Pod;
+use setpoint::engine::quantity::Resource;
 use setpoint::policy::{self, Policy};
 use setpoint::prometheus::{PrometheusClient, PrometheusConfig};
 use setpoint::tick::usage::{USAGE_QUERIES_IN_FLIGHT, UsageRead, UsageReader, UsageSource};
@@ -56,8 +57,8 @@ fn pod_name(i: usize) -> String {
 }
 
 /// A running pod with both containers (no requests: the reader does not look at them).
-fn running(name: &str) -> PodInfo {
-    PodInfo {
+fn running(name: &str) -> Pod {
+    Pod {
         name: name.into(),
         phase: "Running".into(),
         containers: CONTAINERS
@@ -67,7 +68,7 @@ fn running(name: &str) -> PodInfo {
                 ..ContainerResources::default()
             })
             .collect(),
-        ..PodInfo::default()
+        ..Pod::default()
     }
 }
 
@@ -157,10 +158,10 @@ async fn every_reading_arrives_in_order_and_missing_series_are_problems() {
         let (server, at) = server();
         let dir = TempDir::new("usage-read");
         let (_api, c) = cluster(&dir).await;
-        let mut pods: Vec<PodInfo> = (0..PODS).map(|i| running(&pod_name(i))).collect();
+        let mut pods: Vec<Pod> = (0..PODS).map(|i| running(&pod_name(i))).collect();
         // A pod without series (started after the last scrape), and one not running.
         pods.insert(3, running("web-new"));
-        pods.push(PodInfo {
+        pods.push(Pod {
             phase: "Pending".into(),
             ..running("web-pending")
         });
@@ -226,7 +227,7 @@ async fn no_more_than_the_bound_of_queries_in_flight() {
         };
         let dir = TempDir::new("usage-read");
         let (_api, c) = cluster(&dir).await;
-        let pods: Vec<PodInfo> = (0..PODS).map(|i| running(&pod_name(i))).collect();
+        let pods: Vec<Pod> = (0..PODS).map(|i| running(&pod_name(i))).collect();
         let mut reader = reader(&prom.url());
         let started = Instant::now();
         let read = reader.read(&c, &pods, "app=web", 1.0).await;
@@ -269,7 +270,7 @@ async fn read_timing() {
         let (server, at) = server();
         let dir = TempDir::new("usage-read");
         let (_api, c) = cluster(&dir).await;
-        let pods: Vec<PodInfo> = (0..PODS).map(|i| running(&pod_name(i))).collect();
+        let pods: Vec<Pod> = (0..PODS).map(|i| running(&pod_name(i))).collect();
         let mut reader = reader(server.url());
         let warm = reader.read(&c, &pods, "app=web", at).await;
         assert_eq!(warm.samples.len(), PODS * 4, "{:?}", warm.problems);

@@ -2,7 +2,8 @@
 //! and a property test that no recommendation leaves [min, max].
 
 use proptest::prelude::*;
-use setpoint::engine::vertical::{ContainerRecommender, MIB, Resource};
+use setpoint::engine::quantity::{MIB, Resource};
+use setpoint::engine::vertical::ContainerRecommender;
 use setpoint::policy::{self, PolicyError, UpdateMode};
 use setpoint::sim::{Trace, vertical};
 use std::path::Path;
@@ -287,11 +288,15 @@ proptest! {
 
 mod planner {
     use proptest::prelude::*;
-    use setpoint::engine::vertical::{MIB, Recommended, Resource, ResourceParams, VerticalParams};
+    use setpoint::engine::pod::{
+        Amounts, ContainerResources, Pod, QosClass, ResizePolicy, ResizeStatus, RestartPolicy,
+        Termination,
+    };
+    use setpoint::engine::quantity::{MIB, Resource};
+    use setpoint::engine::vertical::{Recommended, ResourceParams, VerticalParams};
     use setpoint::engine::vertical_plan::{
-        Amounts, ContainerRecommendation, ContainerResources, LimitsMode, PlanPod, PlanSettings,
-        PlanState, QosClass, ResizeFallback, ResizePolicy, ResizeStatus, RestartPolicy,
-        Termination, UpdateMode, VerticalAction, plan,
+        ContainerRecommendation, LimitsMode, PlanSettings, PlanState, ResizeFallback, UpdateMode,
+        VerticalAction, plan,
     };
 
     /// A request and limit: none, request only, request == limit, or limit above the request.
@@ -353,7 +358,7 @@ mod planner {
         ]
     }
 
-    fn pods() -> impl Strategy<Value = Vec<PlanPod>> {
+    fn pods() -> impl Strategy<Value = Vec<Pod>> {
         prop::collection::vec(
             (
                 container("app"),
@@ -367,14 +372,15 @@ mod planner {
                 .enumerate()
                 .map(|(i, (app, side, resize))| {
                     let containers: Vec<_> = std::iter::once(app).chain(side).collect();
-                    PlanPod {
+                    Pod {
                         name: format!("web-{i}"),
-                        active: true,
+                        phase: "Running".into(),
                         deleting: false,
                         qos_class: Some(QosClass::of(&containers)),
                         revision: Some("1".into()),
                         resize,
                         containers,
+                        ..Pod::default()
                     }
                 })
                 .collect()

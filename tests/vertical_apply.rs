@@ -10,10 +10,13 @@
 mod support;
 
 use serde_json::{Value, json};
-use setpoint::cluster::{Cluster, ClusterError, KubeCluster, PodInfo};
-use setpoint::engine::vertical::{MIB, Recommended};
+use setpoint::cluster::{Cluster, ClusterError, KubeCluster};
+use setpoint::engine::pod::Pod;
+use setpoint::engine::pod::{QosClass, ResizeStatus};
+use setpoint::engine::quantity::MIB;
+use setpoint::engine::vertical::Recommended;
 use setpoint::engine::vertical_plan::{
-    ContainerChange, ContainerRecommendation, PlanState, QosClass, ResizeStatus, VerticalAction,
+    ContainerChange, ContainerRecommendation, PlanState, VerticalAction,
 };
 use setpoint::policy::{self, Policy, TargetRef};
 use setpoint::tick::usage::{
@@ -126,7 +129,7 @@ async fn tick(
     p: &Policy,
     state: &mut PlanState,
     now: f64,
-) -> (VerticalOutcome, Vec<PodInfo>) {
+) -> (VerticalOutcome, Vec<Pod>) {
     let pods = c.pods("app=web").await.unwrap();
     let out = apply_vertical(c, p, state, &pods, &recs(), now, None).await;
     (out, pods)
@@ -475,11 +478,11 @@ async fn the_stand_in_refuses_what_a_real_server_refuses() {
         let c = api.cluster(&dir, NS).await;
         let change = |cpu: f64, limit: f64| ContainerChange {
             container: "app".into(),
-            requests: setpoint::engine::vertical_plan::Amounts {
+            requests: setpoint::engine::pod::Amounts {
                 cpu: Some(cpu),
                 memory: None,
             },
-            limits: setpoint::engine::vertical_plan::Amounts {
+            limits: setpoint::engine::pod::Amounts {
                 cpu: Some(limit),
                 memory: None,
             },
@@ -498,7 +501,7 @@ async fn the_stand_in_refuses_what_a_real_server_refuses() {
         // A QoS change (Burstable to Guaranteed).
         let both = ContainerChange {
             container: "app".into(),
-            requests: setpoint::engine::vertical_plan::Amounts {
+            requests: setpoint::engine::pod::Amounts {
                 cpu: Some(0.2),
                 memory: Some(256.0 * MIB),
             },
@@ -652,7 +655,7 @@ async fn usage_from_metrics_k8s_io_and_each_oom_kill_counted_once() {
             "{out}"
         );
         let a = api.world().pod("web-a").unwrap().clone();
-        let mem: f64 = setpoint::cluster::quantity::parse(
+        let mem: f64 = setpoint::engine::quantity::parse(
             a["spec"]["containers"][0]["resources"]["requests"]["memory"]
                 .as_str()
                 .unwrap(),

@@ -11,8 +11,9 @@
 //! provider in the build would make rustls refuse to pick one at start-up.
 
 use super::metrics_api::PodMetricsList;
-use super::{Cluster, ClusterError, EventNote, PodInfo, PodUsage, ScaleState};
-use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
+use super::{Cluster, ClusterError, EventNote, PodUsage, ScaleState};
+use crate::engine::pod::{self, ContainerResources};
+use crate::engine::vertical_plan::ContainerChange;
 use crate::policy::TargetRef;
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
@@ -276,7 +277,7 @@ impl Cluster for KubeCluster {
         scale_state(&what, scale)
     }
 
-    async fn pods(&self, selector: &str) -> Result<Vec<PodInfo>, ClusterError> {
+    async fn pods(&self, selector: &str) -> Result<Vec<pod::Pod>, ClusterError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let what = format!(
             "GET pods with selector {selector:?} in namespace {}",
@@ -288,7 +289,7 @@ impl Cluster for KubeCluster {
             .map_err(|e| needs(api_error(what.clone(), &e), "list", &pods_resource(), ""))?;
         list.items
             .iter()
-            .map(PodInfo::from_pod)
+            .map(super::pods::from_pod)
             .collect::<Result<_, _>>()
             .map_err(|message| ClusterError::Invalid { what, message })
     }
@@ -426,7 +427,7 @@ impl Cluster for KubeCluster {
         &self,
         pod: &str,
         changes: &[ContainerChange],
-    ) -> Result<PodInfo, ClusterError> {
+    ) -> Result<pod::Pod, ClusterError> {
         self.resize_pod_in_place(pod, changes).await
     }
 

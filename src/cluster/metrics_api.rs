@@ -13,8 +13,8 @@
 //!
 //! [`PodUsage`] is the decoded form: times in Unix seconds, CPU in cores, memory in bytes.
 
-use super::quantity;
 use crate::engine::Seconds;
+use crate::engine::quantity;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -120,7 +120,12 @@ impl PodMetrics {
                         .get(name)
                         .map(|v| quantity::parse(v))
                         .transpose()
-                        .map_err(|e| format!("pod {pod} container {}: {name}: {e}", c.name))
+                        .map_err(|e| {
+                            format!(
+                                "pod {pod} container {}: {name}: invalid quantity: {e}",
+                                c.name
+                            )
+                        })
                 };
                 Ok(ContainerUsage {
                     name: c.name.clone(),

@@ -3,10 +3,9 @@
 //! - [`Cluster`]: the trait the drivers use: a target's scale (spec replicas and pod selector)
 //!   through its `/scale` subresource, the target's pods, and their metrics.k8s.io usage.
 //! - [`kube`]: [`KubeCluster`], the real implementation with kube-rs (kubeconfig or in-cluster).
-//! - [`pods`]: [`PodInfo`], what a tick needs to know about one pod (phase, readiness and its
-//!   times, requests, IP), taken from a `Pod`.
+//! - [`pods`]: [`pods::from_pod`]: the engine's [`Pod`] (phase, readiness and its times,
+//!   requests, limits, resize status, IP), taken from a `Pod` object.
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
-//! - [`quantity`]: Kubernetes quantities (`250m`, `64Mi`) as numbers.
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
@@ -24,11 +23,11 @@ pub mod kube;
 pub mod lease;
 pub mod metrics_api;
 pub mod pods;
-pub mod quantity;
 pub mod resize;
 
 use crate::engine::Seconds;
-use crate::engine::vertical_plan::{ContainerChange, ContainerResources};
+use crate::engine::pod::{ContainerResources, Pod};
+use crate::engine::vertical_plan::ContainerChange;
 use crate::policy::TargetRef;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -36,7 +35,6 @@ use std::time::SystemTime;
 
 pub use self::kube::{ClusterConfig, KubeCluster};
 pub use metrics_api::{ContainerUsage, PodUsage};
-pub use pods::{PodInfo, Readiness};
 
 /// What the `/scale` subresource of a target says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,7 +144,7 @@ pub trait Cluster {
     async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError>;
 
     /// The pods matching a label selector (in its string form, `app=web,tier!=db`).
-    async fn pods(&self, selector: &str) -> Result<Vec<PodInfo>, ClusterError>;
+    async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError>;
 
     /// The metrics.k8s.io usage of the pods matching a label selector.
     async fn pod_metrics(&self, selector: &str) -> Result<Vec<PodUsage>, ClusterError>;
@@ -182,13 +180,10 @@ pub trait Cluster {
 
     /// Resizes one pod in place through its `pods/resize` subresource (Kubernetes 1.33+): a
     /// strategic merge patch of the named containers' requests and limits. Returns the pod as
-    /// the API server answered; its [`PodInfo::resize`] is the resize status (none yet, until
+    /// the API server answered; its [`Pod::resize`] is the resize status (none yet, until
     /// the kubelet has looked at it). A server before 1.33 gives a 404 whose message says so.
-    async fn resize_pod(
-        &self,
-        pod: &str,
-        changes: &[ContainerChange],
-    ) -> Result<PodInfo, ClusterError>;
+    async fn resize_pod(&self, pod: &str, changes: &[ContainerChange])
+    -> Result<Pod, ClusterError>;
 
     /// Patches the target's pod template (`spec.template.spec.containers[].resources` of an
     /// apps/v1 Deployment, StatefulSet or ReplicaSet) with a strategic merge patch keyed by

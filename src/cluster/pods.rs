@@ -1,4 +1,4 @@
-//! What a tick needs to know about one pod, taken from a `Pod` object: [`PodInfo`].
+//! The engine's [`Pod`] model, taken from a `Pod` object: [`from_pod`].
 //!
 //! Per container it carries the requests and limits of the spec (desired; the requests are
 //! also what a utilization is relative to) and of the status (actual), the resizePolicy, the last termination (an
@@ -7,55 +7,15 @@
 //! and its template revision.
 
 use super::metrics_api::unix_seconds;
-use super::quantity;
 use crate::engine::Seconds;
-use crate::engine::vertical_plan::{
-    Amounts, ContainerResources, PlanPod, QosClass, ResizePolicy, ResizeStatus, RestartPolicy,
-    Termination,
+use crate::engine::pod::{
+    Amounts, ContainerResources, Pod, QosClass, Readiness, ResizePolicy, ResizeStatus,
+    RestartPolicy, Termination,
 };
-use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
+use crate::engine::quantity;
+use k8s_openapi::api::core::v1::{Pod as KubePod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The `Ready` condition of a pod.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Readiness {
-    /// Whether the condition is `True`.
-    pub ready: bool,
-    /// When it last changed, Unix seconds (None when the API gave no time).
-    pub since: Option<Seconds>,
-}
-
-/// One pod, as a tick sees it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PodInfo {
-    /// The pod's name.
-    pub name: String,
-    /// `status.phase`: Pending, Running, Succeeded, Failed or Unknown.
-    pub phase: String,
-    /// Whether `metadata.deletionTimestamp` is set (the pod is shutting down).
-    pub deleting: bool,
-    /// `status.startTime`, Unix seconds: when the kubelet accepted the pod.
-    pub start_time: Option<Seconds>,
-    /// The `Ready` condition, if the pod has one yet.
-    pub ready: Option<Readiness>,
-    /// `status.podIP`.
-    pub ip: Option<String>,
-    /// The regular containers' resources (requests and limits of the spec and of the status),
-    /// resizePolicy, last termination and restarts.
-    pub containers: Vec<ContainerResources>,
-    /// `status.qosClass`.
-    pub qos_class: Option<QosClass>,
-    /// Its in-place resize, from the `PodResizePending` and `PodResizeInProgress` conditions
-    /// (or the older `status.resize`).
-    pub resize: ResizeStatus,
-    /// The template revision it was made from: its `pod-template-hash` (Deployment, ReplicaSet)
-    /// or `controller-revision-hash` (StatefulSet) label.
-    pub revision: Option<String>,
-}
 
 /// The labels that name the template revision a pod was made from.
 pub const REVISION_LABELS: [&str; 2] = ["pod-template-hash", "controller-revision-hash"];
@@ -66,7 +26,7 @@ fn amounts(map: Option<&BTreeMap<String, Quantity>>, what: &str) -> Result<Amoun
         map.and_then(|m| m.get(resource))
             .map(|v| quantity::parse(&v.0))
             .transpose()
-            .map_err(|e| format!("{what} {resource}: {e}"))
+            .map_err(|e| format!("{what} {resource}: invalid quantity: {e}"))
     };
     Ok(Amounts {
         cpu: q("cpu")?,
@@ -93,7 +53,7 @@ fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Seconds {
 }
 
 /// The resize status of a pod: its conditions first, then the older `status.resize` field.
-fn resize_status(pod: &Pod) -> ResizeStatus {
+fn resize_status(pod: &KubePod) -> ResizeStatus {
     let status = pod.status.as_ref();
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
     let live = |kind: &str| {
@@ -132,116 +92,86 @@ fn resize_status(pod: &Pod) -> ResizeStatus {
     }
 }
 
-impl PodInfo {
-    /// Whether the pod serves: running, not shutting down, and its `Ready` condition true.
-    pub fn is_ready(&self) -> bool {
-        self.phase == "Running" && !self.deleting && self.ready.is_some_and(|r| r.ready)
-    }
-
-    /// The pod as the vertical planner sees it.
-    pub fn plan_pod(&self) -> PlanPod {
-        PlanPod {
-            name: self.name.clone(),
-            active: self.phase == "Running" && !self.deleting,
-            deleting: self.deleting,
-            qos_class: self.qos_class,
-            revision: self.revision.clone(),
-            resize: self.resize.clone(),
-            containers: self.containers.clone(),
-        }
-    }
-
-    /// A container's last termination when it was an OOM kill: (finishedAt, the container).
-    pub fn oom_kills(&self) -> impl Iterator<Item = (&ContainerResources, Option<Seconds>)> {
-        self.containers.iter().filter_map(|c| {
-            c.last_termination
-                .as_ref()
-                .filter(|t| t.reason == "OOMKilled")
-                .map(|t| (c, t.finished_at))
-        })
-    }
-
-    /// Decodes a `Pod`.
-    pub fn from_pod(pod: &Pod) -> Result<PodInfo, String> {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.as_ref();
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| Readiness {
-                ready: c.status == "True",
-                since: c.last_transition_time.as_ref().map(time),
-            });
-        let statuses = status
-            .and_then(|s| s.container_statuses.as_deref())
-            .unwrap_or(&[]);
-        let mut containers = Vec::new();
-        for c in pod.spec.iter().flat_map(|s| &s.containers) {
-            let what = format!("pod {name} container {}", c.name);
-            let (requests, limits) = requirements(c.resources.as_ref(), &what)?;
-            let mut resize_policy = ResizePolicy::default();
-            for p in c.resize_policy.iter().flatten() {
-                let policy = if p.restart_policy == "RestartContainer" {
-                    RestartPolicy::RestartContainer
-                } else {
-                    RestartPolicy::NotRequired
-                };
-                match p.resource_name.as_str() {
-                    "cpu" => resize_policy.cpu = policy,
-                    "memory" => resize_policy.memory = policy,
-                    _ => {}
-                }
-            }
-            let st = statuses.iter().find(|s| s.name == c.name);
-            let actual = match st.and_then(|s| s.resources.as_ref()) {
-                Some(r) => {
-                    let (req, lim) = requirements(Some(r), &format!("{what} status"))?;
-                    (Some(req), Some(lim))
-                }
-                None => (None, None),
+/// Decodes a `Pod` into the engine's pod model.
+pub fn from_pod(pod: &KubePod) -> Result<Pod, String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| Readiness {
+            ready: c.status == "True",
+            since: c.last_transition_time.as_ref().map(time),
+        });
+    let statuses = status
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or(&[]);
+    let mut containers = Vec::new();
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let what = format!("pod {name} container {}", c.name);
+        let (requests, limits) = requirements(c.resources.as_ref(), &what)?;
+        let mut resize_policy = ResizePolicy::default();
+        for p in c.resize_policy.iter().flatten() {
+            let policy = if p.restart_policy == "RestartContainer" {
+                RestartPolicy::RestartContainer
+            } else {
+                RestartPolicy::NotRequired
             };
-            containers.push(ContainerResources {
-                name: c.name.clone(),
-                requests,
-                limits,
-                actual_requests: actual.0,
-                actual_limits: actual.1,
-                resize_policy,
-                last_termination: st
-                    .and_then(|s| s.last_state.as_ref())
-                    .and_then(|l| l.terminated.as_ref())
-                    .map(|t| Termination {
-                        reason: t.reason.clone().unwrap_or_default(),
-                        finished_at: t.finished_at.as_ref().map(time),
-                        exit_code: t.exit_code,
-                    }),
-                restart_count: st.map_or(0, |s| s.restart_count.max(0) as u32),
-            });
+            match p.resource_name.as_str() {
+                "cpu" => resize_policy.cpu = policy,
+                "memory" => resize_policy.memory = policy,
+                _ => {}
+            }
         }
-        Ok(PodInfo {
-            name: name.clone(),
-            phase: status
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_else(|| "Unknown".into()),
-            deleting: pod.metadata.deletion_timestamp.is_some(),
-            start_time: status.and_then(|s| s.start_time.as_ref()).map(time),
-            ready,
-            ip: status.and_then(|s| s.pod_ip.clone()),
-            containers,
-            qos_class: status
-                .and_then(|s| s.qos_class.as_deref())
-                .and_then(QosClass::parse),
-            resize: resize_status(pod),
-            revision: pod
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| REVISION_LABELS.iter().find_map(|k| l.get(*k).cloned())),
-        })
+        let st = statuses.iter().find(|s| s.name == c.name);
+        let actual = match st.and_then(|s| s.resources.as_ref()) {
+            Some(r) => {
+                let (req, lim) = requirements(Some(r), &format!("{what} status"))?;
+                (Some(req), Some(lim))
+            }
+            None => (None, None),
+        };
+        containers.push(ContainerResources {
+            name: c.name.clone(),
+            requests,
+            limits,
+            actual_requests: actual.0,
+            actual_limits: actual.1,
+            resize_policy,
+            last_termination: st
+                .and_then(|s| s.last_state.as_ref())
+                .and_then(|l| l.terminated.as_ref())
+                .map(|t| Termination {
+                    reason: t.reason.clone().unwrap_or_default(),
+                    finished_at: t.finished_at.as_ref().map(time),
+                    exit_code: t.exit_code,
+                }),
+            restart_count: st.map_or(0, |s| s.restart_count.max(0) as u32),
+        });
     }
+    Ok(Pod {
+        name: name.clone(),
+        phase: status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        start_time: status.and_then(|s| s.start_time.as_ref()).map(time),
+        ready,
+        ip: status.and_then(|s| s.pod_ip.clone()),
+        containers,
+        qos_class: status
+            .and_then(|s| s.qos_class.as_deref())
+            .and_then(QosClass::parse),
+        resize: resize_status(pod),
+        revision: pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| REVISION_LABELS.iter().find_map(|k| l.get(*k).cloned())),
+    })
 }
 
-/// Unix seconds of an RFC 3339 time, for callers that build [`PodInfo`]s by hand.
+/// Unix seconds of an RFC 3339 time, for callers that build [`Pod`]s by hand.
 pub fn at(text: &str) -> Seconds {
     unix_seconds(text).unwrap_or(f64::NAN)
 }
@@ -253,7 +183,7 @@ mod tests {
     #[test]
     fn a_pending_pod_as_a_real_server_lists_it() {
         // From a recorded answer of a v1.24 API server without a kubelet.
-        let pod: Pod = serde_json::from_str(
+        let pod: KubePod = serde_json::from_str(
             r#"{"metadata":{"name":"web-68dddbb85-6s97j","namespace":"demo",
               "creationTimestamp":"2026-11-21T22:05:14Z","labels":{"app":"web"}},
               "spec":{"containers":[{"name":"app","image":"example/web",
@@ -263,7 +193,7 @@ mod tests {
                 "reason":"Unschedulable"}],"qosClass":"Burstable"}}"#,
         )
         .unwrap();
-        let p = PodInfo::from_pod(&pod).unwrap();
+        let p = from_pod(&pod).unwrap();
         assert_eq!(p.phase, "Pending");
         assert_eq!(p.ready, None);
         assert_eq!(p.start_time, None);
@@ -277,14 +207,14 @@ mod tests {
 
     #[test]
     fn a_running_ready_pod() {
-        let pod: Pod = serde_json::from_str(
+        let pod: KubePod = serde_json::from_str(
             r#"{"metadata":{"name":"web-1"},
               "spec":{"containers":[{"name":"app","image":"x"}]},
               "status":{"phase":"Running","podIP":"10.0.0.7","startTime":"2026-11-21T22:00:00Z",
                 "conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-11-21T22:00:20Z"}]}}"#,
         )
         .unwrap();
-        let p = PodInfo::from_pod(&pod).unwrap();
+        let p = from_pod(&pod).unwrap();
         assert!(p.is_ready());
         assert_eq!(p.ip.as_deref(), Some("10.0.0.7"));
         assert_eq!(p.start_time, Some(at("2026-11-21T22:00:00Z")));
@@ -296,7 +226,7 @@ mod tests {
 
     #[test]
     fn resources_resize_policy_ooms_and_resize_conditions() {
-        let pod: Pod = serde_json::from_str(
+        let pod: KubePod = serde_json::from_str(
             r#"{"metadata":{"name":"web-1","labels":{"app":"web","pod-template-hash":"68dddbb85"}},
               "spec":{"containers":[{"name":"app","image":"x",
                 "resources":{"requests":{"cpu":"250m","memory":"256Mi"},"limits":{"cpu":"500m","memory":"512Mi"}},
@@ -311,7 +241,7 @@ mod tests {
                     "startedAt":"2026-11-21T22:00:00Z","finishedAt":"2026-11-21T22:09:00Z"}}}]}}"#,
         )
         .unwrap();
-        let p = PodInfo::from_pod(&pod).unwrap();
+        let p = from_pod(&pod).unwrap();
         let c = &p.containers[0];
         assert_eq!(c.requests.cpu, Some(0.25));
         assert_eq!(c.limits.memory, Some(512.0 * 1024.0 * 1024.0));
@@ -333,20 +263,18 @@ mod tests {
                 message: Some("Node didn't have enough resource: cpu".into())
             }
         );
-        let plan = p.plan_pod();
-        assert!(plan.active);
-        assert_eq!(plan.containers, p.containers);
+        assert!(p.is_active());
     }
 
     #[test]
     fn infeasible_in_progress_and_the_older_status_field() {
-        let with = |status: &str| -> PodInfo {
-            let pod: Pod = serde_json::from_str(&format!(
+        let with = |status: &str| -> Pod {
+            let pod: KubePod = serde_json::from_str(&format!(
                 r#"{{"metadata":{{"name":"p","labels":{{"controller-revision-hash":"db-5d8f"}}}},
                    "spec":{{"containers":[{{"name":"app","image":"x"}}]}},"status":{status}}}"#
             ))
             .unwrap();
-            PodInfo::from_pod(&pod).unwrap()
+            from_pod(&pod).unwrap()
         };
         let p = with(
             r#"{"phase":"Running","conditions":[{"type":"PodResizePending","status":"True","reason":"Infeasible",

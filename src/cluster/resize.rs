@@ -25,9 +25,10 @@
 //! `512Mi` / `2Gi` / `1536Ki` when it divides evenly, else in bytes.
 
 use super::kube::{KubeCluster, api_error, needs, patch_params, pods_resource};
-use super::{Cluster, ClusterError, PodInfo};
-use crate::engine::vertical::Resource;
-use crate::engine::vertical_plan::{Amounts, ContainerChange, ContainerResources};
+use super::{Cluster, ClusterError};
+use crate::engine::pod::{Amounts, ContainerResources};
+use crate::engine::quantity::Resource;
+use crate::engine::vertical_plan::ContainerChange;
 use crate::policy::TargetRef;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, Patch};
@@ -164,7 +165,7 @@ impl KubeCluster {
         &self,
         pod: &str,
         changes: &[ContainerChange],
-    ) -> Result<PodInfo, ClusterError> {
+    ) -> Result<crate::engine::pod::Pod, ClusterError> {
         let namespace = self.namespace().to_string();
         let what = format!("PATCH pods/resize of pod {pod} in namespace {namespace}");
         let api: Api<Pod> = Api::namespaced(self.client().clone(), &namespace);
@@ -178,7 +179,7 @@ impl KubeCluster {
             .await;
         match answer {
             Ok(p) => {
-                PodInfo::from_pod(&p).map_err(|message| ClusterError::Invalid { what, message })
+                super::pods::from_pod(&p).map_err(|message| ClusterError::Invalid { what, message })
             }
             Err(e) if predates_resize(&e) => Err(match api_error(what, &e) {
                 ClusterError::Api {
@@ -267,7 +268,7 @@ impl KubeCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::vertical::MIB;
+    use crate::engine::quantity::MIB;
 
     #[test]
     fn quantities_are_written_exactly() {
@@ -284,7 +285,7 @@ mod tests {
             (Resource::Cpu, 3.0),
             (Resource::Memory, 96.0 * MIB),
         ] {
-            let back = super::super::quantity::parse(&quantity_text(r, v)).unwrap();
+            let back = crate::engine::quantity::parse(&quantity_text(r, v)).unwrap();
             assert!((back - v).abs() <= 1e-12 * v, "{v} → {back}");
         }
     }

@@ -20,7 +20,7 @@
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
 //! series are removed with [`Telemetry::forget_policy`].
 
-use crate::engine::vertical::Resource;
+use crate::engine::quantity::Resource;
 use crate::engine::vertical_plan::ContainerRecommendation;
 use crate::engine::{Decision, Direction, Rule};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};

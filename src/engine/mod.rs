@@ -8,6 +8,8 @@
 //! - [`vertical`]: the container right-sizing recommender; [`vertical_plan`]: from its
 //!   recommendations and the pods as they are, the one next step (resize a pod, patch the
 //!   template, or nothing, and why).
+//! - [`pod`]: the pod model the HPA's pod rules and the planner read; [`quantity`]: Kubernetes
+//!   quantities (the API server's grammar) and [`quantity::Resource`], CPU or memory.
 //! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`].
@@ -15,7 +17,9 @@
 pub mod governor;
 pub mod hpa;
 pub mod pid;
+pub mod pod;
 pub mod predictive;
+pub mod quantity;
 pub mod threshold;
 pub mod vertical;
 pub mod vertical_plan;

@@ -18,27 +18,10 @@
 //!   or when it has differed from the target by more than `stale_difference` for `stale_after`.
 
 use super::Seconds;
+use super::quantity::{MIB, Resource};
 use serde::{Deserialize, Serialize};
 
-/// CPU (cores) or memory (bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Resource {
-    /// Cores.
-    Cpu,
-    /// Bytes.
-    Memory,
-}
-
 impl Resource {
-    /// Lowercase name, as in Kubernetes.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Resource::Cpu => "cpu",
-            Resource::Memory => "memory",
-        }
-    }
-
     /// Smallest bucket: 0.01 core or 10 MiB (as the VPA).
     fn first_bucket(&self) -> f64 {
         match self {
@@ -55,9 +38,6 @@ impl Resource {
         }
     }
 }
-
-/// Bytes in a MiB.
-pub const MIB: f64 = 1024.0 * 1024.0;
 
 /// Ratio between consecutive bucket bounds (5 %, as the VPA).
 const GROWTH: f64 = 1.05;

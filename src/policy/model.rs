@@ -74,7 +74,7 @@ pub struct Vertical {
     pub containers: Spanned<Vec<String>>,
     /// Resources to right-size (default both).
     #[serde(default)]
-    pub resources: Option<Spanned<Vec<ResourceName>>>,
+    pub resources: Option<Spanned<Vec<Resource>>>,
     /// Percentile of CPU usage for the target.
     #[serde(default)]
     pub cpu_percentile: Option<Spanned<f64>>,
@@ -175,7 +175,7 @@ impl<'de> Deserialize<'de> for Quantity {
                 f.write_str("a quantity such as \"500m\", \"2\" or \"512Mi\"")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Quantity, E> {
-                super::quantity::parse(s).map_err(E::custom)?;
+                crate::engine::quantity::parse(s).map_err(E::custom)?;
                 Ok(Quantity(s.to_string()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Quantity, E> {
@@ -195,10 +195,11 @@ impl<'de> Deserialize<'de> for Quantity {
 impl Quantity {
     /// The value (cores or bytes); validated when parsed.
     pub fn value(&self) -> f64 {
-        super::quantity::parse(&self.0).unwrap_or(0.0)
+        crate::engine::quantity::parse(&self.0).unwrap_or(0.0)
     }
 }
 
+use crate::engine::quantity::Resource;
 pub use crate::engine::vertical_plan::{LimitsMode, UpdateMode};
 
 /// When a request inside the bounds still changes.
@@ -339,29 +340,10 @@ pub struct Metric {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResourceMetric {
     /// `cpu` or `memory`.
-    pub name: ResourceName,
+    pub name: Resource,
     /// Only this container of each pod (default: all containers).
     #[serde(default)]
     pub container: Option<String>,
-}
-
-/// A container resource that metrics.k8s.io reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ResourceName {
-    /// CPU, in cores.
-    Cpu,
-    /// Memory, in bytes.
-    Memory,
-}
-
-impl fmt::Display for ResourceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ResourceName::Cpu => "cpu",
-            ResourceName::Memory => "memory",
-        })
-    }
 }
 
 /// `pods: {metric: http_requests_total, port: 8080, path: /metrics}`: one metric family scraped

@@ -1,21 +1,32 @@
 //! Simulation of the vertical part: one container whose usage follows the trace's shape, right-sized
-//! by the same recommender the daemon uses.
+//! by the same recommender and the same planner ([`crate::engine::vertical_plan::plan`]) the
+//! daemon uses.
 //!
 //! - Usage: the trace's value is one replica's usage shape, rescaled so that its mean is 0.5 CPU
 //!   core and 512 MiB of memory (or multiplied by `scale`: cores for CPU, MiB for memory).
-//! - The container starts with requests = limits = 1.2 × the highest usage of the first hour (a
-//!   plausible hand-set value). Limits keep their ratio to requests unless the policy says
-//!   `limits: requestsOnly`.
+//! - One running pod with one container (the policy's first): it starts with requests = limits
+//!   = 1.2 × the highest usage of the first hour (a plausible hand-set value) for the policy's
+//!   resources, so it is Guaranteed when both are right-sized, Burstable otherwise.
 //! - Every step: CPU above the limit is a throttled minute (its usage is capped at the limit);
-//!   memory above the limit is an OOM kill, which the recommender's OOM rule answers at once.
-//! - After the first hour, with `update` other than `off`, a request changes when the recommender
-//!   says so ([`crate::engine::vertical::should_update`]); CPU and memory changed together count as
-//!   one change.
+//!   memory above the limit is an OOM kill: the recommender's OOM rule raises the memory
+//!   recommendation, and the container's last termination says `OOMKilled`, which the planner
+//!   answers at once.
+//! - After the first hour (or at once after an OOM kill), with `update` other than `off`, the
+//!   planner decides as in the daemon, with its own state across steps (the `minChange.after`
+//!   clocks, the last template patch): its rules on when, to what (whole millicores and MiB
+//!   within [min, max]), limits and QoS class. Its resize or template patch is applied at once
+//!   (the kubelet or the rollout does not lag; a rollout gives a new pod, without the last
+//!   termination). CPU and memory changed together count as one change.
 //! - Slack is `max(0, request - usage) / request`, averaged over time.
 
 use super::Trace;
-use crate::engine::vertical::{ContainerRecommender, MIB, Resource, should_update};
-use crate::policy::{LimitsMode, UpdateMode, VerticalSpec, quantity};
+use crate::engine::pod::{Amounts, ContainerResources, Pod, ResizeStatus, Termination};
+use crate::engine::quantity::{self, MIB, Resource};
+use crate::engine::vertical::ContainerRecommender;
+use crate::engine::vertical_plan::{
+    self, ContainerChange, ContainerRecommendation, PlanState, VerticalAction,
+};
+use crate::policy::{UpdateMode, VerticalSpec};
 use serde::Serialize;
 
 /// One change of the container's requests.
@@ -65,17 +76,40 @@ pub struct VerticalResult {
     pub summary: VerticalSummary,
 }
 
-#[derive(Default)]
-struct Tracked {
-    request: f64,
-    limit: f64,
-    slack: f64,
-    differs_since: Option<f64>,
+/// The simulated pod, with one container.
+fn pod(container: ContainerResources) -> Pod {
+    Pod {
+        name: "sim-0".into(),
+        phase: "Running".into(),
+        deleting: false,
+        qos_class: None,
+        revision: Some("1".into()),
+        resize: ResizeStatus::None,
+        containers: vec![container],
+        ..Pod::default()
+    }
+}
+
+/// A change's new values into the container.
+fn apply(c: &mut ContainerResources, changes: &[ContainerChange]) {
+    for ch in changes.iter().filter(|ch| ch.container == c.name) {
+        for r in [Resource::Cpu, Resource::Memory] {
+            if let Some(v) = ch.requests.get(r) {
+                c.requests.set(r, Some(v));
+            }
+            if let Some(v) = ch.limits.get(r) {
+                c.limits.set(r, Some(v));
+            }
+        }
+    }
 }
 
 /// Runs the vertical part of a policy against a usage shape.
 pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalResult {
     let p = &spec.plan.params;
+    let mut settings = spec.plan.clone();
+    settings.containers.truncate(1);
+    let name = settings.containers.first().cloned().unwrap_or_default();
     let mean = trace.mean().max(1e-12);
     let factor = |r: Resource| match (r, scale) {
         (Resource::Cpu, None) => 0.5 / mean,
@@ -85,119 +119,119 @@ pub fn run(spec: &VerticalSpec, trace: &Trace, scale: Option<f64>) -> VerticalRe
     };
     let usage = |r: Resource, i: usize| trace.values[i] * factor(r);
     let first_hour = trace.step_at(3600.0).max(1);
-    let mut tracked: Vec<(Resource, Tracked)> = spec
-        .plan
-        .resources
-        .iter()
-        .map(|&r| {
-            let peak = (0..first_hour).map(|i| usage(r, i)).fold(0.0, f64::max);
-            // Set by hand before any policy: the policy's min does not apply to it (the
-            // first recommendation does), only a floor of 1 millicore or 1 MiB.
-            let request = (1.2 * peak).max(match r {
-                Resource::Cpu => 0.001,
-                Resource::Memory => MIB,
-            });
-            (
-                r,
-                Tracked {
-                    request,
-                    limit: request,
-                    ..Tracked::default()
-                },
-            )
-        })
-        .collect();
+    let mut container = ContainerResources {
+        name: name.clone(),
+        ..ContainerResources::default()
+    };
+    for &r in &settings.resources {
+        let peak = (0..first_hour).map(|i| usage(r, i)).fold(0.0, f64::max);
+        // Set by hand before any policy: the policy's min does not apply to it (the first
+        // recommendation does), only a floor of 1 millicore or 1 MiB.
+        let request = (1.2 * peak).max(match r {
+            Resource::Cpu => 0.001,
+            Resource::Memory => MIB,
+        });
+        container.requests.set(r, Some(request));
+        container.limits.set(r, Some(request));
+    }
+    let mut pods = vec![pod(container)];
+    let mut state = PlanState::default();
+    let mut slack = Amounts::default();
     let mut rec = ContainerRecommender::new(p);
     let (mut oom_kills, mut throttled, mut changes) = (0u32, 0.0, Vec::new());
     for i in 0..trace.values.len() {
         let (t, dt) = (trace.times[i], trace.step_end(i) - trace.times[i]);
-        let mut reason = None;
-        for (r, tr) in tracked.iter_mut() {
-            let u = usage(*r, i);
+        let mut oom = None;
+        let c = &mut pods[0].containers[0];
+        for &r in &settings.resources {
+            let u = usage(r, i);
+            let (request, limit) = (
+                c.requests.get(r).unwrap_or(0.0),
+                c.limits.get(r).unwrap_or(f64::INFINITY),
+            );
             match r {
                 Resource::Cpu => {
-                    if u > tr.limit {
+                    if u > limit {
                         throttled += dt / 60.0;
                     }
                     rec.add_cpu(u, t);
                 }
                 Resource::Memory => {
-                    if u > tr.limit {
+                    if u > limit {
                         oom_kills += 1;
                         rec.oom(p, u, t);
-                        reason = Some(format!("OOM kill at {}", quantity::format(false, u)));
+                        c.last_termination = Some(Termination {
+                            reason: "OOMKilled".into(),
+                            finished_at: Some(t),
+                            exit_code: 137,
+                        });
+                        c.restart_count += 1;
+                        oom = Some(format!(
+                            "OOM kill at {}",
+                            quantity::format(Resource::Memory, u)
+                        ));
                     }
                     rec.add_memory(p, u, t);
                 }
             }
-            tr.slack += (tr.request - u.min(tr.request)).max(0.0) / tr.request * dt;
+            let s = slack.get(r).unwrap_or(0.0);
+            slack.set(
+                r,
+                Some(s + (request - u.min(request)).max(0.0) / request * dt),
+            );
         }
-        if spec.plan.update == UpdateMode::Off || (t < 3600.0 && reason.is_none()) {
+        if settings.update == UpdateMode::Off || (t < 3600.0 && oom.is_none()) {
             continue;
         }
-        let mut change = RequestChange {
-            t,
-            cpu: None,
-            memory: None,
-            reason: String::new(),
+        let recommendation = ContainerRecommendation {
+            container: name.clone(),
+            cpu: settings
+                .resources
+                .contains(&Resource::Cpu)
+                .then(|| rec.recommend(p, Resource::Cpu))
+                .flatten(),
+            memory: settings
+                .resources
+                .contains(&Resource::Memory)
+                .then(|| rec.recommend(p, Resource::Memory))
+                .flatten(),
         };
-        for (r, tr) in tracked.iter_mut() {
-            let Some(target) = rec.recommend(p, *r) else {
-                continue;
-            };
-            let far = (tr.request - target.target).abs() > p.stale_difference * target.target;
-            tr.differs_since = if far {
-                tr.differs_since.or(Some(t))
-            } else {
-                None
-            };
-            let oom = *r == Resource::Memory && reason.is_some();
-            if !(oom || should_update(p, tr.request, &target, tr.differs_since, t)) {
-                continue;
+        let plan = vertical_plan::plan(&settings, &[recommendation], &pods, &mut state, t);
+        let (planned, why) = match &plan.action {
+            VerticalAction::Resize {
+                changes, reason, ..
+            } => (changes, reason),
+            VerticalAction::PatchTemplate { changes, reason } => {
+                state.template_patched(t);
+                // The rollout's new pod has not been OOM-killed.
+                pods[0].containers[0].last_termination = None;
+                (changes, reason)
             }
-            let why = if oom {
-                reason.clone().unwrap_or_default()
-            } else if tr.request < target.lower || tr.request > target.upper {
-                format!(
-                    "{} request {} outside [{}, {}]",
-                    r.as_str(),
-                    quantity::format(*r == Resource::Cpu, tr.request),
-                    quantity::format(*r == Resource::Cpu, target.lower),
-                    quantity::format(*r == Resource::Cpu, target.upper)
-                )
-            } else {
-                format!(
-                    "{} request differs from the target by over {:.0} % for long",
-                    r.as_str(),
-                    p.stale_difference * 100.0
-                )
-            };
-            let ratio = tr.limit / tr.request;
-            tr.request = target.target;
-            if spec.plan.limits == LimitsMode::Proportional {
-                tr.limit = tr.request * ratio;
-            }
-            tr.differs_since = None;
-            let text = quantity::format(*r == Resource::Cpu, tr.request);
-            match r {
-                Resource::Cpu => change.cpu = Some(text),
-                Resource::Memory => change.memory = Some(text),
-            }
-            change.reason = if change.reason.is_empty() {
-                why
-            } else {
-                format!("{}; {why}", change.reason)
-            };
-        }
-        if change.cpu.is_some() || change.memory.is_some() {
-            changes.push(change);
-        }
+            VerticalAction::Nothing { .. } | VerticalAction::Report { .. } => continue,
+        };
+        let c = &mut pods[0].containers[0];
+        apply(c, planned);
+        let text = |r: Resource| {
+            planned
+                .iter()
+                .find_map(|ch| ch.requests.get(r))
+                .map(|v| quantity::format(r, v))
+        };
+        changes.push(RequestChange {
+            t,
+            cpu: text(Resource::Cpu),
+            memory: text(Resource::Memory),
+            reason: match oom {
+                Some(kill) => format!("{kill}; {why}"),
+                None => why.clone(),
+            },
+        });
     }
     let pct = |r: Resource| {
-        tracked
-            .iter()
-            .find(|(x, _)| *x == r)
-            .map(|(_, tr)| 100.0 * tr.slack / trace.end)
+        settings
+            .resources
+            .contains(&r)
+            .then(|| 100.0 * slack.get(r).unwrap_or(0.0) / trace.end)
     };
     let (cpu, memory) = (pct(Resource::Cpu), pct(Resource::Memory));
     let both: Vec<f64> = [cpu, memory].into_iter().flatten().collect();

@@ -2,7 +2,8 @@
 //! Prometheus (or the default one), from metrics.k8s.io, or by scraping the target's pods.
 
 use super::pods::{self, PodEntry, Scraper};
-use crate::cluster::{Cluster, PodInfo};
+use crate::cluster::Cluster;
+use crate::engine::pod::Pod;
 use crate::engine::predictive::{self, PredictiveParams};
 use crate::engine::{Observation, Sample, Seconds, State};
 use crate::policy::{MetricQuery, Policy};
@@ -32,7 +33,7 @@ pub struct TargetState {
     /// Ready pods.
     pub ready: u32,
     /// The target's pods, when the cluster was asked.
-    pub pods: Option<Vec<PodInfo>>,
+    pub pods: Option<Vec<Pod>>,
     /// The label selector of the target's pods.
     pub selector: Option<String>,
 }

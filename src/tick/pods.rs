@@ -26,10 +26,12 @@
 //! [`crate::engine::hpa`]. Scraping the pods' `/metrics` ([`Scraper`]) is here, with the tick,
 //! since it needs the cluster's pods and the policy's queries.
 
-use crate::cluster::{PodInfo, PodUsage};
+use crate::cluster::PodUsage;
 pub use crate::engine::hpa::{PodEntry, PodGroup, PodReading, PodSample, reading};
+use crate::engine::pod::Pod;
+use crate::engine::quantity::Resource;
 use crate::engine::{Sample, Seconds, Target};
-use crate::policy::{PodsMetricKind, PodsQuery, ResourceName};
+use crate::policy::{PodsMetricKind, PodsQuery};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -39,7 +41,7 @@ pub const CPU_INITIALIZATION_PERIOD: Seconds = 300.0;
 pub const INITIAL_READINESS_DELAY: Seconds = 30.0;
 
 /// Groups a pod as the HPA does. `cpu` turns on the CPU initialization rules.
-pub fn group(pod: &PodInfo, sample: Result<&PodSample, &str>, cpu: bool, now: Seconds) -> PodGroup {
+pub fn group(pod: &Pod, sample: Result<&PodSample, &str>, cpu: bool, now: Seconds) -> PodGroup {
     if pod.deleting {
         return PodGroup::Ignored("shutting down".into());
     }
@@ -77,10 +79,10 @@ pub fn group(pod: &PodInfo, sample: Result<&PodSample, &str>, cpu: bool, now: Se
 /// A resource metric from metrics.k8s.io usage and the pods' requests.
 #[allow(clippy::too_many_arguments)]
 pub fn resource_reading(
-    resource: ResourceName,
+    resource: Resource,
     container: Option<&str>,
     target: Target,
-    pods: &[PodInfo],
+    pods: &[Pod],
     usage: &[PodUsage],
     current: u32,
     ready: u32,
@@ -110,7 +112,7 @@ pub fn resource_reading(
         let g = group(
             pod,
             sample.as_ref().map_err(String::as_str),
-            resource == ResourceName::Cpu,
+            resource == Resource::Cpu,
             now,
         );
         entries.push(PodEntry {
@@ -124,11 +126,7 @@ pub fn resource_reading(
 }
 
 /// The sum of a pod's requests of `resource` (over `container` only, if given).
-fn request_of(
-    resource: ResourceName,
-    container: Option<&str>,
-    pod: &PodInfo,
-) -> Result<f64, String> {
+fn request_of(resource: Resource, container: Option<&str>, pod: &Pod) -> Result<f64, String> {
     let mut total = 0.0;
     let mut found = false;
     for c in pod
@@ -137,8 +135,8 @@ fn request_of(
         .filter(|c| container.is_none_or(|n| n == c.name))
     {
         let r = match resource {
-            ResourceName::Cpu => c.requests.cpu,
-            ResourceName::Memory => c.requests.memory,
+            Resource::Cpu => c.requests.cpu,
+            Resource::Memory => c.requests.memory,
         };
         match r {
             Some(r) if r > 0.0 => total += r,
@@ -164,7 +162,7 @@ fn request_of(
 
 /// A pod's usage of `resource` (over `container` only, if given), or why there is none.
 fn usage_of(
-    resource: ResourceName,
+    resource: Resource,
     container: Option<&str>,
     usage: Option<&PodUsage>,
 ) -> Result<PodSample, String> {
@@ -179,8 +177,8 @@ fn usage_of(
         .filter(|c| container.is_none_or(|n| n == c.name))
     {
         let v = match resource {
-            ResourceName::Cpu => c.cpu,
-            ResourceName::Memory => c.memory,
+            Resource::Cpu => c.cpu,
+            Resource::Memory => c.memory,
         };
         if let Some(v) = v {
             value += v;
@@ -305,7 +303,7 @@ impl Scraper {
     pub async fn scrape(
         &mut self,
         q: &PodsQuery,
-        pods: &[PodInfo],
+        pods: &[Pod],
         now: Seconds,
     ) -> HashMap<String, Result<f64, String>> {
         let mut set = tokio::task::JoinSet::new();
@@ -374,7 +372,7 @@ impl Scraper {
 /// A scraped metric's reading: the HPA's rules over the scraped values.
 pub fn pods_reading(
     target: Target,
-    pods: &[PodInfo],
+    pods: &[Pod],
     values: &HashMap<String, Result<f64, String>>,
     current: u32,
     ready: u32,
@@ -404,16 +402,17 @@ pub fn pods_reading(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{ContainerUsage, Readiness};
-    use crate::engine::vertical_plan::{Amounts, ContainerResources};
+    use crate::cluster::ContainerUsage;
+    use crate::engine::pod::Readiness;
+    use crate::engine::pod::{Amounts, ContainerResources};
     use std::collections::BTreeMap;
 
     const NOW: Seconds = 1_000_000.0;
 
     /// A running pod started `age` seconds ago, ready since `ready_for` seconds ago (None: not
     /// ready since then), with a 500m CPU request.
-    fn pod(name: &str, age: f64, ready: Option<f64>) -> PodInfo {
-        PodInfo {
+    fn pod(name: &str, age: f64, ready: Option<f64>) -> Pod {
+        Pod {
             name: name.into(),
             phase: "Running".into(),
             deleting: false,
@@ -437,7 +436,7 @@ mod tests {
                 },
                 ..ContainerResources::default()
             }],
-            ..PodInfo::default()
+            ..Pod::default()
         }
     }
 
@@ -454,9 +453,9 @@ mod tests {
         }
     }
 
-    fn cpu(pods: &[PodInfo], usage: &[PodUsage], current: u32, ready: u32) -> PodReading {
+    fn cpu(pods: &[Pod], usage: &[PodUsage], current: u32, ready: u32) -> PodReading {
         resource_reading(
-            ResourceName::Cpu,
+            Resource::Cpu,
             None,
             Target::Utilization(0.5),
             pods,

@@ -28,8 +28,10 @@
 //! the history in Prometheus (see [`VerticalTick::tick`]).
 
 use super::vertical::{VerticalOutcome, apply_vertical};
-use crate::cluster::{Cluster, PodInfo};
-use crate::engine::vertical::{ContainerRecommender, Resource, VerticalParams};
+use crate::cluster::Cluster;
+use crate::engine::pod::Pod;
+use crate::engine::quantity::Resource;
+use crate::engine::vertical::{ContainerRecommender, VerticalParams};
 use crate::engine::vertical_plan::{ContainerRecommendation, PlanState};
 use crate::engine::{Sample, Seconds};
 use crate::policy::{Policy, VerticalSpec};
@@ -265,7 +267,7 @@ impl UsageReader {
     }
 
     /// (pod, container) pairs to read: running pods, the policy's containers they have.
-    fn targets<'a>(&'a self, pods: &'a [PodInfo]) -> impl Iterator<Item = (&'a str, &'a str)> {
+    fn targets<'a>(&'a self, pods: &'a [Pod]) -> impl Iterator<Item = (&'a str, &'a str)> {
         pods.iter()
             .filter(|p| p.phase == "Running")
             .flat_map(move |p| {
@@ -277,7 +279,7 @@ impl UsageReader {
     }
 
     /// One reading per running pod, container and resource: what a read queries, in order.
-    fn readings<'a>(&'a self, pods: &'a [PodInfo]) -> Vec<(&'a str, &'a str, Resource)> {
+    fn readings<'a>(&'a self, pods: &'a [Pod]) -> Vec<(&'a str, &'a str, Resource)> {
         self.targets(pods)
             .flat_map(|(pod, container)| self.resources.iter().map(move |&r| (pod, container, r)))
             .collect()
@@ -288,7 +290,7 @@ impl UsageReader {
     pub async fn read<C: Cluster>(
         &mut self,
         cluster: &C,
-        pods: &[PodInfo],
+        pods: &[Pod],
         selector: &str,
         now: Seconds,
     ) -> UsageRead {
@@ -396,7 +398,7 @@ impl UsageReader {
     pub async fn recent_history<C: Cluster>(
         &mut self,
         cluster: &C,
-        pods: &[PodInfo],
+        pods: &[Pod],
         before: Seconds,
     ) -> UsageRead {
         let (from, to) = history_range(self.history, before);
@@ -412,7 +414,7 @@ impl UsageReader {
     pub async fn history<C: Cluster>(
         &mut self,
         cluster: &C,
-        pods: &[PodInfo],
+        pods: &[Pod],
         from: Seconds,
         to: Seconds,
         step: Duration,
@@ -478,7 +480,7 @@ impl UsageReader {
     }
 
     /// The OOM kills in the pods' status not counted before.
-    pub fn ooms(&mut self, pods: &[PodInfo]) -> Vec<OomKill> {
+    pub fn ooms(&mut self, pods: &[Pod]) -> Vec<OomKill> {
         let mut out = Vec::new();
         for p in pods {
             for (c, at) in p.oom_kills() {
@@ -736,7 +738,7 @@ impl VerticalTick {
         &mut self,
         cluster: &C,
         policy: &Policy,
-        pods: &[PodInfo],
+        pods: &[Pod],
         selector: &str,
         now: Seconds,
         hold: Option<&str>,
@@ -920,7 +922,7 @@ mod tests {
             pod: "web-1".into(),
             container: "app".into(),
             at: Some(now + 30.0),
-            memory: Some(256.0 * crate::engine::vertical::MIB),
+            memory: Some(256.0 * crate::engine::quantity::MIB),
         };
         vt.early_ooms.push(oom.clone());
         let broken = UsageRead {

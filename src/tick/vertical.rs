@@ -19,11 +19,12 @@
 //! ([`super::usage::VerticalTick`] does all of it).
 
 use crate::cluster::resize::memory_limit_decrease_refused;
-use crate::cluster::{Cluster, ClusterError, PodInfo};
+use crate::cluster::{Cluster, ClusterError};
 use crate::engine::Seconds;
+use crate::engine::pod::{ContainerResources, Pod, ResizeStatus};
 use crate::engine::vertical_plan::{
-    self, ContainerChange, ContainerRecommendation, ContainerResources, PlanPod, PlanSettings,
-    PlanState, ResizeRefusal, ResizeStatus, VerticalAction, VerticalPlan,
+    self, ContainerChange, ContainerRecommendation, PlanSettings, PlanState, ResizeRefusal,
+    VerticalAction, VerticalPlan,
 };
 use crate::policy::Policy;
 use serde::Serialize;
@@ -93,7 +94,7 @@ pub async fn apply_vertical<C: Cluster>(
     cluster: &C,
     policy: &Policy,
     state: &mut PlanState,
-    pods: &[PodInfo],
+    pods: &[Pod],
     recommendations: &[ContainerRecommendation],
     now: Seconds,
     hold: Option<&str>,
@@ -110,8 +111,7 @@ pub async fn apply_vertical<C: Cluster>(
             applied: Applied::Nothing,
         };
     };
-    let plan_pods: Vec<_> = pods.iter().map(PodInfo::plan_pod).collect();
-    let plan = vertical_plan::plan(&v.plan, recommendations, &plan_pods, state, now);
+    let plan = vertical_plan::plan(&v.plan, recommendations, pods, state, now);
     if let (true, Some(reason)) = (plan.action.writes(), hold) {
         return VerticalOutcome {
             plan,
@@ -141,7 +141,7 @@ pub async fn apply_vertical<C: Cluster>(
                             policy,
                             &v.plan,
                             state,
-                            &plan_pods,
+                            pods,
                             recommendations,
                             now,
                             refusal,
@@ -183,7 +183,7 @@ async fn patch_template<C: Cluster>(
 
 /// The names of the containers at `indexes` of `pod`'s `spec.containers` (`#i` for one the pod
 /// as read does not have).
-fn container_names(pods: &[PodInfo], pod: &str, indexes: &[usize]) -> Vec<String> {
+fn container_names(pods: &[Pod], pod: &str, indexes: &[usize]) -> Vec<String> {
     let containers = pods
         .iter()
         .find(|p| p.name == pod)
@@ -207,7 +207,7 @@ async fn after_refusal<C: Cluster>(
     policy: &Policy,
     settings: &PlanSettings,
     state: &mut PlanState,
-    plan_pods: &[PlanPod],
+    pods: &[Pod],
     recommendations: &[ContainerRecommendation],
     now: Seconds,
     refusal: ResizeRefusal,
@@ -220,7 +220,7 @@ async fn after_refusal<C: Cluster>(
         refusal.pod
     );
     state.resize_refused(refusal);
-    let mut plan = vertical_plan::plan(settings, recommendations, plan_pods, state, now);
+    let mut plan = vertical_plan::plan(settings, recommendations, pods, state, now);
     plan.notes.insert(0, note);
     let applied = match &plan.action {
         VerticalAction::Nothing { .. } | VerticalAction::Report { .. } => Applied::Nothing,

@@ -2370,7 +2370,7 @@ fn qos_class(containers: &Value) -> &'static str {
 /// A quantity's value, for comparisons.
 fn quantity(v: &Value) -> Option<f64> {
     v.as_str()
-        .and_then(|s| setpoint::cluster::quantity::parse(s).ok())
+        .and_then(|s| setpoint::engine::quantity::parse(s).ok())
 }
 
 fn remove_condition(pod: &mut Value, kind: &str) {

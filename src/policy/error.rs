@@ -1,0 +1,79 @@
+//! What is wrong with a policy file, and where: [`Problem`] and [`PolicyError`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line (0 when unknown).
+    pub line: u32,
+    /// 1-based column (0 when unknown).
+    pub column: u32,
+    /// Field path such as `spec.horizontal.replicas.min` (empty at the top).
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Errors from reading policies.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid policy.
+    #[error("{}", render(path, problems))]
+    Invalid {
+        /// The path.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// Two files define the same policy name.
+    #[error("{}: policy name \"{name}\" is already used by {}", path.display(), first.display())]
+    Duplicate {
+        /// The second file.
+        path: PathBuf,
+        /// The name.
+        name: String,
+        /// The first file.
+        first: PathBuf,
+    },
+}
+
+fn render(path: &Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            let field = if p.field.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", p.field)
+            };
+            format!(
+                "{}:{}:{}: {field}{}",
+                path.display(),
+                p.line,
+                p.column,
+                p.message
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.line, self.column, self.field, self.message
+        )
+    }
+}
