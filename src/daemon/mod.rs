@@ -157,8 +157,10 @@ impl Policies {
                 Change::Removed(path) => {
                     if let Some(r) = self.running.remove(&path) {
                         info!(policy = %r.policy.name, file = %path.display(), "policy file removed: stopping the policy");
-                        ctx.admin.remove(&r.policy.name);
+                        let name = r.policy.name.clone();
+                        // Stopped first: a tick in flight would list the policy again.
                         r.stop().await;
+                        ctx.admin.remove(&name);
                     }
                     if let Some(key) = self.invalid.remove(&path) {
                         ctx.admin.clear_invalid(&key);
