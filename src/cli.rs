@@ -97,6 +97,10 @@ pub struct DaemonArgs {
     /// Act without a Lease (one replica only, e.g. on a laptop).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// How long 403 answers on the Lease are retried before the daemon exits with an error
+    /// naming the missing right (a restarted API server answers 403 for a second or so).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub forbidden_grace: std::time::Duration,
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -714,6 +718,10 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         config.name = a.lease.clone();
         config.lease_duration = a.lease_duration;
         config.renew_period = (a.lease_duration / 3).max(std::time::Duration::from_secs(1));
+        config.forbidden_grace = a.forbidden_grace;
+        if let Some(note) = crate::cluster::kube::identity_note() {
+            tracing::info!(identity = %config.identity, "{note}");
+        }
         let l = lease::elect(cluster.client().clone(), config)
             .await
             .map_err(|e| Failure(e.to_string()))?;

@@ -189,13 +189,41 @@ pub(super) fn pods_resource() -> ApiResource {
 }
 
 /// This instance's identity from the environment: `POD_NAME` (set from the downward API by
-/// deploy/), else `HOSTNAME` (a pod's name by default), else None. It names the Lease holder
-/// and the Events' `reportingInstance`.
+/// deploy/), else `HOSTNAME` (a pod's name by default), else the machine's host name (outside a
+/// pod, where shells rarely export `HOSTNAME`; see [`identity_note`]), else None. It names the
+/// Lease holder and the Events' `reportingInstance`.
 pub fn identity_from_env() -> Option<String> {
     identity_from(
         std::env::var("POD_NAME").ok(),
         std::env::var("HOSTNAME").ok(),
     )
+    .or_else(machine_hostname)
+}
+
+/// When the identity is the machine's host name (neither `POD_NAME` nor `HOSTNAME` set), a line
+/// saying so, for the log.
+pub fn identity_note() -> Option<String> {
+    let from_env = identity_from(
+        std::env::var("POD_NAME").ok(),
+        std::env::var("HOSTNAME").ok(),
+    );
+    match (from_env, machine_hostname()) {
+        (None, Some(host)) => Some(format!(
+            "neither POD_NAME nor HOSTNAME is set: this replica is named by the machine's host \
+             name {host:?} (set POD_NAME to choose)"
+        )),
+        _ => None,
+    }
+}
+
+/// The machine's host name, as the kernel has it (`/proc/sys/kernel/hostname`, else
+/// `/etc/hostname`).
+fn machine_hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
 }
 
 fn identity_from(pod_name: Option<String>, hostname: Option<String>) -> Option<String> {
@@ -449,5 +477,11 @@ mod tests {
         assert_eq!(identity_from(s(" "), s("host")), s("host"));
         assert_eq!(identity_from(None, s("host")), s("host"));
         assert_eq!(identity_from(None, s("")), None);
+    }
+
+    #[test]
+    fn the_machine_host_name_is_the_last_fallback() {
+        let host = super::machine_hostname().expect("a host name");
+        assert!(!host.is_empty() && !host.contains('\n'), "{host:?}");
     }
 }
