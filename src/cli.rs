@@ -667,9 +667,19 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
     {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
-        // setpoint's own lines at the level asked; the libraries' warnings and errors only.
+        // setpoint's own lines at the level asked; the libraries' warnings and errors only,
+        // but for the kube client's line per failed request (an ERROR each, retries included)
+        // and kube-lease-manager's, which only debug shows: setpoint says once what failed
+        // and once when it works again.
+        let retries = if a.log_level >= tracing::Level::DEBUG {
+            tracing::level_filters::LevelFilter::from_level(a.log_level)
+        } else {
+            tracing::level_filters::LevelFilter::OFF
+        };
         let filter = tracing_subscriber::filter::Targets::new()
             .with_target("setpoint", a.log_level)
+            .with_target("kube_client::client::builder", retries)
+            .with_target("kube_lease_manager", retries)
             .with_default(tracing::Level::WARN);
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
