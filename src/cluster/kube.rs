@@ -48,6 +48,24 @@ pub struct KubeCluster {
     client: kube::Client,
     namespace: String,
     identity: String,
+    /// The uid and resourceVersion of each target as its `/scale` last showed them, for the
+    /// `regarding` of its Events.
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<TargetKey, ObjectIds>>>,
+}
+
+/// A target by API version, kind and name.
+type TargetKey = (String, String, String);
+
+/// What `kubectl describe` needs of an Event's `regarding`: the object's uid (it selects Events
+/// by it) and the resourceVersion it had.
+#[derive(Debug, Clone, PartialEq)]
+struct ObjectIds {
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+fn target_key(t: &TargetRef) -> TargetKey {
+    (t.api_version.clone(), t.kind.clone(), t.name.clone())
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -96,6 +114,7 @@ impl KubeCluster {
             client,
             namespace: namespace.into(),
             identity: identity_from_env().unwrap_or_else(|| "setpoint".into()),
+            seen: Default::default(),
         }
     }
 
@@ -137,6 +156,38 @@ impl KubeCluster {
             "{verb} {sub}{} {} in namespace {}",
             target.kind, target.name, self.namespace
         )
+    }
+
+    /// The uid and resourceVersion of the object an Event is about: as the target's `/scale`
+    /// last showed them, else read now (a pod, or a target not read yet). None when the read
+    /// fails: the Event goes out without them rather than not at all.
+    async fn regarding_ids(&self, target: &TargetRef) -> Option<ObjectIds> {
+        let key = target_key(target);
+        if let Some(ids) = self.seen.lock().ok()?.get(&key) {
+            return Some(ids.clone());
+        }
+        let meta = if target.kind == "Pod" && target.api_version == "v1" {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+            api.get(&target.name).await.ok()?.metadata
+        } else {
+            let (api, _) = self.api(target).await.ok()?;
+            api.get(&target.name).await.ok()?.metadata
+        };
+        Some(ObjectIds {
+            uid: meta.uid,
+            resource_version: meta.resource_version,
+        })
+    }
+
+    /// Remembers what a `/scale` read showed of its target.
+    fn saw(&self, target: &TargetRef, scale: &Scale) {
+        let ids = ObjectIds {
+            uid: scale.metadata.uid.clone(),
+            resource_version: scale.metadata.resource_version.clone(),
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(target_key(target), ids);
+        }
     }
 
     pub(super) async fn api(
@@ -300,6 +351,7 @@ impl Cluster for KubeCluster {
             .get_scale(&target.name)
             .await
             .map_err(|e| needs(api_error(what.clone(), e), "get", &resource, "/scale"))?;
+        self.saw(target, &scale);
         scale_state(&what, scale)
     }
 
@@ -368,6 +420,7 @@ impl Cluster for KubeCluster {
             .patch_scale(&target.name, &params, &Patch::Merge(&body))
             .await
             .map_err(|e| needs(api_error(what.clone(), e), "patch", &resource, "/scale"))?;
+        self.saw(target, &scale);
         scale_state(&what, scale)
     }
 
@@ -419,6 +472,7 @@ impl Cluster for KubeCluster {
                 message: format!("event time: {e}"),
             }
         })?;
+        let ids = self.regarding_ids(target).await;
         let body = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}-", target.name)),
@@ -436,6 +490,9 @@ impl Cluster for KubeCluster {
                 kind: Some(target.kind.clone()),
                 name: Some(target.name.clone()),
                 namespace: Some(self.namespace.clone()),
+                // `kubectl describe` selects Events by the object's uid.
+                uid: ids.as_ref().and_then(|i| i.uid.clone()),
+                resource_version: ids.and_then(|i| i.resource_version),
                 ..ObjectReference::default()
             }),
             ..Event::default()
