@@ -15,6 +15,8 @@
 //!   label values.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, `/recommendations`) and
 //!   the [`admin::AdminState`] handle that the control loop updates.
+//! - `outage`: an outage (failing ticks, metrics without data) seen once when it starts and
+//!   once when it ends: a log line each, a `failing` entry, a gauge and one Warning Event.
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
 //!   is true while this replica may act, an error when the election fails for good, and a
 //!   release on shutdown.
@@ -38,6 +40,7 @@ pub mod lease;
 pub mod reload;
 pub mod restart;
 pub mod telemetry;
+mod outage;
 mod worker;
 
 use crate::cluster::{Cluster, EventNote};
