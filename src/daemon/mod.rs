@@ -181,7 +181,13 @@ impl Policies {
                                 name: p.name,
                                 first: first.clone(),
                             }),
-                            None => Ok(p),
+                            None => {
+                                let others = self.running.values().map(|r| r.policy.as_ref());
+                                match policy::shared_target(&p, others) {
+                                    Some(e) => Err(e),
+                                    None => Ok(p),
+                                }
+                            }
                         }
                     });
                     match loaded {

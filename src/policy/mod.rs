@@ -6,6 +6,7 @@
 
 pub mod model;
 pub mod quantity;
+mod shared;
 
 use crate::engine::{
     Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::vertical::{MIB, Resource, ResourceParams, VerticalParams};
 use crate::engine::vertical_plan::PlanSettings;
+pub use shared::shared_target;
 pub use model::{
     LimitsMode, Mode, PodsMetricKind, ResizeFallback, ResourceName, TargetRef, UpdateMode,
 };
@@ -224,6 +226,26 @@ pub enum PolicyError {
         /// The first file.
         first: PathBuf,
     },
+    /// Two files scale the same target horizontally.
+    #[error(
+        "{}: policy \"{name}\" scales {target} horizontally, and so does policy \"{other}\" \
+         of {}: a target takes one horizontal policy (put both policies' metrics into one; \
+         a vertical-only policy beside it is fine)",
+        path.display(),
+        first.display()
+    )]
+    SharedTarget {
+        /// The second file.
+        path: PathBuf,
+        /// Its policy.
+        name: String,
+        /// The target (`Deployment web`).
+        target: String,
+        /// The policy of the first file.
+        other: String,
+        /// The first file.
+        first: PathBuf,
+    },
 }
 
 fn render(path: &Path, problems: &[Problem]) -> String {
@@ -309,7 +331,10 @@ pub fn load_all(paths: &[PathBuf]) -> (Vec<Policy>, Vec<PolicyError>) {
                                 name: pol.name,
                                 first: first.source.clone(),
                             }),
-                            None => good.push(pol),
+                            None => match shared_target(&pol, &good) {
+                                Some(e) => bad.push(e),
+                                None => good.push(pol),
+                            },
                         },
                         Err(e) => bad.push(e),
                     }
