@@ -254,7 +254,8 @@ fn a_load_step_is_patched_within_one_interval() {
     assert!(
         api.world().scalables[0]
             .annotations
-            .contains_key("setpoint.dev/state")
+            .keys()
+            .any(|k| k.starts_with("state.setpoint.dev/"))
     );
     let took = d.stop();
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
@@ -595,7 +596,8 @@ fn a_restart_inside_a_cooldown_does_not_act() {
     first.wait_for("the state annotation", Duration::from_secs(5), |_| {
         api.world().scalables[0]
             .annotations
-            .contains_key("setpoint.dev/state")
+            .keys()
+            .any(|k| k.starts_with("state.setpoint.dev/"))
     });
     first.stop();
 
@@ -615,7 +617,7 @@ fn a_restart_inside_a_cooldown_does_not_act() {
     assert!(
         second
             .log()
-            .contains("restored from the setpoint.dev/state annotation"),
+            .contains("restored from the state.setpoint.dev/web annotation"),
         "{}",
         second.log()
     );
@@ -895,10 +897,13 @@ fn annotation_writes(api: &KubeStandIn) -> Vec<k::Received> {
         .collect()
 }
 
-/// The vertical state kept in the target's `setpoint.dev/state` annotation, if any.
+/// The vertical state kept in the target's `state.setpoint.dev/<policy>` annotation, if any.
 fn kept_vertical_state(api: &KubeStandIn) -> Option<Value> {
     let w = api.world();
-    let text = w.scalables[0].annotations.get("setpoint.dev/state")?;
+    let (_, text) = w.scalables[0]
+        .annotations
+        .iter()
+        .find(|(k, _)| k.starts_with("state.setpoint.dev/"))?;
     let v: Value = serde_json::from_str(text).unwrap();
     v.get("vertical").cloned()
 }
@@ -958,7 +963,7 @@ fn a_min_change_clock_survives_a_restart() {
     assert!(
         second
             .log()
-            .contains("restored from the setpoint.dev/state annotation: 2 minChange clock(s)"),
+            .contains("annotation: 2 minChange clock(s)"),
         "{}",
         second.log()
     );

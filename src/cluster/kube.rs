@@ -440,6 +440,7 @@ impl Cluster for KubeCluster {
     async fn apply_annotations(
         &self,
         target: &TargetRef,
+        manager: &str,
         annotations: &BTreeMap<String, String>,
     ) -> Result<(), ClusterError> {
         let (api, resource) = self.api(target).await?;
@@ -451,7 +452,7 @@ impl Cluster for KubeCluster {
         });
         api.patch(
             &target.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(&body),
         )
         .await

@@ -427,7 +427,11 @@ impl Worker {
             restart::annotations(&self.policy.name, self.state.as_ref(), plan.as_ref(), now);
         match ctx
             .cluster
-            .apply_annotations(&self.policy.target, &annotations)
+            .apply_annotations(
+                &self.policy.target,
+                &restart::field_manager(&self.policy.name),
+                &annotations,
+            )
             .await
         {
             Ok(()) => {
