@@ -213,32 +213,42 @@ impl LeaseError {
     }
 }
 
-/// How long 403 answers have lasted: a 403 is retried until they have lasted the grace, then
-/// it ends the election ([`LeaseError::Forbidden`]). Any answer that is not a 403 resets it.
+/// How long 403 answers have lasted, per call (`doing`: electing, reading, creating): a 403 is
+/// retried until 403s to that call have lasted the grace, then it ends the election
+/// ([`LeaseError::Forbidden`]). An answer to that call that is not a 403 starts it again, so a
+/// Role that lets the Lease be read but not renewed still ends the election.
 #[derive(Debug)]
 struct Forbidden {
     grace: Duration,
-    since: std::sync::Mutex<Option<Instant>>,
+    since: std::sync::Mutex<std::collections::BTreeMap<String, Instant>>,
 }
 
 impl Forbidden {
     fn new(grace: Duration) -> Forbidden {
         Forbidden {
             grace,
-            since: std::sync::Mutex::new(None),
+            since: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
-    /// An answer that was not a 403.
-    fn answered(&self) {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    /// An answer to `doing` that was not a 403.
+    fn answered(&self, doing: &str) {
+        self.since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(doing);
     }
 
-    /// `e` as the election should take it: a 403 becomes fatal once 403s have lasted the
-    /// grace; others are as they are.
+    /// `e` as the election should take it: a 403 becomes fatal once 403s to the same call have
+    /// lasted the grace; others are as they are.
     fn judge(&self, e: LeaseError) -> LeaseError {
-        if e.code() != Some(403) || matches!(e, LeaseError::Forbidden { .. }) {
-            self.answered();
+        let doing = match &e {
+            LeaseError::Api { doing, .. } => doing.clone(),
+            // No answer: neither a 403 nor a sign that the 403s are over.
+            _ => return e,
+        };
+        if e.code() != Some(403) {
+            self.answered(&doing);
             return e;
         }
         let now = Instant::now();
@@ -246,7 +256,8 @@ impl Forbidden {
             .since
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(now);
+            .entry(doing)
+            .or_insert(now);
         let lasted = now - since;
         if lasted >= self.grace {
             LeaseError::Forbidden {
@@ -286,6 +297,11 @@ fn kube_error(lease: &str, doing: &str, e: &kube::Error) -> LeaseError {
         },
     }
 }
+
+/// What [`new_manager`] does, as errors name it.
+const CREATING: &str = "reading or creating it (get, create)";
+/// What kube-lease-manager's `changed` does, as errors name it.
+const ELECTING: &str = "electing (get, patch)";
 
 /// What a failure of kube-lease-manager means for the election.
 enum Failure {
@@ -480,12 +496,10 @@ async fn new_manager(
     )
     .await
     .map_err(|e| match e {
-        LeaseManagerError::KubeError(k) => {
-            kube_error(&config.lease(), "reading or creating it (get, create)", &k)
-        }
+        LeaseManagerError::KubeError(k) => kube_error(&config.lease(), CREATING, &k),
         other => LeaseError::Other {
             lease: config.lease(),
-            doing: "reading or creating it (get, create)".into(),
+            doing: CREATING.into(),
             message: error_chain(&other),
         },
     })
@@ -618,7 +632,7 @@ impl Election {
                                 info!(failures, "leader election: the API server answers again");
                             }
                             failures = 0;
-                            self.forbidden.answered();
+                            self.forbidden.answered(ELECTING);
                             holds = now_holds;
                             valid_until = None;
                             read_at = Some(if now_holds {
@@ -627,7 +641,7 @@ impl Election {
                                 Instant::now() + renew
                             });
                         }
-                        Err(e) => match classify(&self.lease, "electing (get, patch)", &e, &self.forbidden) {
+                        Err(e) => match classify(&self.lease, ELECTING, &e, &self.forbidden) {
                             Failure::Gone => return Ended::Gone,
                             Failure::Fatal(e) => return Ended::Fatal(e),
                             Failure::Transient(e) => {
@@ -717,11 +731,11 @@ impl Election {
                 });
             }
             Ok(Ok(None)) => {
-                self.forbidden.answered();
+                self.forbidden.answered(doing);
                 return Read::Gone;
             }
             Ok(Ok(Some(lease))) => {
-                self.forbidden.answered();
+                self.forbidden.answered(doing);
                 lease
             }
         };
@@ -785,7 +799,7 @@ impl Election {
                 _ = &mut *stop => return Ok(None),
                 made = new_manager(&self.client, &self.config) => match made {
                     Ok(m) => {
-                        self.forbidden.answered();
+                        self.forbidden.answered(CREATING);
                         return Ok(Some(m));
                     }
                     Err(e) => {
@@ -903,8 +917,11 @@ mod tests {
         assert!(!forbidden.judge(e()).is_fatal());
         tokio::time::advance(Duration::from_secs(119)).await;
         assert!(!forbidden.judge(e()).is_fatal());
-        // Another answer in between starts the count again.
-        forbidden.answered();
+        // An answer to another call does not start the count again; one to this call does.
+        forbidden.answered("reading it (get)");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(forbidden.judge(e()).is_fatal());
+        forbidden.answered("electing (get, patch)");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(!forbidden.judge(e()).is_fatal());
         tokio::time::advance(Duration::from_secs(120)).await;
