@@ -961,9 +961,7 @@ fn a_min_change_clock_survives_a_restart() {
     });
     let at = unix_of(resizes(&api)[0].received_at);
     assert!(
-        second
-            .log()
-            .contains("annotation: 2 minChange clock(s)"),
+        second.log().contains("annotation: 2 minChange clock(s)"),
         "{}",
         second.log()
     );

@@ -37,10 +37,10 @@
 pub mod actuator;
 pub mod admin;
 pub mod lease;
+mod outage;
 pub mod reload;
 pub mod restart;
 pub mod telemetry;
-mod outage;
 mod worker;
 
 use crate::cluster::{Cluster, EventNote};

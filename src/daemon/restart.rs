@@ -103,10 +103,7 @@ pub fn annotations(
 
 /// What `policy` saved in `annotations` (its own annotation, else the previous version's), and
 /// the annotation's name; or why nothing can be used.
-fn saved(
-    policy: &str,
-    annotations: &BTreeMap<String, String>,
-) -> Result<(Saved, String), String> {
+fn saved(policy: &str, annotations: &BTreeMap<String, String>) -> Result<(Saved, String), String> {
     let own = annotation(policy);
     let (key, text) = match (annotations.get(&own), annotations.get(ANNOTATION)) {
         (Some(text), _) => (own.clone(), text),
@@ -308,13 +305,13 @@ mod tests {
         let conservative = State::conservative(4, 50.0);
         let (s, note) = restore("web", &BTreeMap::new(), 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
-        assert!(note.contains("no state.setpoint.dev/web annotation"), "{note}");
+        assert!(
+            note.contains("no state.setpoint.dev/web annotation"),
+            "{note}"
+        );
         // The previous version's annotation, written by another policy.
         let other = annotations("api", Some(&acted(10.0)), None, 10.0);
-        let other = BTreeMap::from([(
-            ANNOTATION.to_string(),
-            other[&annotation("api")].clone(),
-        )]);
+        let other = BTreeMap::from([(ANNOTATION.to_string(), other[&annotation("api")].clone())]);
         let (s, note) = restore("web", &other, 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
         assert!(note.contains("\"api\""), "{note}");
@@ -327,7 +324,12 @@ mod tests {
     #[test]
     fn each_policy_keeps_its_own_annotation_and_the_old_one_still_restores() {
         let h = annotations("web-h", Some(&acted(1000.0)), None, 1000.0);
-        let v = annotations("web-v", None, Some(&clocks(&[("web-1/app/cpu", 900.0)])), 1000.0);
+        let v = annotations(
+            "web-v",
+            None,
+            Some(&clocks(&[("web-1/app/cpu", 900.0)])),
+            1000.0,
+        );
         assert_eq!(h.keys().collect::<Vec<_>>(), ["state.setpoint.dev/web-h"]);
         assert_eq!(field_manager("web-h"), "setpoint-state-web-h");
         // Both on one target, with the previous version's annotation of web-h beside them.
@@ -336,15 +338,25 @@ mod tests {
         let older = older[&annotation("web-h")].clone();
         target.insert(ANNOTATION.to_string(), older.clone());
         let (s, note) = restore("web-h", &target, 5, 1030.0);
-        assert_eq!(s.governor.last_action, Some((1000.0, Direction::Up)), "its own wins");
-        assert!(note.starts_with("restored from the state.setpoint.dev/web-h"), "{note}");
+        assert_eq!(
+            s.governor.last_action,
+            Some((1000.0, Direction::Up)),
+            "its own wins"
+        );
+        assert!(
+            note.starts_with("restored from the state.setpoint.dev/web-h"),
+            "{note}"
+        );
         let (p, _) = restore_vertical("web-v", &target, ["web-1"], 1030.0);
         assert_eq!(p.differs_since.len(), 1);
         // After an upgrade: only the previous version's annotation.
         let upgraded = BTreeMap::from([(ANNOTATION.to_string(), older)]);
         let (s, note) = restore("web-h", &upgraded, 5, 1030.0);
         assert_eq!(s.governor.last_action, Some((500.0, Direction::Up)));
-        assert!(note.starts_with("restored from the setpoint.dev/state"), "{note}");
+        assert!(
+            note.starts_with("restored from the setpoint.dev/state"),
+            "{note}"
+        );
     }
 
     #[test]
@@ -433,7 +445,10 @@ mod tests {
         assert!(note.contains("1 of pods that are gone dropped"), "{note}");
         let (r, note) = restore_vertical("api", &a, ["web-1"], 1000.0);
         assert_eq!(r, PlanState::default());
-        assert!(note.contains("no state.setpoint.dev/api annotation"), "{note}");
+        assert!(
+            note.contains("no state.setpoint.dev/api annotation"),
+            "{note}"
+        );
     }
 
     #[test]

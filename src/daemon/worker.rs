@@ -16,8 +16,8 @@
 //! server's return. Outages are logged when they start and when they end ([`super::outage`]).
 
 use super::actuator::{Actuator, Why};
-use super::outage::{self, Change, Tracker};
 use super::admin::{AdminState, PolicyRecommendation};
+use super::outage::{self, Change, Tracker};
 use super::restart;
 use super::telemetry::{ErrorKind, Source};
 use crate::cluster::vertical::{Applied, VerticalOutcome};
@@ -849,7 +849,8 @@ where
             }
             // A 403 right after an API server started: retried for a few seconds only.
             Err(e)
-                if e.code() == Some(403) && start.elapsed() + delay < budget.min(FORBIDDEN_RETRY) =>
+                if e.code() == Some(403)
+                    && start.elapsed() + delay < budget.min(FORBIDDEN_RETRY) =>
             {
                 debug!(error = %e, ?delay, "trying again");
                 tokio::time::sleep(delay).await;

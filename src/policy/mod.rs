@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::vertical::{MIB, Resource, ResourceParams, VerticalParams};
 use crate::engine::vertical_plan::PlanSettings;
-pub use shared::shared_target;
 pub use model::{
     LimitsMode, Mode, PodsMetricKind, ResizeFallback, ResourceName, TargetRef, UpdateMode,
 };
+pub use shared::shared_target;
 
 /// The only apiVersion understood.
 pub const API_VERSION: &str = "setpoint.dev/v1alpha1";

@@ -1482,7 +1482,9 @@ fn flag_regarding(world: &mut World, event: &Value, name: &str) {
         )),
         Some(_) => {}
     }
-    let given = r["resourceVersion"].as_str().and_then(|v| v.parse::<u64>().ok());
+    let given = r["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse::<u64>().ok());
     if let (Some(given), Some(now)) = (given, version)
         && given > now
     {
