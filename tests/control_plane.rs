@@ -7,7 +7,7 @@
 //! they are skipped, except under `CI=true`, where they fail.
 //!
 //! The two `#[ignore]`d tests are measurements (docs/reliability.md quotes them):
-//! `cargo test --release --test control_plane -- --ignored --nocapture`.
+//! `cargo test --test control_plane -- --ignored --nocapture --test-threads=1`.
 
 mod support;
 
@@ -98,6 +98,15 @@ fn policy(name: &str, target: &str, interval: &str, query: &str, down: &str) -> 
     )
 }
 
+/// The API stand-in holding `world`, a folder with policy `file`, and a kubeconfig for both.
+fn setup(world: World, file: &str, policy: &str) -> (KubeStandIn, TempDir, std::path::PathBuf) {
+    let api = KubeStandIn::start(world);
+    let dir = TempDir::new("control-plane");
+    let kubeconfig = api.kubeconfig(&dir, NS);
+    write_policy(&dir, file, policy);
+    (api, dir, kubeconfig)
+}
+
 fn write_policy(dir: &TempDir, file: &str, text: &str) {
     let folder = dir.path().join("policies");
     std::fs::create_dir_all(&folder).unwrap();
@@ -173,11 +182,8 @@ fn restarts(
         return None;
     }
     let load = Load::start(320.0);
-    let api = KubeStandIn::start(world(4));
-    let dir = TempDir::new("control-plane");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    write_policy(
-        &dir,
+    let (api, dir, kubeconfig) = setup(
+        world(4),
         "web.yaml",
         &policy("web", "web", "2s", "setpoint_demand", "0s"),
     );
@@ -250,11 +256,8 @@ fn the_daemon_survives_api_server_restarts_and_acts_within_one_interval() {
 
 #[test]
 fn a_403_that_lasts_ends_the_daemon_with_an_error_naming_the_right_after_the_grace() {
-    let api = KubeStandIn::start(world(2));
-    let dir = TempDir::new("control-plane");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    write_policy(
-        &dir,
+    let (api, dir, kubeconfig) = setup(
+        world(2),
         "web.yaml",
         &policy("web", "web", "2s", "setpoint_demand", "0s"),
     );
@@ -433,11 +436,8 @@ fn two_horizontal_policies_on_one_target_are_refused_naming_both_files() {
 
 #[test]
 fn a_deleted_target_leaves_failing_with_its_policy() {
-    let api = KubeStandIn::start(World::default());
-    let dir = TempDir::new("control-plane");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    write_policy(
-        &dir,
+    let (api, dir, kubeconfig) = setup(
+        World::default(),
         "gone.yaml",
         &policy("gone", "gone", "1s", "setpoint_demand", "0s"),
     );
@@ -467,11 +467,8 @@ fn a_deleted_target_leaves_failing_with_its_policy() {
 
 #[test]
 fn without_pod_name_or_hostname_the_machine_host_name_names_the_replica() {
-    let api = KubeStandIn::start(world(2));
-    let dir = TempDir::new("control-plane");
-    let kubeconfig = api.kubeconfig(&dir, NS);
-    write_policy(
-        &dir,
+    let (api, dir, kubeconfig) = setup(
+        world(2),
         "web.yaml",
         &policy("web", "web", "2s", "setpoint_demand", "0s"),
     );
@@ -497,7 +494,7 @@ fn without_pod_name_or_hostname_the_machine_host_name_names_the_replica() {
 /// server outage and a `secs`-long Prometheus outage (`SETPOINT_OUTAGE_SECS`, default 60), with
 /// a 1 s interval (a 60 s outage has as many ticks as a 15-minute one at a 15 s interval).
 #[test]
-#[ignore = "a measurement: cargo test --release --test control_plane -- --ignored --nocapture"]
+#[ignore = "a measurement: cargo test --test control_plane -- --ignored --nocapture --test-threads=1"]
 fn log_lines_per_minute_during_outages() {
     if !prom::available("log_lines_per_minute_during_outages") {
         return;
@@ -560,7 +557,7 @@ fn log_lines_per_minute_during_outages() {
 /// The median time from the API server being ready again (after refusing connections for 4 s
 /// and answering 403 for 1 s) to the next scale patch, over 7 restarts.
 #[test]
-#[ignore = "a measurement: cargo test --release --test control_plane -- --ignored --nocapture"]
+#[ignore = "a measurement: cargo test --test control_plane -- --ignored --nocapture --test-threads=1"]
 fn time_from_api_server_ready_to_the_next_tick() {
     let Some((took, mut d, _api, _dir)) =
         restarts("time_from_api_server_ready", 7, Duration::from_secs(4))

@@ -250,13 +250,12 @@ fn a_load_step_is_patched_within_one_interval() {
     assert_eq!(e["reportingInstance"], "setpoint-0");
     assert_eq!(e["type"], "Normal");
     assert!(e["note"].as_str().unwrap().contains("scale up 2→5"), "{e}");
-    // The governor's memory is on the target, for a restart.
-    assert!(
+    // The governor's memory is on the target, for a restart (written after the Event).
+    d.wait_for("the state annotation", Duration::from_secs(5), |_| {
         api.world().scalables[0]
             .annotations
-            .keys()
-            .any(|k| k.starts_with("state.setpoint.dev/"))
-    );
+            .contains_key("state.setpoint.dev/web")
+    });
     let took = d.stop();
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
 }
@@ -517,12 +516,18 @@ fn pid_and_predictive_policies_run_in_the_daemon_with_history_from_prometheus() 
         }],
         ..Options::default()
     });
-    let api = KubeStandIn::start(world(4));
+    // Two targets: one horizontal policy per target.
+    let mut w = world(4);
+    w.scalables.push(Scalable::deployment(NS, "api", 4));
+    w.pods
+        .extend((0..4).map(|i| k::ready_pod(NS, &format!("api-{i}"), "api")));
+    let api = KubeStandIn::start(w);
     let dir = TempDir::new("daemon-algorithms");
     let kubeconfig = api.kubeconfig(&dir, NS);
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     let with = |name: &str, algorithm: &str| {
-        policy(name, "web", "")
+        let target = if name == "pid" { "api" } else { "web" };
+        policy(name, target, "")
             .replace("setpoint_demand", "setpoint_history")
             .replace("targetPerReplica: 80", "targetPerReplica: 50")
             + &format!("    policy: {algorithm}\n")
