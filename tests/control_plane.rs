@@ -436,7 +436,7 @@ fn two_horizontal_policies_on_one_target_are_refused_naming_both_files() {
 
 #[test]
 fn a_deleted_target_leaves_failing_with_its_policy() {
-    let (api, dir, kubeconfig) = setup(
+    let (_api, dir, kubeconfig) = setup(
         World::default(),
         "gone.yaml",
         &policy("gone", "gone", "1s", "setpoint_demand", "0s"),

@@ -399,8 +399,7 @@ impl KubeStandIn {
                 forbidden,
                 ready,
             })
-            .ok()
-            .expect("the server thread runs");
+            .unwrap_or_else(|_| panic!("the server thread runs"));
         let at = is_ready.recv().expect("the server listens again");
         std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
         at
