@@ -235,9 +235,10 @@ fn the_daemon_survives_api_server_restarts_and_acts_within_one_interval() {
         return;
     };
     println!("seconds from ready to the next scale patch: {took:?}");
-    // One interval (2 s), and the Lease (3 s, renewed every second) taken again meanwhile.
+    // The Lease expired during the outage (3 s, renewed every second): taken again within a
+    // renew period, then the next tick within one interval (2 s); 0.5 s for the calls.
     for t in &took {
-        assert!(*t <= 3.0, "{took:?}; log:\n{}", d.log_tail());
+        assert!(*t <= 3.5, "{took:?}; log:\n{}", d.log_tail());
     }
     let log = d.log();
     assert!(!log.contains("leader election ended"), "{log}");
