@@ -831,6 +831,17 @@ fn error_kind(e: &ClusterError) -> ErrorKind {
     }
 }
 
+/// How long a failure like `e` is tried again within a tick's `budget`: all of it when
+/// retrying may help, [`FORBIDDEN_RETRY`] at most for a 403 (an API server that has just
+/// started), not at all otherwise.
+fn retry_budget(e: &ClusterError, budget: Duration) -> Duration {
+    match e.code() {
+        _ if retryable(e) => budget,
+        Some(403) => budget.min(FORBIDDEN_RETRY),
+        _ => Duration::ZERO,
+    }
+}
+
 /// Calls `call` until it succeeds, fails for good, or `budget` would run out: retryable
 /// failures wait 250 ms, then twice as long each time.
 async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, ClusterError>
@@ -842,16 +853,7 @@ where
     let mut delay = Duration::from_millis(250);
     loop {
         match call().await {
-            Err(e) if retryable(&e) && start.elapsed() + delay < budget => {
-                debug!(error = %e, ?delay, "trying again");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            // A 403 right after an API server started: retried for a few seconds only.
-            Err(e)
-                if e.code() == Some(403)
-                    && start.elapsed() + delay < budget.min(FORBIDDEN_RETRY) =>
-            {
+            Err(e) if start.elapsed() + delay < retry_budget(&e, budget) => {
                 debug!(error = %e, ?delay, "trying again");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
