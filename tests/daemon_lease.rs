@@ -17,6 +17,8 @@ const NS: &str = "demo";
 const LEASE: &str = "setpoint";
 const DURATION: Duration = Duration::from_secs(2);
 const RENEW: Duration = Duration::from_secs(1);
+/// How long 403s in a row are retried (two minutes in the daemon).
+const GRACE: Duration = Duration::from_secs(2);
 
 fn stand_in() -> KubeStandIn {
     KubeStandIn::start(World {
@@ -44,6 +46,7 @@ fn config(identity: &str) -> LeaseConfig {
         identity: identity.into(),
         lease_duration: DURATION,
         renew_period: RENEW,
+        forbidden_grace: GRACE,
     }
 }
 
@@ -329,6 +332,31 @@ async fn a_deleted_lease_is_created_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_of_403_as_a_restarted_api_server_answers_does_not_end_the_election() {
+    support::bounded(TEST_LIMIT, async {
+        let api = stand_in();
+        let dir = TempDir::new("lease");
+        let c = client(&api, &dir).await;
+        // At the start, and later while leading.
+        api.world().forbidden_until = Some(std::time::Instant::now() + Duration::from_secs(1));
+        let mut a = elect(c, config("a")).await.unwrap();
+        let mut flag = a.subscribe();
+        until(&mut flag, true, DURATION * 3).await;
+        api.world().forbidden_until = Some(std::time::Instant::now() + Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        until(&mut flag, true, DURATION * 3).await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), a.failed())
+                .await
+                .is_err(),
+            "the election ended"
+        );
+        a.release().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_lease_is_an_error_naming_the_verb_and_the_resource() {
     support::bounded(TEST_LIMIT, async {
         let api = stand_in();
@@ -342,11 +370,15 @@ async fn a_forbidden_lease_is_an_error_naming_the_verb_and_the_resource() {
             times,
         };
 
-        // At the start: the election does not begin.
-        api.world().faults.push_back(forbid("GET", 1));
+        // At the start, for the whole grace: the election does not begin.
+        api.world().faults.push_back(forbid("GET", 1000));
+        let started = Instant::now();
         let e = elect(c.clone(), config("a")).await.unwrap_err();
+        assert!(started.elapsed() >= GRACE, "{:?}", started.elapsed());
+        api.world().faults.clear();
         let text = e.to_string();
         assert_eq!(e.code(), Some(403));
+        assert!(text.ends_with("(forbidden for 2s in a row)"), "{text}");
         assert!(
             text.starts_with(
                 "Lease demo/setpoint: reading or creating it (get, create): HTTP 403 Forbidden: "
@@ -364,7 +396,7 @@ async fn a_forbidden_lease_is_an_error_naming_the_verb_and_the_resource() {
         let mut flag = a.subscribe();
         until(&mut flag, true, DURATION * 2).await;
         api.world().faults.push_back(forbid("PATCH", 1000));
-        let e = tokio::time::timeout(DURATION * 2, a.failed())
+        let e = tokio::time::timeout(GRACE + DURATION * 2, a.failed())
             .await
             .expect("the election ends");
         assert!(!*flag.borrow());

@@ -254,7 +254,7 @@ fn a_load_step_is_patched_within_one_interval() {
     d.wait_for("the state annotation", Duration::from_secs(5), |_| {
         api.world().scalables[0]
             .annotations
-            .contains_key("setpoint.dev/state")
+            .contains_key("state.setpoint.dev/web")
     });
     let took = d.stop();
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
@@ -516,12 +516,18 @@ fn pid_and_predictive_policies_run_in_the_daemon_with_history_from_prometheus() 
         }],
         ..Options::default()
     });
-    let api = KubeStandIn::start(world(4));
+    // Two targets: one horizontal policy per target.
+    let mut w = world(4);
+    w.scalables.push(Scalable::deployment(NS, "api", 4));
+    w.pods
+        .extend((0..4).map(|i| k::ready_pod(NS, &format!("api-{i}"), "api")));
+    let api = KubeStandIn::start(w);
     let dir = TempDir::new("daemon-algorithms");
     let kubeconfig = api.kubeconfig(&dir, NS);
     std::fs::create_dir_all(dir.path().join("policies")).unwrap();
     let with = |name: &str, algorithm: &str| {
-        policy(name, "web", "")
+        let target = if name == "pid" { "api" } else { "web" };
+        policy(name, target, "")
             .replace("setpoint_demand", "setpoint_history")
             .replace("targetPerReplica: 80", "targetPerReplica: 50")
             + &format!("    policy: {algorithm}\n")
@@ -595,7 +601,8 @@ fn a_restart_inside_a_cooldown_does_not_act() {
     first.wait_for("the state annotation", Duration::from_secs(5), |_| {
         api.world().scalables[0]
             .annotations
-            .contains_key("setpoint.dev/state")
+            .keys()
+            .any(|k| k.starts_with("state.setpoint.dev/"))
     });
     first.stop();
 
@@ -615,7 +622,7 @@ fn a_restart_inside_a_cooldown_does_not_act() {
     assert!(
         second
             .log()
-            .contains("restored from the setpoint.dev/state annotation"),
+            .contains("restored from the state.setpoint.dev/web annotation"),
         "{}",
         second.log()
     );
@@ -896,10 +903,13 @@ fn annotation_writes(api: &KubeStandIn) -> Vec<k::Received> {
         .collect()
 }
 
-/// The vertical state kept in the target's `setpoint.dev/state` annotation, if any.
+/// The vertical state kept in the target's `state.setpoint.dev/<policy>` annotation, if any.
 fn kept_vertical_state(api: &KubeStandIn) -> Option<Value> {
     let w = api.world();
-    let text = w.scalables[0].annotations.get("setpoint.dev/state")?;
+    let (_, text) = w.scalables[0]
+        .annotations
+        .iter()
+        .find(|(k, _)| k.starts_with("state.setpoint.dev/"))?;
     let v: Value = serde_json::from_str(text).unwrap();
     v.get("vertical").cloned()
 }
@@ -957,9 +967,7 @@ fn a_min_change_clock_survives_a_restart() {
     });
     let at = unix_of(resizes(&api)[0].received_at);
     assert!(
-        second
-            .log()
-            .contains("restored from the setpoint.dev/state annotation: 2 minChange clock(s)"),
+        second.log().contains("annotation: 2 minChange clock(s)"),
         "{}",
         second.log()
     );

@@ -206,9 +206,11 @@ impl Cluster for MemoryCluster {
     async fn apply_annotations(
         &self,
         _target: &TargetRef,
+        _manager: &str,
         annotations: &BTreeMap<String, String>,
     ) -> Result<(), ClusterError> {
-        *self.annotations.borrow_mut() = annotations.clone();
+        // Each policy applies its own annotation with its own field manager: the others stay.
+        self.annotations.borrow_mut().extend(annotations.clone());
         Ok(())
     }
 

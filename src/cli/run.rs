@@ -54,6 +54,10 @@ pub struct DaemonArgs {
     /// Act without a Lease (one replica only, e.g. on a laptop).
     #[arg(long)]
     pub no_leader_election: bool,
+    /// How long 403 answers on the Lease are retried before the daemon exits with an error
+    /// naming the missing right (a restarted API server answers 403 for a second or so).
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub forbidden_grace: std::time::Duration,
     /// text or json.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -67,9 +71,19 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
     {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
-        // setpoint's own lines at the level asked; the libraries' warnings and errors only.
+        // setpoint's own lines at the level asked; the libraries' warnings and errors only,
+        // but for the kube client's line per failed request (an ERROR each, retries included)
+        // and kube-lease-manager's, which only debug shows: setpoint says once what failed
+        // and once when it works again.
+        let retries = if a.log_level >= tracing::Level::DEBUG {
+            tracing::level_filters::LevelFilter::from_level(a.log_level)
+        } else {
+            tracing::level_filters::LevelFilter::OFF
+        };
         let filter = tracing_subscriber::filter::Targets::new()
             .with_target("setpoint", a.log_level)
+            .with_target("kube_client::client::builder", retries)
+            .with_target("kube_lease_manager", retries)
             .with_default(tracing::Level::WARN);
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -118,6 +132,10 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         config.name = a.lease.clone();
         config.lease_duration = a.lease_duration;
         config.renew_period = (a.lease_duration / 3).max(std::time::Duration::from_secs(1));
+        config.forbidden_grace = a.forbidden_grace;
+        if let Some(note) = crate::cluster::kube::identity_note() {
+            tracing::info!(identity = %config.identity, "{note}");
+        }
         let l = lease::elect(cluster.client().clone(), config)
             .await
             .map_err(|e| Failure(e.to_string()))?;

@@ -49,6 +49,24 @@ pub struct KubeCluster {
     client: kube::Client,
     namespace: String,
     identity: String,
+    /// The uid and resourceVersion of each target as its `/scale` last showed them, for the
+    /// `regarding` of its Events.
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<TargetKey, ObjectIds>>>,
+}
+
+/// A target by API version, kind and name.
+type TargetKey = (String, String, String);
+
+/// What `kubectl describe` needs of an Event's `regarding`: the object's uid (it selects Events
+/// by it) and the resourceVersion it had.
+#[derive(Debug, Clone, PartialEq)]
+struct ObjectIds {
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+fn target_key(t: &TargetRef) -> TargetKey {
+    (t.api_version.clone(), t.kind.clone(), t.name.clone())
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -97,6 +115,7 @@ impl KubeCluster {
             client,
             namespace: namespace.into(),
             identity: identity_from_env().unwrap_or_else(|| "setpoint".into()),
+            seen: Default::default(),
         }
     }
 
@@ -138,6 +157,38 @@ impl KubeCluster {
             "{verb} {sub}{} {} in namespace {}",
             target.kind, target.name, self.namespace
         )
+    }
+
+    /// The uid and resourceVersion of the object an Event is about: as the target's `/scale`
+    /// last showed them, else read now (a pod, or a target not read yet). None when the read
+    /// fails: the Event goes out without them rather than not at all.
+    async fn regarding_ids(&self, target: &TargetRef) -> Option<ObjectIds> {
+        let key = target_key(target);
+        if let Some(ids) = self.seen.lock().ok()?.get(&key) {
+            return Some(ids.clone());
+        }
+        let meta = if target.kind == "Pod" && target.api_version == "v1" {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+            api.get(&target.name).await.ok()?.metadata
+        } else {
+            let (api, _) = self.api(target).await.ok()?;
+            api.get(&target.name).await.ok()?.metadata
+        };
+        Some(ObjectIds {
+            uid: meta.uid,
+            resource_version: meta.resource_version,
+        })
+    }
+
+    /// Remembers what a `/scale` read showed of its target.
+    fn saw(&self, target: &TargetRef, scale: &Scale) {
+        let ids = ObjectIds {
+            uid: scale.metadata.uid.clone(),
+            resource_version: scale.metadata.resource_version.clone(),
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(target_key(target), ids);
+        }
     }
 
     pub(super) async fn api(
@@ -190,13 +241,41 @@ pub(super) fn pods_resource() -> ApiResource {
 }
 
 /// This instance's identity from the environment: `POD_NAME` (set from the downward API by
-/// deploy/), else `HOSTNAME` (a pod's name by default), else None. It names the Lease holder
-/// and the Events' `reportingInstance`.
+/// deploy/), else `HOSTNAME` (a pod's name by default), else the machine's host name (outside a
+/// pod, where shells rarely export `HOSTNAME`; see [`identity_note`]), else None. It names the
+/// Lease holder and the Events' `reportingInstance`.
 pub fn identity_from_env() -> Option<String> {
     identity_from(
         std::env::var("POD_NAME").ok(),
         std::env::var("HOSTNAME").ok(),
     )
+    .or_else(machine_hostname)
+}
+
+/// When the identity is the machine's host name (neither `POD_NAME` nor `HOSTNAME` set), a line
+/// saying so, for the log.
+pub fn identity_note() -> Option<String> {
+    let from_env = identity_from(
+        std::env::var("POD_NAME").ok(),
+        std::env::var("HOSTNAME").ok(),
+    );
+    match (from_env, machine_hostname()) {
+        (None, Some(host)) => Some(format!(
+            "neither POD_NAME nor HOSTNAME is set: this replica is named by the machine's host \
+             name {host:?} (set POD_NAME to choose)"
+        )),
+        _ => None,
+    }
+}
+
+/// The machine's host name, as the kernel has it (`/proc/sys/kernel/hostname`, else
+/// `/etc/hostname`).
+fn machine_hostname() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
 }
 
 fn identity_from(pod_name: Option<String>, hostname: Option<String>) -> Option<String> {
@@ -274,6 +353,7 @@ impl Cluster for KubeCluster {
             .get_scale(&target.name)
             .await
             .map_err(|e| needs(api_error(what.clone(), &e), "get", &resource, "/scale"))?;
+        self.saw(target, &scale);
         scale_state(&what, scale)
     }
 
@@ -342,6 +422,7 @@ impl Cluster for KubeCluster {
             .patch_scale(&target.name, &params, &Patch::Merge(&body))
             .await
             .map_err(|e| needs(api_error(what.clone(), &e), "patch", &resource, "/scale"))?;
+        self.saw(target, &scale);
         scale_state(&what, scale)
     }
 
@@ -361,6 +442,7 @@ impl Cluster for KubeCluster {
     async fn apply_annotations(
         &self,
         target: &TargetRef,
+        manager: &str,
         annotations: &BTreeMap<String, String>,
     ) -> Result<(), ClusterError> {
         let (api, resource) = self.api(target).await?;
@@ -372,7 +454,7 @@ impl Cluster for KubeCluster {
         });
         api.patch(
             &target.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(&body),
         )
         .await
@@ -393,6 +475,7 @@ impl Cluster for KubeCluster {
                 message: format!("event time: {e}"),
             }
         })?;
+        let ids = self.regarding_ids(target).await;
         let body = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}-", target.name)),
@@ -410,6 +493,9 @@ impl Cluster for KubeCluster {
                 kind: Some(target.kind.clone()),
                 name: Some(target.name.clone()),
                 namespace: Some(self.namespace.clone()),
+                // `kubectl describe` selects Events by the object's uid.
+                uid: ids.as_ref().and_then(|i| i.uid.clone()),
+                resource_version: ids.and_then(|i| i.resource_version),
                 ..ObjectReference::default()
             }),
             ..Event::default()
@@ -451,5 +537,11 @@ mod tests {
         assert_eq!(identity_from(s(" "), s("host")), s("host"));
         assert_eq!(identity_from(None, s("host")), s("host"));
         assert_eq!(identity_from(None, s("")), None);
+    }
+
+    #[test]
+    fn the_machine_host_name_is_the_last_fallback() {
+        let host = super::machine_hostname().expect("a host name");
+        assert!(!host.is_empty() && !host.contains('\n'), "{host:?}");
     }
 }

@@ -25,9 +25,14 @@
 //!   is free: kube-lease-manager would look again only when the last holder's Lease expires, so
 //!   a release would save nothing;
 //! - creates the Lease again when it is deleted (kube-lease-manager would not);
-//! - ends the election with an error on 401 or 403: a Role that lacks a verb does not heal by
-//!   retrying. Other errors (timeouts, 5xx, 429) are retried with a backoff of at most one renew
-//!   period; a leader keeps its flag through them until the Lease would expire.
+//! - ends the election with an error on 401, and on a 403 that lasts [`LeaseConfig::forbidden_grace`]
+//!   (default [`DEFAULT_FORBIDDEN_GRACE`], two minutes): a kube-apiserver that has just started
+//!   answers 403 to service accounts for about a second while its RBAC caches fill, which must
+//!   not end the election, but a Role that really lacks a verb does not heal by retrying and
+//!   must show up soon. The error then names the verb, the resource and the right to add. Other
+//!   errors (timeouts, refused connections, 5xx, 429), and a 403 inside the grace, are retried
+//!   with a backoff of at most one renew period; a leader keeps its flag through them until the
+//!   Lease would expire. [`elect`] retries the first read or create the same way.
 
 use super::kube::identity_from_env;
 use super::{ClusterError, hint};
@@ -39,7 +44,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 /// The Lease's name unless configured.
 pub const DEFAULT_LEASE_NAME: &str = "setpoint";
@@ -47,6 +52,11 @@ pub const DEFAULT_LEASE_NAME: &str = "setpoint";
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews unless configured.
 pub const DEFAULT_RENEW_PERIOD: Duration = Duration::from_secs(5);
+
+/// How long a 403 on the Lease is retried before the election ends unless configured: long
+/// enough for the RBAC caches of a restarted kube-apiserver (about a second, more on a loaded
+/// control plane), short enough that a Role missing a right shows up within minutes.
+pub const DEFAULT_FORBIDDEN_GRACE: Duration = Duration::from_secs(120);
 
 /// The longest identity: the field manager (`setpoint-lease-` and the identity) must stay within
 /// the API server's 128 characters.
@@ -67,6 +77,9 @@ pub struct LeaseConfig {
     /// How often the holder renews (default 5 s). Whole seconds, at least 1, less than the
     /// lease duration; a follower takes a released Lease within about this long.
     pub renew_period: Duration,
+    /// How long 403 answers in a row are retried before the election ends (default two
+    /// minutes, [`DEFAULT_FORBIDDEN_GRACE`]).
+    pub forbidden_grace: Duration,
 }
 
 impl LeaseConfig {
@@ -79,6 +92,7 @@ impl LeaseConfig {
             identity: identity_from_env().unwrap_or_default(),
             lease_duration: DEFAULT_LEASE_DURATION,
             renew_period: DEFAULT_RENEW_PERIOD,
+            forbidden_grace: DEFAULT_FORBIDDEN_GRACE,
         }
     }
 
@@ -94,7 +108,11 @@ impl LeaseConfig {
             return fail("the Lease needs a name and a namespace".into());
         }
         if self.identity.trim().is_empty() {
-            return fail("no identity: set POD_NAME (or HOSTNAME) to this replica's name".into());
+            return fail(
+                "no identity: set POD_NAME (or HOSTNAME) to this replica's name (the machine's \
+                 host name could not be read either)"
+                    .into(),
+            );
         }
         if self.identity.len() > MAX_IDENTITY {
             return fail(format!(
@@ -158,6 +176,14 @@ pub enum LeaseError {
         /// What went wrong.
         message: String,
     },
+    /// A 403 that lasted the whole grace: the Role bound to this identity lacks a right.
+    #[error("{error} (forbidden for {}s in a row)", lasted.as_secs())]
+    Forbidden {
+        /// The last 403.
+        error: Box<LeaseError>,
+        /// How long the 403 answers lasted.
+        lasted: Duration,
+    },
     /// The election task ended without a result (it panicked or was cancelled).
     #[error("Lease {lease}: the election task ended: {message}")]
     Task {
@@ -173,14 +199,75 @@ impl LeaseError {
     pub fn code(&self) -> Option<u16> {
         match self {
             LeaseError::Api { code, .. } => Some(*code),
+            LeaseError::Forbidden { .. } => Some(403),
             _ => None,
         }
     }
 
-    /// Whether retrying cannot help: bad configuration, credentials or permissions.
+    /// Whether retrying cannot help: bad configuration, credentials, or a 403 that lasted the
+    /// grace (a 403 alone is retried: see [`Forbidden`]).
     fn is_fatal(&self) -> bool {
-        matches!(self, LeaseError::Config(_) | LeaseError::Task { .. })
-            || matches!(self.code(), Some(401 | 403))
+        matches!(
+            self,
+            LeaseError::Config(_) | LeaseError::Task { .. } | LeaseError::Forbidden { .. }
+        ) || self.code() == Some(401)
+    }
+}
+
+/// How long 403 answers have lasted, per call (`doing`: electing, reading, creating): a 403 is
+/// retried until 403s to that call have lasted the grace, then it ends the election
+/// ([`LeaseError::Forbidden`]). An answer to that call that is not a 403 starts it again, so a
+/// Role that lets the Lease be read but not renewed still ends the election.
+#[derive(Debug)]
+struct Forbidden {
+    grace: Duration,
+    since: std::sync::Mutex<std::collections::BTreeMap<String, Instant>>,
+}
+
+impl Forbidden {
+    fn new(grace: Duration) -> Forbidden {
+        Forbidden {
+            grace,
+            since: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// An answer to `doing` that was not a 403.
+    fn answered(&self, doing: &str) {
+        self.since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(doing);
+    }
+
+    /// `e` as the election should take it: a 403 becomes fatal once 403s to the same call have
+    /// lasted the grace; others are as they are.
+    fn judge(&self, e: LeaseError) -> LeaseError {
+        let doing = match &e {
+            LeaseError::Api { doing, .. } => doing.clone(),
+            // No answer: neither a 403 nor a sign that the 403s are over.
+            _ => return e,
+        };
+        if e.code() != Some(403) {
+            self.answered(&doing);
+            return e;
+        }
+        let now = Instant::now();
+        let since = *self
+            .since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(doing)
+            .or_insert(now);
+        let lasted = now - since;
+        if lasted >= self.grace {
+            LeaseError::Forbidden {
+                error: Box::new(e),
+                lasted,
+            }
+        } else {
+            e
+        }
     }
 }
 
@@ -212,6 +299,11 @@ fn kube_error(lease: &str, doing: &str, e: &kube::Error) -> LeaseError {
     }
 }
 
+/// What [`new_manager`] does, as errors name it.
+const CREATING: &str = "reading or creating it (get, create)";
+/// What kube-lease-manager's `changed` does, as errors name it.
+const ELECTING: &str = "electing (get, patch)";
+
 /// What a failure of kube-lease-manager means for the election.
 enum Failure {
     /// The Lease is not there (any more): create it again.
@@ -222,13 +314,13 @@ enum Failure {
     Transient(LeaseError),
 }
 
-fn classify(lease: &str, doing: &str, e: &LeaseManagerError) -> Failure {
+fn classify(lease: &str, doing: &str, e: &LeaseManagerError, forbidden: &Forbidden) -> Failure {
     let error = match e {
         LeaseManagerError::NonexistentLease(_) => return Failure::Gone,
         LeaseManagerError::KubeError(kube::Error::Api(s)) if s.code == 404 => {
             return Failure::Gone;
         }
-        LeaseManagerError::KubeError(k) => kube_error(lease, doing, k),
+        LeaseManagerError::KubeError(k) => forbidden.judge(kube_error(lease, doing, k)),
         // An internal inconsistency of kube-lease-manager: start over from a fresh process.
         other => {
             return Failure::Fatal(LeaseError::Other {
@@ -327,11 +419,13 @@ impl Leadership {
 
 /// Joins the election for `config`'s Lease: creates the Lease if it is missing and starts the
 /// election task (in a `lease` span). Returns once the Lease exists; the flag starts false.
-/// Fails at once on a bad configuration or when the Lease can be neither read nor created.
+/// Fails at once on a bad configuration or a 401; a 403 is retried for the grace
+/// ([`LeaseConfig::forbidden_grace`]), other failures (no answer, 5xx) as long as they last.
 pub async fn elect(client: kube::Client, config: LeaseConfig) -> Result<Leadership, LeaseError> {
     config.validate()?;
     let lease = config.lease();
-    let manager = new_manager(&client, &config).await?;
+    let forbidden = Forbidden::new(config.forbidden_grace);
+    let manager = first_manager(&client, &config, &forbidden).await?;
     let (tx, leader) = watch::channel(false);
     let (stop, stopped) = oneshot::channel();
     let span = tracing::info_span!("lease", lease = %lease, identity = %config.identity);
@@ -341,6 +435,7 @@ pub async fn elect(client: kube::Client, config: LeaseConfig) -> Result<Leadersh
         lease: lease.clone(),
         config,
         tx,
+        forbidden,
     };
     let task = tokio::spawn(election.run(manager, stopped).instrument(span));
     Ok(Leadership {
@@ -350,6 +445,38 @@ pub async fn elect(client: kube::Client, config: LeaseConfig) -> Result<Leadersh
         task: Some(task),
         ended: None,
     })
+}
+
+/// The first kube-lease-manager of [`elect`]: failures that may heal (a 403 inside the grace,
+/// no answer, 5xx) are logged once and retried with a backoff of at most one renew period.
+async fn first_manager(
+    client: &kube::Client,
+    config: &LeaseConfig,
+    forbidden: &Forbidden,
+) -> Result<LeaseManager, LeaseError> {
+    let mut failures = 0u32;
+    loop {
+        match new_manager(client, config).await {
+            Ok(m) => {
+                if failures > 0 {
+                    info!(lease = %config.lease(), failures, "the Lease can be read again");
+                }
+                return Ok(m);
+            }
+            Err(e) => {
+                let e = forbidden.judge(e);
+                if e.is_fatal() {
+                    return Err(e);
+                }
+                if failures == 0 {
+                    warn!(lease = %config.lease(), error = %e, "cannot read or create the Lease yet: retrying");
+                }
+                failures += 1;
+                let delay = Duration::from_millis(200).saturating_mul(1 << failures.min(10));
+                tokio::time::sleep(delay.min(config.renew_period)).await;
+            }
+        }
+    }
 }
 
 /// A kube-lease-manager for `config`, the Lease created if it is missing.
@@ -370,12 +497,10 @@ async fn new_manager(
     )
     .await
     .map_err(|e| match e {
-        LeaseManagerError::KubeError(k) => {
-            kube_error(&config.lease(), "reading or creating it (get, create)", &k)
-        }
+        LeaseManagerError::KubeError(k) => kube_error(&config.lease(), CREATING, &k),
         other => LeaseError::Other {
             lease: config.lease(),
-            doing: "reading or creating it (get, create)".into(),
+            doing: CREATING.into(),
             message: error_chain(&other),
         },
     })
@@ -429,6 +554,8 @@ struct Election {
     lease: String,
     config: LeaseConfig,
     tx: watch::Sender<bool>,
+    /// How long 403s have lasted.
+    forbidden: Forbidden,
 }
 
 impl Election {
@@ -502,7 +629,11 @@ impl Election {
                     let mut delay = Duration::ZERO;
                     match result {
                         Ok(now_holds) => {
+                            if failures > 0 {
+                                info!(failures, "leader election: the API server answers again");
+                            }
                             failures = 0;
+                            self.forbidden.answered(ELECTING);
                             holds = now_holds;
                             valid_until = None;
                             read_at = Some(if now_holds {
@@ -511,13 +642,18 @@ impl Election {
                                 Instant::now() + renew
                             });
                         }
-                        Err(e) => match classify(&self.lease, "electing (get, patch)", &e) {
+                        Err(e) => match classify(&self.lease, ELECTING, &e, &self.forbidden) {
                             Failure::Gone => return Ended::Gone,
                             Failure::Fatal(e) => return Ended::Fatal(e),
                             Failure::Transient(e) => {
                                 failures += 1;
                                 delay = self.backoff(failures);
-                                warn!(error = %e, retry_in = ?delay, "leader election: retrying");
+                                // Once per run of failures: an outage is not a line per retry.
+                                if failures == 1 {
+                                    warn!(error = %e, "leader election: retrying until the API server answers");
+                                } else {
+                                    debug!(error = %e, retry_in = ?delay, failures, "leader election: retrying");
+                                }
                             }
                         },
                     }
@@ -561,7 +697,11 @@ impl Election {
                         Read::Failed(Failure::Fatal(e)) => return Ended::Fatal(e),
                         Read::Failed(Failure::Gone) => return Ended::Gone,
                         Read::Failed(Failure::Transient(e)) => {
-                            warn!(error = %e, "could not read the Lease");
+                            if failures == 0 {
+                                warn!(error = %e, "could not read the Lease");
+                            } else {
+                                debug!(error = %e, "could not read the Lease");
+                            }
                             read_at = Some(now + renew / 4);
                         }
                     }
@@ -584,15 +724,21 @@ impl Election {
                 }));
             }
             Ok(Err(e)) => {
-                let e = kube_error(&self.lease, doing, &e);
+                let e = self.forbidden.judge(kube_error(&self.lease, doing, &e));
                 return Read::Failed(if e.is_fatal() {
                     Failure::Fatal(e)
                 } else {
                     Failure::Transient(e)
                 });
             }
-            Ok(Ok(None)) => return Read::Gone,
-            Ok(Ok(Some(lease))) => lease,
+            Ok(Ok(None)) => {
+                self.forbidden.answered(doing);
+                return Read::Gone;
+            }
+            Ok(Ok(Some(lease))) => {
+                self.forbidden.answered(doing);
+                lease
+            }
         };
         let spec = lease.spec.unwrap_or_default();
         if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
@@ -630,7 +776,7 @@ impl Election {
                 info!("released the Lease");
                 Ok(())
             }
-            Ok(Err(e)) => Err(match classify(&self.lease, doing, &e) {
+            Ok(Err(e)) => Err(match classify(&self.lease, doing, &e, &self.forbidden) {
                 Failure::Fatal(e) | Failure::Transient(e) => e,
                 Failure::Gone => return Ok(()),
             }),
@@ -653,11 +799,21 @@ impl Election {
                 biased;
                 _ = &mut *stop => return Ok(None),
                 made = new_manager(&self.client, &self.config) => match made {
-                    Ok(m) => return Ok(Some(m)),
-                    Err(e) if e.is_fatal() => return Err(e),
+                    Ok(m) => {
+                        self.forbidden.answered(CREATING);
+                        return Ok(Some(m));
+                    }
                     Err(e) => {
+                        let e = self.forbidden.judge(e);
+                        if e.is_fatal() {
+                            return Err(e);
+                        }
                         failures += 1;
-                        warn!(error = %e, "could not create the Lease again: retrying");
+                        if failures == 1 {
+                            warn!(error = %e, "could not create the Lease again: retrying");
+                        } else {
+                            debug!(error = %e, failures, "could not create the Lease again: retrying");
+                        }
                     }
                 },
             }
@@ -744,7 +900,41 @@ mod tests {
              leases.coordination.k8s.io \"setpoint\" is forbidden (the Role bound to this \
              identity needs get, create and patch on leases in coordination.k8s.io)"
         );
-        assert!(e.is_fatal());
+        // A 403 alone is retried: a restarted API server answers 403 for a second or so.
+        assert!(!e.is_fatal());
         assert_eq!(e.code(), Some(403));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_403_ends_the_election_only_after_the_grace() {
+        let forbidden = Forbidden::new(Duration::from_secs(120));
+        let e = || LeaseError::Api {
+            lease: "demo/setpoint".into(),
+            doing: "electing (get, patch)".into(),
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "forbidden".into(),
+        };
+        assert!(!forbidden.judge(e()).is_fatal());
+        tokio::time::advance(Duration::from_secs(119)).await;
+        assert!(!forbidden.judge(e()).is_fatal());
+        // An answer to another call does not start the count again; one to this call does.
+        forbidden.answered("reading it (get)");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(forbidden.judge(e()).is_fatal());
+        forbidden.answered("electing (get, patch)");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!forbidden.judge(e()).is_fatal());
+        tokio::time::advance(Duration::from_secs(120)).await;
+        let end = forbidden.judge(e());
+        assert!(end.is_fatal());
+        assert_eq!(end.code(), Some(403));
+        assert!(
+            end.to_string().ends_with(
+                "(the Role bound to this identity needs get, create and patch on leases in \
+                 coordination.k8s.io) (forbidden for 120s in a row)"
+            ),
+            "{end}"
+        );
     }
 }

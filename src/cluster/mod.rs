@@ -165,11 +165,12 @@ pub trait Cluster {
         target: &TargetRef,
     ) -> Result<BTreeMap<String, String>, ClusterError>;
 
-    /// Sets annotations on the target by server-side apply (field manager `setpoint`): the
-    /// annotations setpoint applied before and left out of `annotations` are removed.
+    /// Sets annotations on the target by server-side apply with field manager `manager`: the
+    /// annotations that manager applied before and left out of `annotations` are removed.
     async fn apply_annotations(
         &self,
         target: &TargetRef,
+        manager: &str,
         annotations: &BTreeMap<String, String>,
     ) -> Result<(), ClusterError>;
 

@@ -9,6 +9,8 @@
 //!   label values.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, `/recommendations`) and
 //!   the [`admin::AdminState`] handle that the control loop updates.
+//! - `outage`: an outage (failing ticks, metrics without data) seen once when it starts and
+//!   once when it ends: a log line each, a `failing` entry, a gauge and one Warning Event.
 //!
 //! # One tick of one policy
 //!
@@ -24,6 +26,7 @@
 //! thread keeps the footprint of a thousand policies small.
 
 pub mod admin;
+mod outage;
 pub mod reload;
 pub mod telemetry;
 mod worker;
@@ -145,8 +148,10 @@ impl Policies {
                 Change::Removed(path) => {
                     if let Some(r) = self.running.remove(&path) {
                         info!(policy = %r.policy.name, file = %path.display(), "policy file removed: stopping the policy");
-                        ctx.admin.remove(&r.policy.name);
+                        let name = r.policy.name.clone();
+                        // Stopped first: a tick in flight would list the policy again.
                         r.stop().await;
+                        ctx.admin.remove(&name);
                     }
                     if let Some(key) = self.invalid.remove(&path) {
                         ctx.admin.clear_invalid(&key);
@@ -164,7 +169,13 @@ impl Policies {
                                 name: p.name,
                                 first: first.clone(),
                             }),
-                            None => Ok(p),
+                            None => {
+                                let others = self.running.values().map(|r| r.policy.as_ref());
+                                match policy::shared_target(&p, others) {
+                                    Some(e) => Err(e),
+                                    None => Ok(p),
+                                }
+                            }
                         }
                     });
                     match loaded {

@@ -15,6 +15,7 @@
 //! | `setpoint_leader` | gauge | none: 1 while this replica holds the Lease |
 //! | `setpoint_policies` | gauge | `state` (loaded, invalid) |
 //! | `setpoint_policy_reloads_total` | counter | `result` (ok, error) |
+//! | `setpoint_blind_since_seconds` | gauge | `policy`: the Unix time since which some of the policy's metrics give no data; no series while they all do |
 //!
 //! The series of fixed label sets (every error kind, both policy states, both reload results) are
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
@@ -230,6 +231,7 @@ struct Metrics {
     policies: Family<StateLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
     vertical: Family<VerticalLabels, Gauge<f64, AtomicU64>>,
+    blind: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     /// The vertical series of each policy, to forget them with the policy.
     vertical_series: Mutex<BTreeMap<String, Vec<VerticalLabels>>>,
 }
@@ -269,6 +271,7 @@ impl Telemetry {
         let policies = Family::<StateLabels, Gauge>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
         let vertical = Family::<VerticalLabels, Gauge<f64, AtomicU64>>::default();
+        let blind = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
 
         registry.register("ticks", "Ticks run, per policy", ticks.clone());
         registry.register(
@@ -319,6 +322,13 @@ impl Telemetry {
              bytes): the target request and the bounds outside which a request is changed",
             vertical.clone(),
         );
+        registry.register_with_unit(
+            "blind_since",
+            "Unix time since which some metrics of the policy give no data (no series while \
+             they all do)",
+            Unit::Seconds,
+            blind.clone(),
+        );
 
         for kind in ErrorKind::ALL {
             errors.get_or_create_owned(&KindLabels {
@@ -350,6 +360,7 @@ impl Telemetry {
                 policies,
                 reloads,
                 vertical,
+                blind,
                 vertical_series: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -453,6 +464,20 @@ impl Telemetry {
             .inc();
     }
 
+    /// Sets (Some: the Unix time the outage began) or removes (None) the policy's
+    /// `setpoint_blind_since_seconds` series.
+    pub fn set_blind(&self, policy: &str, since: Option<f64>) {
+        let labels = policy_labels(policy);
+        match since {
+            Some(t) => {
+                self.m.blind.get_or_create(&labels).set(t);
+            }
+            None => {
+                self.m.blind.remove(&labels);
+            }
+        }
+    }
+
     /// Sets the leader gauge.
     pub fn set_leader(&self, leader: bool) {
         self.m.leader.set(i64::from(leader));
@@ -488,6 +513,7 @@ impl Telemetry {
         self.m.ticks.remove(&labels);
         self.m.recommended.remove(&labels);
         self.m.current.remove(&labels);
+        self.m.blind.remove(&labels);
         for direction in [Some(Direction::Up), Some(Direction::Down), None] {
             for reason in reasons() {
                 self.m.decisions.remove(&DecisionLabels {

@@ -8,10 +8,15 @@
 //! ([`restart::plan_write_due`]).
 //!
 //! A failed tick never ends the loop. API calls that fail with 429, 5xx or no answer are tried
-//! again inside the tick while half the interval lasts; a tick that still fails delays the next
-//! ones (twice the interval, then four times, up to eight times or five minutes).
+//! again inside the tick while half the interval lasts (a 403 for 3 s at most: an API server that
+//! has just started answers 403 while its RBAC caches fill); a tick that still fails with 429 or
+//! 5xx delays the next ones (twice the interval, then four times, up to eight times or five
+//! minutes). One that got no answer at all (connection refused, timeout) does not: the next tick
+//! comes at the usual interval, so that the policy acts again within one interval of the API
+//! server's return. Outages are logged when they start and when they end ([`super::outage`]).
 
 use super::admin::{AdminState, PolicyRecommendation};
+use super::outage::{self, Change, Tracker};
 use super::telemetry::{ErrorKind, Source};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
@@ -27,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 /// What every worker shares.
 pub(crate) struct Context<C> {
@@ -125,6 +130,12 @@ struct Worker {
     /// When the vertical part's last `ResizeNotApplied` Event went out, while it keeps
     /// reporting (None when its last plan was no report).
     reported: Option<SystemTime>,
+    /// Failed ticks in a row, as one outage.
+    failing: Tracker,
+    /// Ticks with metrics that gave no data, as one outage.
+    blind: Tracker,
+    /// Since when the ticks have failed with 403, and whether that was logged as lasting.
+    forbidden: Option<(Instant, bool)>,
 }
 
 /// The vertical planner's state as the target's annotation holds it.
@@ -155,6 +166,9 @@ impl Worker {
             last_error: None,
             plan_kept: None,
             reported: None,
+            failing: Tracker::default(),
+            blind: Tracker::default(),
+            forbidden: None,
         })
     }
 
@@ -175,30 +189,94 @@ impl Worker {
                     self.keep_state(ctx, outcome.now).await;
                 }
                 self.failures = 0;
-                if self.last_error.take().is_some() {
-                    info!("the policy works again");
+                self.last_error = None;
+                self.forbidden = None;
+                if let Change::Ended(o, lasted) = self.failing.tick(None, SystemTime::now()) {
+                    info!(since = %o.since_text(), lasted = %humantime::format_duration(lasted),
+                        "the policy works again");
                 }
-                admin.set_error(&self.policy.name, None);
+                // Still blind: the outage of the metrics stays listed.
+                let blind = self.blind.current().map(failing_text);
+                admin.set_error(&self.policy.name, blind.as_deref());
                 Ok(())
             }
             Some(e) => {
                 admin.telemetry().record_error(error_kind(&e));
                 let text = e.to_string();
+                self.failing.tick(Some(text.clone()), SystemTime::now());
+                let since = self.failing.current().map(|o| o.since_text());
+                let since = since.unwrap_or_default();
                 if self.last_error.as_deref() != Some(text.as_str()) {
-                    warn!(error = %text, "tick failed");
+                    warn!(error = %text, %since, "tick failed");
                 } else {
                     debug!(error = %text, "tick failed again");
                 }
-                admin.set_error(&self.policy.name, Some(&text));
+                self.lasting_forbidden(&e);
+                let shown = self.failing.current().map(failing_text);
+                admin.set_error(&self.policy.name, shown.as_deref());
                 self.last_error = Some(text);
-                if e.is_retryable() {
+                if e.is_retryable() && !matches!(e, ClusterError::Transport { .. }) {
                     self.failures += 1;
                     Err(())
                 } else {
-                    // 403, 404 and the like: wait for a fix at the usual pace.
+                    // No answer (the server is down: asking costs it nothing), 403, 404 and the
+                    // like: again at the usual pace.
                     Ok(())
                 }
             }
+        }
+    }
+
+    /// A 403 that lasts [`FORBIDDEN_GRACE`] is logged once more, as an error: a Role missing
+    /// a right, not an API server that has just started.
+    fn lasting_forbidden(&mut self, e: &ClusterError) {
+        if e.code() != Some(403) {
+            self.forbidden = None;
+            return;
+        }
+        let (since, logged) = self.forbidden.get_or_insert((Instant::now(), false));
+        if !*logged && since.elapsed() >= FORBIDDEN_GRACE {
+            *logged = true;
+            error!(error = %e, lasted = ?FORBIDDEN_GRACE,
+                "forbidden for the whole grace: the Role bound to this identity lacks a right");
+        }
+    }
+
+    /// Tracks an outage of the metrics: the log line, the gauge and the Warning Event
+    /// `MetricsUnavailable` when it starts, the log line when it ends.
+    fn track_blind<C>(
+        &mut self,
+        ctx: &Context<C>,
+        missing: &[engine::Missing],
+        wall: SystemTime,
+    ) -> Option<EventNote> {
+        let telemetry = ctx.admin.telemetry();
+        match self.blind.tick(outage::missing_text(missing), wall) {
+            Change::Started(o) => {
+                warn!(since = %o.since_text(), "metrics unavailable: {}", o.what);
+                telemetry.set_blind(&self.policy.name, Some(outage::unix(o.since)));
+                let note = format!(
+                    "{} (since {}): no scale-down until the metrics are back and a scale-down \
+                     window has passed",
+                    o.what,
+                    o.since_text()
+                );
+                let event = EventNote::new(
+                    &self.policy.target,
+                    "MetricsUnavailable",
+                    "Observe",
+                    note,
+                    wall,
+                );
+                Some(event.warning())
+            }
+            Change::Ended(o, lasted) => {
+                info!(since = %o.since_text(), lasted = %humantime::format_duration(lasted),
+                    "metrics available again");
+                telemetry.set_blind(&self.policy.name, None);
+                None
+            }
+            Change::Same => None,
         }
     }
 
@@ -272,7 +350,11 @@ impl Worker {
             restart::annotations(&self.policy.name, self.tick.memory(), plan.as_ref(), now);
         match ctx
             .cluster
-            .apply_annotations(&self.policy.target, &annotations)
+            .apply_annotations(
+                &self.policy.target,
+                &restart::field_manager(&self.policy.name),
+                &annotations,
+            )
             .await
         {
             Ok(()) => {
@@ -328,6 +410,7 @@ impl Worker {
         let mut events = Vec::new();
         if let Some(decision) = &outcome.decision {
             telemetry.record_decision(&policy.name, decision);
+            events.extend(self.track_blind(ctx, &decision.explanation.missing, wall));
             if let Some(e) = self
                 .horizontal_event(ctx, actuator, decision, outcome.patched.as_ref(), wall)
                 .await
@@ -490,6 +573,16 @@ fn vertical_event<C>(
             None
         }
     }
+}
+
+/// How long 403 answers in a row are taken for an API server that has just started (its RBAC
+/// caches fill in about a second) before they are logged as a Role missing a right. The tick
+/// goes on at its usual pace meanwhile, and the error is on `/recommendations` at once.
+const FORBIDDEN_GRACE: Duration = crate::cluster::lease::DEFAULT_FORBIDDEN_GRACE;
+
+/// The `failing` entry of an outage: what failed, and since when.
+fn failing_text(o: &outage::Outage) -> String {
+    format!("{} (since {})", o.what, o.since_text())
 }
 
 /// The `kind` label of an error.

@@ -4,7 +4,8 @@
 //!
 //! 1. Bounds first when the target is already outside [min, max]: go straight to the bound.
 //! 2. Missing data: with no metric at all, hold (or, after N failed ticks, go up to a fallback
-//!    count; never down). With some metrics missing, the rest may scale up but never down.
+//!    count; never down), and count the tick as a recommendation to stay in the stabilization
+//!    windows. With some metrics missing, the rest may scale up but never down.
 //! 3. Tolerance: a metric whose ratio to its target is inside the band (up or down) proposes the
 //!    current count. The largest proposal wins.
 //! 4. Stabilization (as the HPA): scale up to at most the lowest recommendation of the scale-up
@@ -338,6 +339,18 @@ impl Steps {
     }
 }
 
+/// A tick without any data counts in the stabilization windows as a recommendation to stay
+/// where the tick left the target (`replicas`: the current count, or the fallback count): so
+/// after an outage a scale-down waits a full scale-down window of readings, and a first low
+/// reading (a `rate()` over a window that is still partly empty) cannot scale down at once. The
+/// HPA records nothing for a tick whose metrics failed, and so does scale down at once then.
+fn record_blind_tick(st: &mut GovernorState, replicas: u32, now: Seconds) {
+    st.recommendations.push(TimedReplicas {
+        t: now,
+        replicas: replicas as i64,
+    });
+}
+
 impl Governor {
     fn rules(&self, dir: Direction) -> &ScalingRules {
         match dir {
@@ -374,6 +387,9 @@ impl Governor {
             None => self.on_missing(st, current, &mut steps),
             Some(p) => self.normalize(st, current, p, &mut steps, now),
         };
+        if proposed.is_none() {
+            record_blind_tick(st, desired, now);
+        }
         Decision {
             current_replicas: current,
             desired_replicas: desired,
@@ -866,6 +882,29 @@ mod tests {
             (14, Some(Rule::Cooldown))
         );
         assert_eq!(step(&g, &mut st, 14, rec(14, 8), 90.0), (8, None));
+    }
+
+    #[test]
+    fn a_low_reading_after_an_outage_longer_than_the_window_waits_a_full_window() {
+        // 300 s scale-down window; data until t=0, then 10 minutes without any.
+        let g = hpa(1, 20);
+        let mut st = GovernorState::default();
+        assert_eq!(step(&g, &mut st, 10, rec(10, 10), 0.0).0, 10);
+        for i in 1..=40 {
+            let (to, rule) = step(&g, &mut st, 10, missing(), i as f64 * 15.0);
+            assert_eq!((to, rule), (10, Some(Rule::MissingData)));
+        }
+        // Data again at t=615: the first reading is low (2). The blind ticks of the last 300 s
+        // said "stay at 10": no scale-down yet.
+        let (to, rule) = step(&g, &mut st, 10, rec(10, 2), 615.0);
+        assert_eq!((to, rule), (10, Some(Rule::Stabilization)));
+        // The true load (10) is read from the next tick on: still 10.
+        assert_eq!(step(&g, &mut st, 10, rec(10, 10), 630.0).0, 10);
+        // A lasting low load scales down once a window of readings says so.
+        for t in (645..=900).step_by(15) {
+            assert_eq!(step(&g, &mut st, 10, rec(10, 3), t as f64).0, 10, "t={t}");
+        }
+        assert_eq!(step(&g, &mut st, 10, rec(10, 3), 945.0).0, 3);
     }
 
     #[test]

@@ -45,6 +45,26 @@ pub enum PolicyError {
         /// The first file.
         first: PathBuf,
     },
+    /// Two files scale the same target horizontally.
+    #[error(
+        "{}: policy \"{name}\" scales {target} horizontally, and so does policy \"{other}\" \
+         of {}: a target takes one horizontal policy (put both policies' metrics into one; \
+         a vertical-only policy beside it is fine)",
+        path.display(),
+        first.display()
+    )]
+    SharedTarget {
+        /// The second file.
+        path: PathBuf,
+        /// Its policy.
+        name: String,
+        /// The target (`Deployment web`).
+        target: String,
+        /// The policy of the first file.
+        other: String,
+        /// The first file.
+        first: PathBuf,
+    },
 }
 
 fn render(path: &Path, problems: &[Problem]) -> String {

@@ -3,7 +3,7 @@
 
 use super::model::PolicyFile;
 use super::validate::Validator;
-use super::{Policy, PolicyError, Problem};
+use super::{Policy, PolicyError, Problem, shared_target};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,10 @@ pub fn load_all(paths: &[PathBuf]) -> (Vec<Policy>, Vec<PolicyError>) {
                                 name: pol.name,
                                 first: first.source.clone(),
                             }),
-                            None => good.push(pol),
+                            None => match shared_target(&pol, &good) {
+                                Some(e) => bad.push(e),
+                                None => good.push(pol),
+                            },
                         },
                         Err(e) => bad.push(e),
                     }

@@ -20,12 +20,14 @@
 mod error;
 mod load;
 pub mod model;
+mod shared;
 mod validate;
 mod validated;
 
 pub use error::{PolicyError, Problem};
 pub use load::{files, load, load_all, parse};
 pub use model::{LimitsMode, Mode, PodsMetricKind, ResizeFallback, TargetRef, UpdateMode};
+pub use shared::shared_target;
 pub use validated::{
     MetricQuery, PodsQuery, Policy, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec, placeholders,
 };

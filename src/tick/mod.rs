@@ -539,8 +539,22 @@ async fn target_state<C: Cluster>(
     Ok(target)
 }
 
-/// Calls `call` until it succeeds, fails for good, or `budget` would run out: retryable
-/// failures ([`ClusterError::is_retryable`]) wait 250 ms, then twice as long each time.
+/// How long one tick retries a 403 (an API server whose RBAC caches are still filling).
+const FORBIDDEN_RETRY: Duration = Duration::from_secs(3);
+
+/// How long a failure like `e` is tried again within a tick's `budget`: all of it when
+/// retrying may help ([`ClusterError::is_retryable`]), [`FORBIDDEN_RETRY`] at most for a 403
+/// (an API server that has just started), not at all otherwise.
+fn retry_budget(e: &ClusterError, budget: Duration) -> Duration {
+    match e.code() {
+        _ if e.is_retryable() => budget,
+        Some(403) => budget.min(FORBIDDEN_RETRY),
+        _ => Duration::ZERO,
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good, or `budget` would run out: failures that
+/// may pass ([`retry_budget`]) wait 250 ms, then twice as long each time.
 async fn retrying<T, F, Fut>(budget: Duration, mut call: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
@@ -550,7 +564,7 @@ where
     let mut delay = Duration::from_millis(250);
     loop {
         match call().await {
-            Err(e) if e.is_retryable() && start.elapsed() + delay < budget => {
+            Err(e) if start.elapsed() + delay < retry_budget(&e, budget) => {
                 debug!(error = %e, ?delay, "trying again");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
@@ -584,11 +598,22 @@ mod tests {
         calls.set(0);
         let r: Result<(), _> = retrying(Duration::from_secs(2), || {
             calls.set(calls.get() + 1);
-            std::future::ready(Err(api(403)))
+            std::future::ready(Err(api(404)))
         })
         .await;
         assert!(r.is_err());
         assert_eq!(calls.get(), 1);
+        // A 403 is tried again for 3 s at most (an API server filling its RBAC caches), even
+        // with a longer budget: 250 + 500 + 1000 ms.
+        calls.set(0);
+        let r: Result<(), _> = retrying(Duration::from_secs(30), || {
+            calls.set(calls.get() + 1);
+            std::future::ready(Err(api(403)))
+        })
+        .await;
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 4);
+        calls.set(1);
         let r = retrying(Duration::from_secs(2), || {
             calls.set(calls.get() + 1);
             std::future::ready(if calls.get() < 3 {

@@ -1,7 +1,7 @@
 //! Restart safety: what the governor and the vertical planner must not forget, kept in an
 //! annotation on the target.
 //!
-//! The daemon writes [`ANNOTATION`] on the target (server-side apply, field manager
+//! The daemon writes [`annotation`] on the target (server-side apply, field manager
 //! `setpoint`): the policy's name, the governor's memory (the time and direction of the last
 //! action, the actions inside the rate-limit periods, the recommendations inside the
 //! stabilization windows) and the vertical planner's [`PlanState`] (since when each request has
@@ -20,6 +20,14 @@
 //! again at the restart, so a restarted daemon can scale down later than the old one would
 //! have, never earlier.
 //!
+//! Each policy keeps its own annotation, [`annotation`] (`state.setpoint.dev/<policy>`), applied
+//! with its own field manager ([`field_manager`]): a horizontal policy and a separate
+//! vertical-only policy on one target then neither overwrite nor (server-side apply removes
+//! what a manager applied before and leaves out) remove each other's state. The annotation of
+//! the previous version, [`ANNOTATION`] (`setpoint.dev/state`, one policy per target), is still
+//! read when a policy has no annotation of its own yet, so an upgrade keeps cooldowns; it is
+//! left in place (the new annotation wins from the first write on).
+//!
 //! The format only grows: an annotation written before the vertical part was kept (no
 //! `vertical` field) restores the governor as before and the planner from nothing; an older
 //! daemon reading a newer annotation ignores the `vertical` field.
@@ -30,8 +38,21 @@ use crate::engine::{Seconds, State};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The annotation that holds the governor's memory and the vertical planner's state.
+/// The annotation of the previous version (one for all policies of a target): read when a
+/// policy has no [`annotation`] of its own yet.
 pub const ANNOTATION: &str = "setpoint.dev/state";
+
+/// The annotation that holds `policy`'s governor memory and vertical planner state. A policy
+/// name is a DNS label (at most 63 characters), which is what an annotation's name part takes.
+pub fn annotation(policy: &str) -> String {
+    format!("state.setpoint.dev/{policy}")
+}
+
+/// The field manager of `policy`'s [`annotation`]: one per policy, so that one policy's apply
+/// does not remove another's annotation.
+pub fn field_manager(policy: &str) -> String {
+    format!("setpoint-state-{policy}")
+}
 
 /// Least time between two writes of the annotation for a change of the `minChange.after`
 /// clocks alone (seconds): a restart loses at most this much of a clock that had just started,
@@ -77,23 +98,27 @@ pub fn annotations(
         vertical: vertical.cloned(),
     };
     let json = serde_json::to_string(&saved).expect("the governor's memory serializes");
-    BTreeMap::from([(ANNOTATION.to_string(), json)])
+    BTreeMap::from([(annotation(policy), json)])
 }
 
-/// What `policy` saved in `annotations`, or why nothing can be used.
-fn saved(policy: &str, annotations: &BTreeMap<String, String>) -> Result<Saved, String> {
-    let Some(text) = annotations.get(ANNOTATION) else {
-        return Err(format!("no {ANNOTATION} annotation"));
+/// What `policy` saved in `annotations` (its own annotation, else the previous version's), and
+/// the annotation's name; or why nothing can be used.
+fn saved(policy: &str, annotations: &BTreeMap<String, String>) -> Result<(Saved, String), String> {
+    let own = annotation(policy);
+    let (key, text) = match (annotations.get(&own), annotations.get(ANNOTATION)) {
+        (Some(text), _) => (own.clone(), text),
+        (None, Some(text)) => (ANNOTATION.to_string(), text),
+        (None, None) => return Err(format!("no {own} annotation")),
     };
     let saved: Saved = serde_json::from_str(text)
-        .map_err(|e| format!("the {ANNOTATION} annotation cannot be read ({e})"))?;
+        .map_err(|e| format!("the {key} annotation cannot be read ({e})"))?;
     if saved.policy != policy {
         return Err(format!(
-            "the {ANNOTATION} annotation was written by policy {:?}",
+            "no {own} annotation, and the {key} annotation was written by policy {:?}",
             saved.policy
         ));
     }
-    Ok(saved)
+    Ok((saved, key))
 }
 
 /// The state to start `policy` with, from the target's annotations at `now`, and a note on what
@@ -105,7 +130,7 @@ pub fn restore(
     now: Seconds,
 ) -> (State, String) {
     let mut state = State::conservative(current, now);
-    let saved = match saved(policy, annotations) {
+    let (saved, key) = match saved(policy, annotations) {
         Ok(s) => s,
         Err(why) => return (state, format!("{why}: starting conservatively")),
     };
@@ -127,10 +152,10 @@ pub fn restore(
     governor.failures = 0;
     let note = match governor.last_action {
         Some((t, d)) => format!(
-            "restored from the {ANNOTATION} annotation: last action {d:?} {:.0}s ago",
+            "restored from the {key} annotation: last action {d:?} {:.0}s ago",
             now - t
         ),
-        None => format!("restored from the {ANNOTATION} annotation: no action yet"),
+        None => format!("restored from the {key} annotation: no action yet"),
     };
     state.governor = governor;
     (state, note)
@@ -150,14 +175,14 @@ pub fn restore_vertical<'a>(
     pods: impl IntoIterator<Item = &'a str>,
     now: Seconds,
 ) -> (PlanState, String) {
-    let saved = match saved(policy, annotations) {
+    let (saved, key) = match saved(policy, annotations) {
         Ok(s) => s,
         Err(why) => return (PlanState::default(), format!("{why}: no minChange clocks")),
     };
     let Some(kept) = saved.vertical else {
         return (
             PlanState::default(),
-            format!("the {ANNOTATION} annotation holds no vertical state: no minChange clocks"),
+            format!("the {key} annotation holds no vertical state: no minChange clocks"),
         );
     };
     let pods: std::collections::BTreeSet<&str> = pods.into_iter().collect();
@@ -178,7 +203,7 @@ pub fn restore_vertical<'a>(
     };
     let gone = before - state.differs_since.len();
     let mut note = format!(
-        "restored from the {ANNOTATION} annotation: {} minChange clock(s)",
+        "restored from the {key} annotation: {} minChange clock(s)",
         state.differs_since.len()
     );
     if let Some(oldest) = state.differs_since.values().copied().reduce(f64::min) {
@@ -280,8 +305,13 @@ mod tests {
         let conservative = State::conservative(4, 50.0);
         let (s, note) = restore("web", &BTreeMap::new(), 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
-        assert!(note.contains("no setpoint.dev/state"));
+        assert!(
+            note.contains("no state.setpoint.dev/web annotation"),
+            "{note}"
+        );
+        // The previous version's annotation, written by another policy.
         let other = annotations("api", Some(&acted(10.0)), None, 10.0);
+        let other = BTreeMap::from([(ANNOTATION.to_string(), other[&annotation("api")].clone())]);
         let (s, note) = restore("web", &other, 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
         assert!(note.contains("\"api\""), "{note}");
@@ -289,6 +319,44 @@ mod tests {
         let (s, note) = restore("web", &broken, 4, 50.0);
         assert_eq!(s.governor, conservative.governor);
         assert!(note.contains("cannot be read"), "{note}");
+    }
+
+    #[test]
+    fn each_policy_keeps_its_own_annotation_and_the_old_one_still_restores() {
+        let h = annotations("web-h", Some(&acted(1000.0)), None, 1000.0);
+        let v = annotations(
+            "web-v",
+            None,
+            Some(&clocks(&[("web-1/app/cpu", 900.0)])),
+            1000.0,
+        );
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["state.setpoint.dev/web-h"]);
+        assert_eq!(field_manager("web-h"), "setpoint-state-web-h");
+        // Both on one target, with the previous version's annotation of web-h beside them.
+        let mut target: BTreeMap<String, String> = h.into_iter().chain(v).collect();
+        let older = annotations("web-h", Some(&acted(500.0)), None, 500.0);
+        let older = older[&annotation("web-h")].clone();
+        target.insert(ANNOTATION.to_string(), older.clone());
+        let (s, note) = restore("web-h", &target, 5, 1030.0);
+        assert_eq!(
+            s.governor.last_action,
+            Some((1000.0, Direction::Up)),
+            "its own wins"
+        );
+        assert!(
+            note.starts_with("restored from the state.setpoint.dev/web-h"),
+            "{note}"
+        );
+        let (p, _) = restore_vertical("web-v", &target, ["web-1"], 1030.0);
+        assert_eq!(p.differs_since.len(), 1);
+        // After an upgrade: only the previous version's annotation.
+        let upgraded = BTreeMap::from([(ANNOTATION.to_string(), older)]);
+        let (s, note) = restore("web-h", &upgraded, 5, 1030.0);
+        assert_eq!(s.governor.last_action, Some((500.0, Direction::Up)));
+        assert!(
+            note.starts_with("restored from the setpoint.dev/state"),
+            "{note}"
+        );
     }
 
     #[test]
@@ -334,7 +402,7 @@ mod tests {
         let v = clocks(&[("web-1/app/cpu", 900.0)]);
         for state in [Some(acted(1000.0)), None] {
             let a = annotations("web", state.as_ref(), Some(&v), 1000.0);
-            let old: Previous = serde_json::from_str(&a[ANNOTATION]).unwrap();
+            let old: Previous = serde_json::from_str(&a[&annotation("web")]).unwrap();
             assert_eq!(old.policy, "web");
         }
     }
@@ -377,7 +445,10 @@ mod tests {
         assert!(note.contains("1 of pods that are gone dropped"), "{note}");
         let (r, note) = restore_vertical("api", &a, ["web-1"], 1000.0);
         assert_eq!(r, PlanState::default());
-        assert!(note.contains("\"web\""), "{note}");
+        assert!(
+            note.contains("no state.setpoint.dev/api annotation"),
+            "{note}"
+        );
     }
 
     #[test]

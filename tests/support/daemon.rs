@@ -58,15 +58,33 @@ impl Daemon {
         kubeconfig: &Path,
         args: &[&str],
     ) -> Daemon {
+        Daemon::start_as(binary, dir, name, Some(name), kubeconfig, args)
+    }
+
+    /// [`Daemon::start`] with `POD_NAME` set to `pod_name`, or (None) without `POD_NAME` and
+    /// `HOSTNAME`, as a shell outside a pod runs it; its log in `dir/name.log`.
+    pub fn start_as(
+        binary: &str,
+        dir: &TempDir,
+        name: &str,
+        pod_name: Option<&str>,
+        kubeconfig: &Path,
+        args: &[&str],
+    ) -> Daemon {
         let port = free_port();
         let log = dir.path().join(format!("{name}.log"));
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("run")
             .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("POD_NAME", name)
+            .env_remove("KUBERNETES_SERVICE_HOST");
+        match pod_name {
+            Some(n) => command.env("POD_NAME", n),
+            None => command.env_remove("POD_NAME").env_remove("HOSTNAME"),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -137,6 +155,21 @@ impl Daemon {
         self.wait_for(&format!("{n} more ticks of {policy}"), limit, |d| {
             d.ticks(policy) >= until
         });
+    }
+
+    /// Waits up to `limit` for the process to exit by itself: its exit status, or None if it
+    /// still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        let child = self.child.as_mut()?;
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGTERM, and the time the process took to exit 0 (SIGKILL and a panic after `limit`).

@@ -25,11 +25,17 @@
 //!   `application/strategic-merge-patch+json`: merges `metadata.annotations` (in a merge patch a
 //!   `null` removes a key) and `spec.replicas`; 409 for a stale `metadata.resourceVersion`; 422
 //!   for `force` on a non-apply patch. Field ownership is not tracked for these objects: an apply
-//!   never conflicts (setpoint applies with `force=true`).
+//!   never conflicts (setpoint applies with `force=true`). An apply does remove the annotations
+//!   that its field manager applied before and leaves out, as server-side apply does, so that
+//!   two writers of annotations under one manager would see each other's removed.
 //! - `events.k8s.io/v1` Events: `POST …/namespaces/{ns}/events` (201, the Event echoed with a
 //!   name from `generateName` plus 5 random characters, uid, resourceVersion and
 //!   creationTimestamp; 422 `Event "web-qr5jj" is invalid: eventTime: Required value` without
-//!   `eventTime`), `GET` of the `EventList` (with `labelSelector`) and of one Event.
+//!   `eventTime`), `GET` of the `EventList` (with `labelSelector`) and of one Event. A real
+//!   server takes an Event whose `regarding` has no `uid` (201, as recorded), but `kubectl
+//!   describe` selects Events by uid and never shows it: the stand-in takes it too and notes it
+//!   in [`World::flagged`], which the tests hold empty; `regarding.uid` and
+//!   `regarding.resourceVersion` other than the object's are noted there as well.
 //! - `coordination.k8s.io/v1` Leases: `GET` (one, or the `LeaseList`), `POST` (201; 409
 //!   `AlreadyExists`), `PUT` (409 `Conflict` for a stale resourceVersion, 422 without one: Leases
 //!   do not allow unconditional updates), `PATCH` as merge, strategic merge (the same for a
@@ -65,6 +71,11 @@
 //! ignored; a watch gets one bookmark where
 //! v1.24 sends one or two; the oldest resourceVersion a watch may start from is the one at
 //! which the stand-in started; only `type` and `enum` of a CRD schema are checked.
+//! [`KubeStandIn::restart`] plays a kube-apiserver restart: every connection closes, new ones
+//! are refused for a while, then the server listens on the same port again but answers every
+//! request with RBAC's 403 (the wording of the recorded 403s) for a while, as a real one does
+//! for about a second while its RBAC caches fill (`/readyz` still 500 meanwhile), and then
+//! answers as before. What the world holds is kept (a real server's is in etcd).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -73,6 +84,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use setpoint::cluster::{ClusterConfig, KubeCluster};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -216,6 +228,13 @@ pub struct World {
     /// ServiceAccount tokens and what their Roles grant; any other accepted token may do
     /// anything.
     pub service_accounts: Vec<rbac::ServiceAccount>,
+    /// Requests a real server takes but a client should not make that way (an Event whose
+    /// `regarding` has no uid), one line each.
+    pub flagged: Vec<String>,
+    /// Until then every request gets RBAC's 403 (set by [`KubeStandIn::restart`]).
+    pub forbidden_until: Option<std::time::Instant>,
+    /// The annotations each field manager applied, by object (`namespace/name`).
+    pub applied_annotations: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl World {
@@ -321,11 +340,22 @@ struct Shared {
     /// Set on drop: watch streams end.
     stopping: std::sync::atomic::AtomicBool,
 }
+/// What the server thread is asked to do.
+enum Command {
+    /// Close every connection, refuse new ones for `down`, then listen again and answer 403 for
+    /// `forbidden`; send when it answers normally again.
+    Restart {
+        down: Duration,
+        forbidden: Duration,
+        ready: std::sync::mpsc::Sender<std::time::Instant>,
+    },
+}
+
 /// A running stand-in. Stopped on drop.
 pub struct KubeStandIn {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    commands: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -345,31 +375,78 @@ impl KubeStandIn {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (commands, mut received) = tokio::sync::mpsc::unbounded_channel::<Command>();
         let app = axum::Router::new()
             .fallback(answer)
             .with_state(shared.clone());
+        let world = shared.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
+            let mut listener = Some(listener);
+            // One runtime per run of the server: dropping it closes every connection, as the
+            // end of a kube-apiserver process does.
+            while let Some(l) = listener.take() {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
                     .unwrap();
-            });
+                let command = rt.block_on(async {
+                    let l = tokio::net::TcpListener::from_std(l).unwrap();
+                    tokio::select! {
+                        r = axum::serve(l, app.clone()).into_future() => {
+                            r.unwrap();
+                            None
+                        }
+                        c = received.recv() => c,
+                    }
+                });
+                drop(rt);
+                let Some(Command::Restart {
+                    down,
+                    forbidden,
+                    ready,
+                }) = command
+                else {
+                    break;
+                };
+                std::thread::sleep(down);
+                let again = loop {
+                    match std::net::TcpListener::bind(addr) {
+                        Ok(l) => break l,
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                };
+                again.set_nonblocking(true).unwrap();
+                let until = std::time::Instant::now() + forbidden;
+                world.world.lock().unwrap().forbidden_until = Some(until);
+                listener = Some(again);
+                let _ = ready.send(until);
+            }
         });
         KubeStandIn {
             addr,
             shared,
-            stop: Some(stop),
+            commands: Some(commands),
             thread: Some(thread),
         }
+    }
+
+    /// Plays a kube-apiserver restart: closes every connection, refuses new ones for `down`,
+    /// then answers every request with RBAC's 403 for `forbidden`. Returns, once the server
+    /// answers normally again, the moment it did.
+    pub fn restart(&self, down: Duration, forbidden: Duration) -> std::time::Instant {
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        self.commands
+            .as_ref()
+            .expect("running")
+            .send(Command::Restart {
+                down,
+                forbidden,
+                ready,
+            })
+            .unwrap_or_else(|_| panic!("the server thread runs"));
+        let at = is_ready.recv().expect("the server listens again");
+        std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+        at
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -421,9 +498,8 @@ impl KubeStandIn {
 impl Drop for KubeStandIn {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Relaxed);
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        // The server thread stops when the command channel closes.
+        drop(self.commands.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -830,6 +906,16 @@ async fn answer(
         })
         .unwrap_or_default();
 
+    // A server that has just started: RBAC's caches are not filled yet.
+    let starting = shared
+        .world
+        .lock()
+        .unwrap()
+        .forbidden_until
+        .is_some_and(|t| std::time::Instant::now() < t);
+    if starting {
+        return forbidden(method.as_str(), &path);
+    }
     // Faults first, then authentication, as a front proxy or the server's own filters would.
     let fault = {
         let mut world = shared.world.lock().unwrap();
@@ -1168,6 +1254,28 @@ fn patch_object(world: &mut World, i: usize, req: &Req<'_>) -> Response {
         return conflict(&group, &plural, &name);
     }
     let mut annotations = s.annotations.clone();
+    let object = format!("{}/{}", s.namespace, s.name);
+    if req.media_type() == APPLY {
+        // Server-side apply: what this manager applied before and leaves out now goes, unless
+        // another manager applied it too; what it applies now is its own.
+        let manager = req.manager();
+        let given: BTreeSet<String> = patch["metadata"]["annotations"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let owners = world.applied_annotations.entry(object).or_default();
+        let before = owners.remove(&manager).unwrap_or_default();
+        for k in before.difference(&given) {
+            if !owners.values().any(|keys| keys.contains(k)) {
+                annotations.remove(k);
+            }
+        }
+        for keys in owners.values_mut() {
+            keys.retain(|k| !given.contains(k));
+        }
+        owners.insert(manager, given);
+    }
+    let s = &world.scalables[i];
     if let Some(given) = patch["metadata"].get("annotations") {
         let Some(given) = given.as_object() else {
             return bad_request("metadata.annotations: expected an object of strings");
@@ -1415,8 +1523,54 @@ fn create_event(world: &mut World, req: &Req<'_>, ns: &str) -> Response {
             event[key] = empty;
         }
     }
+    flag_regarding(world, &event, &name);
     world.events.push(event.clone());
     json_answer(201, event)
+}
+
+/// Notes in [`World::flagged`] an Event whose `regarding` lacks the uid (or names another uid or
+/// a resourceVersion from the future) of the object it is about.
+fn flag_regarding(world: &mut World, event: &Value, name: &str) {
+    let r = &event["regarding"];
+    let object = world.scalables.iter().find(|s| {
+        Some(s.kind.as_str()) == r["kind"].as_str() && Some(s.name.as_str()) == r["name"].as_str()
+    });
+    let pod = world
+        .pods
+        .iter()
+        .find(|p| r["kind"] == "Pod" && p["metadata"]["name"] == r["name"]);
+    let (uid, version) = match (object, pod) {
+        (Some(s), _) => (Some(s.uid.clone()), Some(s.resource_version)),
+        (None, Some(p)) => (
+            p["metadata"]["uid"].as_str().map(str::to_string),
+            p["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok()),
+        ),
+        (None, None) => (None, None),
+    };
+    let reason = event["reason"].as_str().unwrap_or("");
+    match r["uid"].as_str() {
+        None | Some("") => world.flagged.push(format!(
+            "Event {name} ({reason}) about {} {}: regarding has no uid, so kubectl describe \
+             does not show it",
+            r["kind"], r["name"]
+        )),
+        Some(given) if uid.as_deref().is_some_and(|u| u != given) => world.flagged.push(format!(
+            "Event {name} ({reason}): regarding.uid {given} is not the object's"
+        )),
+        Some(_) => {}
+    }
+    let given = r["resourceVersion"]
+        .as_str()
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(given), Some(now)) = (given, version)
+        && given > now
+    {
+        world.flagged.push(format!(
+            "Event {name} ({reason}): regarding.resourceVersion {given} is newer than the object's"
+        ));
+    }
 }
 
 const LEASES_GROUP: &str = "coordination.k8s.io";

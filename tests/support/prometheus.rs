@@ -101,6 +101,10 @@ pub struct Prometheus {
     url: String,
     dir: TempDir,
     auth_header: Option<String>,
+    /// The command line, to start the server again ([`Prometheus::start_again`]).
+    args: Vec<std::ffi::OsString>,
+    log: PathBuf,
+    port: u16,
 }
 
 impl Prometheus {
@@ -174,6 +178,7 @@ impl Prometheus {
                     "--web.external-url=http://127.0.0.1:{port}{prefix}"
                 ));
             }
+            let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
             let mut child = Running(
                 cmd.spawn()
                     .unwrap_or_else(|e| panic!("cannot start {PROMETHEUS}: {e}")),
@@ -197,6 +202,9 @@ impl Prometheus {
                         url: format!("{scheme}://127.0.0.1:{port}{prefix}"),
                         dir,
                         auth_header,
+                        args,
+                        log,
+                        port,
                     };
                 }
                 Err(why) => {
@@ -219,6 +227,40 @@ impl Prometheus {
     /// The value of the `Authorization` header that the server wants, if it wants one.
     pub fn auth_header(&self) -> Option<&str> {
         self.auth_header.as_deref()
+    }
+
+    /// Kills the server (SIGKILL, as an OOM kill or a lost node does), keeping its data: its
+    /// port refuses connections until [`Prometheus::start_again`].
+    pub fn kill(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+    }
+
+    /// Starts the server again on the same port with the same data (what it had written to its
+    /// WAL before it was killed), and waits until it is ready. Scrapes missed meanwhile are
+    /// missing: a `rate()` over a window reaching into the gap is computed from the samples
+    /// after it only, divided by the whole window, so its first readings are low.
+    pub fn start_again(&mut self) {
+        self.kill();
+        let stderr = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut child = Running(
+            Command::new(PROMETHEUS)
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {PROMETHEUS}: {e}")),
+        );
+        let auth = self.auth_header.clone();
+        if let Err(why) = wait_ready(&mut child.0, self.port, "/-/ready", auth.as_deref()) {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("Prometheus did not start again: {why}\n--- log ---\n{log}");
+        }
+        self.child = child;
     }
 
     /// The server's data and configuration folder.
