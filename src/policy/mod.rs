@@ -6,6 +6,7 @@
 
 pub mod model;
 pub mod quantity;
+pub mod zero;
 
 use crate::engine::{
     Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
@@ -865,9 +866,6 @@ impl Validator {
         let f = "spec.horizontal";
         let algorithm = self.algorithm(h.policy.as_ref(), f, interval);
         let r = &h.replicas;
-        if r.value.min < 1 {
-            self.err(r, &format!("{f}.replicas.min"), "must be at least 1");
-        }
         if r.value.max > MAX_REPLICAS {
             self.err(
                 r,
@@ -1004,6 +1002,8 @@ impl Validator {
                     scale_up,
                     scale_down,
                     on_missing,
+                    scale_to_zero: self.scale_to_zero(h, r.value.min),
+                    schedules: self.schedules(h, r.value.max),
                 },
             },
             queries,

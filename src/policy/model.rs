@@ -294,13 +294,20 @@ pub struct Horizontal {
     /// What to do when metrics give no data.
     #[serde(default)]
     pub on_metric_error: Option<Spanned<OnMetricError>>,
+    /// With `replicas.min: 0`: how long every metric must be at or below its activation
+    /// threshold before the target goes from 1 to 0 (default 5m).
+    #[serde(default)]
+    pub idle: Option<Spanned<Dur>>,
+    /// Scheduled capacity: windows with a floor or a fixed count.
+    #[serde(default)]
+    pub schedules: Option<Spanned<Vec<Spanned<super::zero::ScheduleModel>>>>,
 }
 
 /// Replica bounds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replicas {
-    /// Lowest count (at least 1).
+    /// Lowest count: at least 1, or 0 to scale to zero (every metric a Prometheus total).
     pub min: u32,
     /// Highest count.
     pub max: u32,
@@ -331,6 +338,9 @@ pub struct Metric {
     /// The value is a per-replica utilization ratio; hold it at this value.
     #[serde(default)]
     pub utilization: Option<f64>,
+    /// With `replicas.min: 0`: at zero, a value strictly above this threshold wakes the target.
+    #[serde(default)]
+    pub activation: Option<Spanned<super::zero::ActivationModel>>,
 }
 
 /// `resource: {name: cpu, container: app}`: usage from metrics.k8s.io, as a ratio of the pods'
