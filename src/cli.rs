@@ -23,6 +23,10 @@ use tokio::sync::watch;
 /// The policy `simulate` runs when none is given: policies/examples/hpa.yaml, built in.
 pub const DEFAULT_POLICY: &str = include_str!("../policies/examples/hpa.yaml");
 
+/// The policy `simulate --workload idle-nights` runs when none is given:
+/// policies/examples/queue-worker.yaml, built in.
+pub const ZERO_POLICY: &str = include_str!("../policies/examples/queue-worker.yaml");
+
 /// setpoint: a metrics-driven autoscaler for Kubernetes.
 #[derive(Debug, Parser)]
 #[command(name = "setpoint", version, about)]
@@ -40,6 +44,9 @@ pub enum Command {
         /// Policy files or folders of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Also print each schedule's next three window starts.
+        #[arg(long, short = 'v')]
+        verbose: bool,
     },
     /// Run a policy against a simulated service on a virtual clock.
     Simulate(SimulateArgs),
@@ -194,8 +201,17 @@ pub struct SimulateArgs {
     pub policy: Option<PathBuf>,
     /// Load trace: CSV `timestamp_s,value` in requests/s (default: the built-in two-day
     /// synthetic workload).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "workload")]
     pub trace: Option<PathBuf>,
+    /// The built-in workload: `diurnal` (default) or `idle-nights` (idle stretches; its default
+    /// policy is policies/examples/queue-worker.yaml, which scales to zero).
+    #[arg(long, value_enum)]
+    pub workload: Option<sim::Workload>,
+    /// The wall-clock time of the trace's t = 0, RFC 3339 (or Unix seconds), for schedules
+    /// (default: the trace's first timestamp as Unix time; 1970-01-01T00:00:00Z for the built-in
+    /// workloads).
+    #[arg(long)]
+    pub start: Option<String>,
     /// Requests/s one ready replica serves (default: the trace's mean / 20).
     #[arg(long)]
     pub capacity: Option<f64>,
@@ -222,7 +238,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { paths } => check(&paths),
+        Command::Check { paths, verbose } => check(&paths, verbose),
         Command::Simulate(a) => simulate(&a),
         Command::Recommend(a) => runtime().and_then(|rt| rt.block_on(recommend(&a))),
         Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest(&a))),
@@ -244,11 +260,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure(format!("cannot start the async runtime: {e}")))
 }
 
-/// `setpoint check`: prints one line per good policy and every problem of the bad ones.
-pub fn check(paths: &[PathBuf]) -> Result<(), Failure> {
+/// `setpoint check`: prints one line per good policy and every problem of the bad ones; with
+/// `verbose`, each schedule's next three window starts.
+pub fn check(paths: &[PathBuf], verbose: bool) -> Result<(), Failure> {
     let (good, bad) = policy::load_all(paths);
     for p in &good {
         println!("ok {} ({})", p.source.display(), p.name);
+        if verbose {
+            print!("{}", schedule_text(p, unix_now()));
+        }
     }
     if good.is_empty() && bad.is_empty() {
         return Err(Failure("no policy files (*.yaml, *.yml) found".into()));
@@ -327,10 +347,39 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
-    Ok(match path {
-        Some(p) => policy::load(p)?,
-        None => policy::parse(
+/// Each schedule of `p` and its next three window starts after `now`, one line each.
+pub fn schedule_text(p: &Policy, now: f64) -> String {
+    let mut out = String::new();
+    for s in p.horizontal.iter().flat_map(|h| &h.governor.schedules) {
+        let what = match s.capacity {
+            engine::schedule::Capacity::Min(n) => format!("min {n}"),
+            engine::schedule::Capacity::Fixed(n) => format!("replicas {n}"),
+        };
+        let next: Vec<String> = s
+            .next_starts(now, 3)
+            .iter()
+            .map(|z| z.strftime("%a %Y-%m-%d %H:%M %Z").to_string())
+            .collect();
+        out += &format!(
+            "  schedule {}: \"{}\" in {} for {}, {what}; next: {}\n",
+            s.name,
+            s.cron,
+            s.timezone,
+            humantime::format_duration(std::time::Duration::from_secs_f64(s.duration)),
+            next.join(", ")
+        );
+    }
+    out
+}
+
+fn load_policy(path: Option<&Path>, workload: sim::Workload) -> Result<Policy, Failure> {
+    Ok(match (path, workload) {
+        (Some(p), _) => policy::load(p)?,
+        (None, sim::Workload::IdleNights) => policy::parse(
+            ZERO_POLICY,
+            Path::new("(built-in) policies/examples/queue-worker.yaml"),
+        )?,
+        (None, sim::Workload::Diurnal) => policy::parse(
             DEFAULT_POLICY,
             Path::new("(built-in) policies/examples/hpa.yaml"),
         )?,
@@ -340,11 +389,16 @@ fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
 /// `setpoint simulate`: the horizontal part against the trace as load, the vertical part against
 /// the trace as one replica's usage shape.
 pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
-    let policy = load_policy(a.policy.as_deref())?;
-    let trace = match &a.trace {
+    let workload = a.workload.unwrap_or_default();
+    let policy = load_policy(a.policy.as_deref(), workload)?;
+    let mut trace = match &a.trace {
         Some(p) => Trace::load(p)?,
-        None => Trace::synthetic(),
+        None => workload.trace(),
     };
+    if let Some(s) = &a.start {
+        trace.start =
+            backtest::parse_time(s, unix_now()).map_err(|e| Failure(format!("--start: {e}")))?;
+    }
     if let Some(k) = a.scale
         && !(k.is_finite() && k > 0.0)
     {
@@ -374,7 +428,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
         .trace
         .as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "built-in synthetic workload".into());
+        .unwrap_or_else(|| workload.title().into());
     write_run(
         horizontal.as_ref(),
         vertical.as_ref(),
