@@ -20,6 +20,9 @@
 //! again at the restart, so a restarted daemon can scale down later than the old one would
 //! have, never earlier.
 //!
+//! A target at zero stays at zero across a restart: only a metric above its activation
+//! threshold wakes it ([`crate::engine::activation`]), and the idle clock starts again.
+//!
 //! The format only grows: an annotation written before the vertical part was kept (no
 //! `vertical` field) restores the governor as before and the planner from nothing; an older
 //! daemon reading a newer annotation ignores the `vertical` field.
@@ -125,6 +128,9 @@ pub fn restore(
         replicas: current as i64,
     });
     governor.failures = 0;
+    // The idle clock starts again: what the metrics did while no daemon watched is unknown, so
+    // a restart may delay a scale to zero, never hasten it.
+    governor.idle_since = None;
     let note = match governor.last_action {
         Some((t, d)) => format!(
             "restored from the {ANNOTATION} annotation: last action {d:?} {:.0}s ago",

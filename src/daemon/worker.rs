@@ -550,6 +550,7 @@ impl Worker {
         let mut events = Vec::new();
         if let Some((decision, patched)) = &horizontal {
             telemetry.record_decision(&policy.name, decision);
+            events.extend(window_event(&policy, decision, wall));
             if let Some(e) = self
                 .horizontal_event(ctx, actuator, decision, patched.as_ref(), wall)
                 .await
@@ -602,9 +603,11 @@ impl Worker {
                 "scaled: {summary}"
             );
             self.announced = Some(decision.desired_replicas);
-            let reason = match direction {
-                Direction::Up => "ScaledUp",
-                Direction::Down => "ScaledDown",
+            let reason = match (decision.current_replicas, new.spec_replicas, direction) {
+                (0, _, _) => "Activated",
+                (_, 0, _) => "Deactivated",
+                (_, _, Direction::Up) => "ScaledUp",
+                (_, _, Direction::Down) => "ScaledDown",
             };
             return Some(EventNote::new(
                 &policy.target,
@@ -668,6 +671,20 @@ impl Worker {
         );
         Some(note.warning())
     }
+}
+
+/// The log line and the Event of a schedule window that this decision is the first to see open.
+fn window_event(policy: &Policy, decision: &Decision, time: SystemTime) -> Option<EventNote> {
+    let w = decision.explanation.window.as_ref().filter(|w| w.started)?;
+    info!(schedule = %w.schedule, "schedule window starts: {w}");
+    let note = format!("{w} starts: {decision}");
+    Some(EventNote::new(
+        &policy.target,
+        "ScheduleStarted",
+        "Schedule",
+        note,
+        time,
+    ))
 }
 
 /// Publishes an Event; a failure is logged and counted, and changes nothing else.
