@@ -360,9 +360,11 @@ mod tests {
         let mut g = zero();
         g.scale_up.cooldown = 600.0;
         g.scale_up.stabilization = 300.0;
-        let mut st = GovernorState::default();
         // Just went to zero.
-        st.last_action = Some((100.0, Direction::Down));
+        let mut st = GovernorState {
+            last_action: Some((100.0, Direction::Down)),
+            ..GovernorState::default()
+        };
         assert_eq!(
             step(&g, &mut st, 0, rec(0, 30.0), 115.0),
             (3, Some(Rule::Activation))
@@ -495,8 +497,10 @@ mod tests {
     fn a_cooldown_or_an_open_window_keeps_the_last_replica() {
         let mut g = zero();
         g.scale_down.cooldown = 120.0;
-        let mut st = GovernorState::default();
-        st.last_action = Some((0.0, Direction::Down));
+        let mut st = GovernorState {
+            last_action: Some((0.0, Direction::Down)),
+            ..GovernorState::default()
+        };
         step(&g, &mut st, 1, rec(1, 0.0), 15.0);
         assert_eq!(
             step(&g, &mut st, 1, rec(1, 0.0), 90.0),
