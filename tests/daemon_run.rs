@@ -306,6 +306,17 @@ fn dry_run_patches_nothing_and_shows_the_decision() {
     d.stop();
 }
 
+/// Waits until policy `web` has decided on a tick without data.
+fn wait_no_data(d: &Daemon) {
+    d.wait_for("a tick without data", Duration::from_secs(20), |d| {
+        d.decision("web").is_some_and(|r| {
+            r["explanation"]["missing"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        })
+    });
+}
+
 #[test]
 fn prometheus_going_down_never_scales_down() {
     let Some((demand, api, dir, kubeconfig)) = setup("prometheus_going_down_never_scales_down", 8)
@@ -319,13 +330,7 @@ fn prometheus_going_down_never_scales_down() {
             .is_some_and(|r| r["explanation"]["proposals"][0]["replicas"] == 8)
     });
     drop(demand);
-    d.wait_for("a tick without data", Duration::from_secs(20), |d| {
-        d.decision("web").is_some_and(|r| {
-            r["explanation"]["missing"]
-                .as_array()
-                .is_some_and(|m| !m.is_empty())
-        })
-    });
+    wait_no_data(&d);
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(replicas(&api), 8);
     assert!(scale_patches(&api).is_empty());
@@ -1234,13 +1239,7 @@ fn an_idle_queue_takes_a_statefulset_to_zero_and_a_message_wakes_it() {
     follow_replicas(&api);
     let before = scale_patches(&api).len();
     drop(demand);
-    d.wait_for("a tick without data", Duration::from_secs(20), |d| {
-        d.decision("web").is_some_and(|r| {
-            r["explanation"]["missing"]
-                .as_array()
-                .is_some_and(|m| !m.is_empty())
-        })
-    });
+    wait_no_data(&d);
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(replicas(&api), 5);
     assert_eq!(scale_patches(&api).len(), before);
@@ -1282,13 +1281,7 @@ fn at_zero_a_restart_and_a_prometheus_outage_keep_it_at_zero() {
     );
     // Prometheus goes away at zero: no data holds at zero.
     drop(demand);
-    second.wait_for("a tick without data", Duration::from_secs(20), |d| {
-        d.decision("web").is_some_and(|r| {
-            r["explanation"]["missing"]
-                .as_array()
-                .is_some_and(|m| !m.is_empty())
-        })
-    });
+    wait_no_data(&second);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(replicas(&api), 0);
     assert!(scale_patches(&api).is_empty());
