@@ -210,7 +210,9 @@ pub fn replay(
         times.push(times[0] + dt);
         values.push(values[0]);
     }
-    let trace = Trace::new(times, values);
+    let mut trace = Trace::new(times, values);
+    // Replayed at its own dates, so that schedules open when they did.
+    trace.start = rec.range.from + first as f64 * dt;
     let mut model = ServiceModel::for_trace(&trace);
     if let Some(c) = capacity {
         model.capacity = c;

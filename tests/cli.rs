@@ -247,3 +247,131 @@ fn hpa_example_on_real_traces_behaves_like_the_hpa() {
         );
     }
 }
+
+#[test]
+fn check_verbose_prints_the_next_three_window_starts() {
+    let out = setpoint(&["check", "-v", "policies/examples/business-hours.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let line = s
+        .lines()
+        .find(|l| l.contains("schedule office"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(
+        line.contains("\"0 8 * * 1-5\" in Europe/Berlin for 10h, min 20"),
+        "{line}"
+    );
+    let next = line.split("next: ").nth(1).unwrap();
+    assert_eq!(next.split(", ").count(), 3, "{line}");
+    assert!(next.split(", ").all(|n| n.contains("08:00 CE")), "{line}");
+    // Without -v: one line per policy.
+    let out = setpoint(&["check", "policies/examples/business-hours.yaml"]);
+    assert!(!text(&out.stdout).contains("schedule"));
+}
+
+#[test]
+fn check_names_a_bad_cron_and_zone_at_file_line_column() {
+    let d = tempdir("cron");
+    let bad = std::fs::read_to_string("policies/examples/business-hours.yaml")
+        .unwrap()
+        .replace("\"0 8 * * 1-5\"", "\"0 8 * 1-5\"")
+        .replace("Europe/Berlin, min", "Europe/Berlim, min");
+    let f = d.join("bad.yaml");
+    std::fs::write(&f, bad).unwrap();
+    let out = setpoint(&["check", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let e = text(&out.stderr);
+    assert!(
+        e.contains("bad.yaml:25:30: spec.horizontal.schedules[0].cron: invalid cron expression"),
+        "{e}"
+    );
+    assert!(
+        e.contains("spec.horizontal.schedules[0].timezone: unknown time zone \"Europe/Berlim\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn simulate_idle_nights_scales_to_zero_and_reports_cold_starts() {
+    let v = json(&setpoint(&[
+        "simulate",
+        "--workload",
+        "idle-nights",
+        "--output",
+        "-",
+    ]));
+    let s = &v["summary"];
+    assert!(s["cold_starts"].as_u64().unwrap() >= 2, "{s}");
+    let zero = s["zero_time_pct"].as_f64().unwrap();
+    assert!((20.0..60.0).contains(&zero), "{s}");
+    assert!(s["unserved_waking_pct"].as_f64().unwrap() > 0.0, "{s}");
+    let d = v["decisions"].as_array().unwrap();
+    assert!(
+        d.iter()
+            .any(|d| d["replicas"] == 0 && d["reason"].as_str().unwrap().contains("to zero")),
+        "{d:?}"
+    );
+    // The same policy with min 1 never reaches zero and costs more.
+    let dir = tempdir("min1");
+    let p = dir.join("min1.yaml");
+    std::fs::write(
+        &p,
+        std::fs::read_to_string("policies/examples/queue-worker.yaml")
+            .unwrap()
+            .replace("min: 0", "min: 1"),
+    )
+    .unwrap();
+    let one = json(&setpoint(&[
+        "simulate",
+        "--workload",
+        "idle-nights",
+        "--policy",
+        p.to_str().unwrap(),
+        "--output",
+        "-",
+    ]));
+    assert_eq!(one["summary"]["cold_starts"], 0);
+    assert!(
+        one["summary"]["replica_hours"].as_f64() > s["replica_hours"].as_f64(),
+        "{} vs {}",
+        one["summary"],
+        s
+    );
+}
+
+#[test]
+fn simulate_start_puts_schedules_at_their_dates() {
+    let run = |start: &str| {
+        json(&setpoint(&[
+            "simulate",
+            "--policy",
+            "policies/examples/business-hours.yaml",
+            "--start",
+            start,
+            "--output",
+            "-",
+        ]))
+    };
+    let opens = |v: &serde_json::Value| -> Vec<f64> {
+        v["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("schedule office floor 20")
+            })
+            .map(|d| d["t"].as_f64().unwrap())
+            .collect()
+    };
+    // Monday and Tuesday: the floor applies from 08:00 Berlin (07:00 UTC in winter).
+    let weekdays = opens(&run("2026-03-02T00:00:00Z"));
+    assert!(
+        weekdays.first().is_some_and(|t| *t == 7.0 * 3600.0),
+        "{weekdays:?}"
+    );
+    // A weekend: no window at all.
+    assert!(opens(&run("2026-03-07T00:00:00Z")).is_empty());
+}

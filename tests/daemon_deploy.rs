@@ -444,6 +444,8 @@ fn exported_metrics() -> BTreeSet<String> {
             missing: vec![],
             forecasts: vec![],
             proposed_replicas: Some(2),
+            activity: None,
+            window: None,
             steps: vec![],
         },
     };

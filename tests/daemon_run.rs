@@ -306,6 +306,17 @@ fn dry_run_patches_nothing_and_shows_the_decision() {
     d.stop();
 }
 
+/// Waits until policy `web` has decided on a tick without data.
+fn wait_no_data(d: &Daemon) {
+    d.wait_for("a tick without data", Duration::from_secs(20), |d| {
+        d.decision("web").is_some_and(|r| {
+            r["explanation"]["missing"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        })
+    });
+}
+
 #[test]
 fn prometheus_going_down_never_scales_down() {
     let Some((demand, api, dir, kubeconfig)) = setup("prometheus_going_down_never_scales_down", 8)
@@ -319,13 +330,7 @@ fn prometheus_going_down_never_scales_down() {
             .is_some_and(|r| r["explanation"]["proposals"][0]["replicas"] == 8)
     });
     drop(demand);
-    d.wait_for("a tick without data", Duration::from_secs(20), |d| {
-        d.decision("web").is_some_and(|r| {
-            r["explanation"]["missing"]
-                .as_array()
-                .is_some_and(|m| !m.is_empty())
-        })
-    });
+    wait_no_data(&d);
     d.wait_ticks("web", 3, Duration::from_secs(20));
     assert_eq!(replicas(&api), 8);
     assert!(scale_patches(&api).is_empty());
@@ -1116,4 +1121,216 @@ fn a_restarted_daemon_s_vertical_part_starts_from_the_history_in_prometheus() {
         assert!(!log.contains("cannot be read from Prometheus"), "{log}");
         d.stop();
     }
+}
+
+// ----- scale to and from zero -----
+
+/// A queue worker on `kind` `web`: `setpoint_demand` (the queue) at 80 per replica, min 0,
+/// activation above 0, 1 s interval, `idle` before 1 → 0.
+fn zero_policy(kind: &str, idle: &str) -> String {
+    format!(
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {{name: web}}\n\
+         spec:\n  target: {{kind: {kind}, name: web}}\n  interval: 1s\n  horizontal:\n    \
+         replicas: {{min: 0, max: 50}}\n    idle: {idle}\n    metrics:\n      \
+         - {{name: queue, prometheus: setpoint_demand, targetPerReplica: 80, activation: {{threshold: 0}}}}\n    \
+         scaleDown: {{stabilization: 0s}}\n"
+    )
+}
+
+/// What the stand-in's missing controller would do: the target's pods follow its replicas.
+fn follow_replicas(api: &KubeStandIn) {
+    let mut w = api.world();
+    let n = w.scalables[0].replicas;
+    w.scalables[0].status_replicas = n;
+    w.pods = (0..n)
+        .map(|i| k::ready_pod(NS, &format!("web-{i}"), "web"))
+        .collect();
+}
+
+fn active_gauge(d: &Daemon) -> Option<String> {
+    let (_, m) = d.get("/metrics")?;
+    m.lines()
+        .find(|l| l.starts_with("setpoint_active{policy=\"web\"}"))
+        .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+}
+
+/// Waits until the stand-in's target has `n` replicas; returns how long that took.
+fn wait_replicas(api: &KubeStandIn, d: &Daemon, n: i64, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while replicas(api) != n {
+        assert!(
+            start.elapsed() < limit,
+            "not at {n} within {limit:?}; log:\n{}",
+            d.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn an_idle_queue_takes_a_statefulset_to_zero_and_a_message_wakes_it() {
+    let Some((demand, api, dir, kubeconfig)) =
+        setup("an_idle_queue_takes_a_statefulset_to_zero", 2)
+    else {
+        return;
+    };
+    {
+        let mut w = api.world();
+        let s = &mut w.scalables[0];
+        s.kind = "StatefulSet".into();
+        s.plural = "statefulsets".into();
+    }
+    write_policy(&dir, "web.yaml", &zero_policy("StatefulSet", "3s"));
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    // The queue empties: the normal rules to 1, then 3 s idle, then 0.
+    demand.set(0.0);
+    wait_replicas(&api, &d, 1, Duration::from_secs(10));
+    follow_replicas(&api);
+    wait_replicas(&api, &d, 0, Duration::from_secs(10));
+    follow_replicas(&api);
+    let patches = scale_patches(&api);
+    assert!(
+        patches
+            .iter()
+            .all(|p| p.uri.contains("/statefulsets/web/scale")),
+        "{patches:?}"
+    );
+    d.wait_for("the Deactivated Event", Duration::from_secs(5), |_| {
+        !events(&api, "Deactivated").is_empty()
+    });
+    let note = events(&api, "Deactivated")[0]["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("scale down 1→0")
+            && note.contains("queue at or below the activation threshold"),
+        "{note}"
+    );
+    d.wait_for("setpoint_active 0", Duration::from_secs(5), |d| {
+        active_gauge(d).as_deref() == Some("0")
+    });
+    let r = d.decision("web").unwrap();
+    assert_eq!(r["explanation"]["activity"]["active"], false, "{r:#}");
+    // At zero it stays while the queue is empty.
+    let before = scale_patches(&api).len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(scale_patches(&api).len(), before);
+
+    // A message: awake within one interval (1 s) plus the query and the API calls.
+    let visible = demand.set(1.0);
+    wait_replicas(&api, &d, 1, Duration::from_secs(10));
+    let took = visible.elapsed();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    follow_replicas(&api);
+    d.wait_for("the Activated Event", Duration::from_secs(5), |_| {
+        !events(&api, "Activated").is_empty()
+    });
+    let note = events(&api, "Activated")[0]["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        note.contains("queue 1 > activation threshold 0: wakes from zero"),
+        "{note}"
+    );
+    d.wait_for("setpoint_active 1", Duration::from_secs(5), |d| {
+        active_gauge(d).as_deref() == Some("1")
+    });
+
+    // A burst, then Prometheus goes away at N: N holds.
+    demand.set(400.0);
+    wait_replicas(&api, &d, 5, Duration::from_secs(10));
+    follow_replicas(&api);
+    let before = scale_patches(&api).len();
+    drop(demand);
+    wait_no_data(&d);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(replicas(&api), 5);
+    assert_eq!(scale_patches(&api).len(), before);
+    d.stop();
+}
+
+#[test]
+fn at_zero_a_restart_and_a_prometheus_outage_keep_it_at_zero() {
+    let Some((demand, api, dir, kubeconfig)) = setup("at_zero_a_restart_and_an_outage", 0) else {
+        return;
+    };
+    demand.set(0.0);
+    write_policy(&dir, "web.yaml", &zero_policy("Deployment", "2s"));
+    let args = [
+        "--policies",
+        &policies(&dir),
+        "--prometheus",
+        demand.url(),
+        "--no-leader-election",
+    ];
+    let mut first = start(&dir, "setpoint-0", &kubeconfig, &args);
+    first.wait_for("a decision at zero", Duration::from_secs(20), |d| {
+        d.decision("web").is_some_and(|r| r["desiredReplicas"] == 0)
+    });
+    first.stop();
+    // A restarted daemon at zero does not wake it.
+    let mut second = start(&dir, "setpoint-1", &kubeconfig, &args);
+    second.wait_for("a decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(scale_patches(&api).is_empty(), "{:?}", scale_patches(&api));
+    let r = second.decision("web").unwrap();
+    assert_eq!(r["desiredReplicas"], 0, "{r:#}");
+    assert!(
+        r.to_string()
+            .contains("at zero: no metric above its activation threshold"),
+        "{r:#}"
+    );
+    // Prometheus goes away at zero: no data holds at zero.
+    drop(demand);
+    wait_no_data(&second);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(replicas(&api), 0);
+    assert!(scale_patches(&api).is_empty());
+    second.stop();
+}
+
+/// The time from a queue metric crossing its activation threshold (as Prometheus answers it) to
+/// the /scale patch that wakes the target, over several wake-ups.
+#[test]
+#[ignore = "measurement: cargo test --test daemon_run wake_up_latency -- --ignored --nocapture"]
+fn wake_up_latency() {
+    let Some((demand, api, dir, kubeconfig)) = setup("wake_up_latency", 1) else {
+        return;
+    };
+    demand.set(40.0);
+    write_policy(&dir, "web.yaml", &zero_policy("Deployment", "1s"));
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    let mut took = Vec::new();
+    for _ in 0..15 {
+        demand.set(0.0);
+        wait_replicas(&api, &d, 0, Duration::from_secs(15));
+        follow_replicas(&api);
+        // A random point inside the 1 s interval.
+        std::thread::sleep(Duration::from_millis(700 + 37 * took.len() as u64 % 1000));
+        let visible = demand.set(40.0);
+        wait_replicas(&api, &d, 1, Duration::from_secs(10));
+        took.push(visible.elapsed());
+        follow_replicas(&api);
+    }
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "wake-up: metric above threshold (visible in Prometheus) to /scale patch, interval 1s, {} wake-ups: median {:.0} ms, fastest {:.0} ms, slowest {:.0} ms",
+        took.len(),
+        ms(took[took.len() / 2]),
+        ms(took[0]),
+        ms(took[took.len() - 1])
+    );
+    d.stop();
 }

@@ -538,3 +538,153 @@ fn sum_is_read() {
         }
     );
 }
+
+/// GOOD with `min: 0` and `extra` lines appended to `horizontal`.
+fn zero(metric: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata:\n  name: q\nspec:\n  \
+         target: {{kind: Deployment, name: q}}\n  horizontal:\n    replicas: {{min: 0, max: 10}}\n    \
+         metrics:\n      - {metric}\n{extra}"
+    )
+}
+
+#[test]
+fn min_zero_is_allowed_for_prometheus_totals_with_activation_and_idle() {
+    let text = zero(
+        "{name: queue, prometheus: q, targetPerReplica: 10, activation: {threshold: 2}}",
+        "    idle: 10m\n",
+    );
+    let p = policy::parse(&text, Path::new("q.yaml")).unwrap();
+    let g = &p.horizontal.as_ref().unwrap().governor;
+    assert_eq!(g.min, 0);
+    assert_eq!(g.scale_to_zero.threshold("queue"), 2.0);
+    assert_eq!(g.scale_to_zero.idle, 600.0);
+    // Defaults: threshold 0, idle 5m.
+    let p = policy::parse(
+        &zero("{prometheus: q, targetPerReplica: 10}", ""),
+        Path::new("q.yaml"),
+    )
+    .unwrap();
+    let g = &p.horizontal.as_ref().unwrap().governor;
+    assert_eq!(g.scale_to_zero.threshold("metric-1"), 0.0);
+    assert_eq!(g.scale_to_zero.idle, 300.0);
+}
+
+#[test]
+fn min_zero_refuses_metrics_that_need_pods_and_says_what_to_use() {
+    for (metric, why) in [
+        ("{prometheus: q, utilization: 0.7}", "utilization per pod"),
+        (
+            "{resource: {name: cpu}, utilization: 0.7}",
+            "metrics.k8s.io",
+        ),
+        (
+            "{pods: {metric: jobs_total, port: 8080}, targetPerReplica: 5}",
+            "scraped from the target's pods",
+        ),
+    ] {
+        let text = zero(metric, "");
+        expect(&text, 10, 9, "spec.horizontal.metrics[0]", why);
+        expect(
+            &text,
+            10,
+            9,
+            "spec.horizontal.metrics[0]",
+            "use a prometheus query with targetPerReplica",
+        );
+    }
+}
+
+#[test]
+fn bad_activation_and_idle_are_pointed_at() {
+    let text = zero(
+        "{prometheus: q, targetPerReplica: 10, activation: {threshold: -1}}",
+        "    idle: 2d\n",
+    );
+    expect(
+        &text,
+        10,
+        71,
+        "spec.horizontal.metrics[0].activation.threshold",
+        "expected a number of 0 or more",
+    );
+    expect(&text, 11, 11, "spec.horizontal.idle", "out of range");
+}
+
+/// GOOD with `schedules` (lines indented under `horizontal`).
+fn scheduled(schedules: &str) -> String {
+    format!("{GOOD}    schedules:\n{schedules}")
+}
+
+#[test]
+fn schedules_parse_with_their_zone_and_capacity() {
+    let text = scheduled(
+        "      - {name: office, cron: \"0 8 * * 1-5\", duration: 10h, timezone: Europe/Berlin, min: 4}\n      \
+         - {name: launch, cron: \"0 9 1 6 *\", duration: 2h, timezone: UTC, replicas: 8}\n",
+    );
+    let p = policy::parse(&text, Path::new("p.yaml")).unwrap();
+    let s = &p.horizontal.as_ref().unwrap().governor.schedules;
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        (s[0].name.as_str(), s[0].duration, s[0].timezone.as_str()),
+        ("office", 36000.0, "Europe/Berlin")
+    );
+}
+
+#[test]
+fn bad_schedules_name_the_field_at_its_line_and_column() {
+    let line = 17;
+    let cases = [
+        (
+            "{name: a, cron: \"0 8 * *\", duration: 1h, timezone: UTC, min: 2}",
+            25,
+            "spec.horizontal.schedules[0].cron",
+            "expected 5 fields",
+        ),
+        (
+            "{name: a, cron: \"0 8 * * 1-9\", duration: 1h, timezone: UTC, min: 2}",
+            25,
+            "spec.horizontal.schedules[0].cron",
+            "invalid cron expression",
+        ),
+        (
+            "{name: a, cron: \"0 8 * * *\", duration: 1h, timezone: Europe/Berlinn, min: 2}",
+            62,
+            "spec.horizontal.schedules[0].timezone",
+            "unknown time zone \"Europe/Berlinn\"",
+        ),
+        (
+            "{name: a, cron: \"0 8 * * *\", duration: 1h, timezone: UTC, min: 20}",
+            72,
+            "spec.horizontal.schedules[0].min",
+            "expected 1 to replicas.max (10)",
+        ),
+        (
+            "{name: a, cron: \"0 8 * * *\", duration: 1h, timezone: UTC, min: 2, replicas: 3}",
+            9,
+            "spec.horizontal.schedules[0]",
+            "not both",
+        ),
+        (
+            "{name: a, cron: \"0 8 * * *\", duration: 1h, timezone: UTC}",
+            9,
+            "spec.horizontal.schedules[0]",
+            "expected min (a floor) or replicas (a fixed count)",
+        ),
+        (
+            "{name: a, cron: \"0 8 * * *\", duration: 10s, timezone: UTC, min: 2}",
+            48,
+            "spec.horizontal.schedules[0].duration",
+            "out of range",
+        ),
+    ];
+    for (s, column, field, msg) in cases {
+        expect(
+            &scheduled(&format!("      - {s}\n")),
+            line,
+            column,
+            field,
+            msg,
+        );
+    }
+}

@@ -105,6 +105,8 @@ fn horizontal() -> impl Strategy<Value = Horizontal> {
                                 after,
                             },
                         },
+                        scale_to_zero: Default::default(),
+                        schedules: Vec::new(),
                     },
                 }
             },
@@ -295,4 +297,77 @@ fn yaml_doc() -> impl Strategy<Value = String> {
         0..5,
     )
     .prop_map(|kvs| kvs.iter().map(|(k, v)| format!("{k}: {v}\n")).collect())
+}
+
+/// A scale-to-zero policy: `horizontal()` with min 0, every metric a per-replica total, random
+/// activation thresholds and idle time.
+fn to_zero() -> impl Strategy<Value = Horizontal> {
+    (
+        horizontal(),
+        prop::collection::vec(0.0..50.0f64, 4),
+        0.0..600.0f64,
+    )
+        .prop_map(|(mut h, thresholds, idle)| {
+            h.governor.min = 0;
+            for (i, m) in h.metrics.iter_mut().enumerate() {
+                if let Target::Utilization(u) = m.target {
+                    m.target = Target::PerReplica(u * 100.0);
+                }
+                h.governor
+                    .scale_to_zero
+                    .thresholds
+                    .push((m.name.clone(), thresholds[i]));
+            }
+            h.governor.scale_to_zero.idle = idle;
+            h
+        })
+}
+
+/// A queue-like reading: often empty, sometimes small, sometimes no data.
+fn quiet_or_busy() -> impl Strategy<Value = Sample> {
+    prop_oneof![
+        4 => Just(Sample::from_f64(0.0)),
+        3 => (0.0..100.0f64).prop_map(Sample::from_f64),
+        1 => Just(Sample::no_data("query failed")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn nothing_reaches_zero_while_a_metric_is_above_its_threshold_or_has_no_data(
+        h in to_zero(),
+        start in 0u32..5,
+        ticks in prop::collection::vec(
+            (prop::collection::vec(quiet_or_busy(), 4), prop_oneof![Just(15.0), 1.0..400.0f64]),
+            1..150,
+        ),
+    ) {
+        let g = &h.governor;
+        let mut current = start.min(g.max);
+        let mut state = State::conservative(current, 0.0);
+        let mut now = 0.0;
+        for (samples, dt) in ticks {
+            now += dt;
+            let samples: Vec<Sample> = samples.into_iter().take(h.metrics.len()).collect();
+            let obs = Observation { current_replicas: current, ready_replicas: current, samples: samples.clone() };
+            let d = engine::tick(&h, &mut state, &obs, now);
+            let quiet = h.metrics.iter().zip(&samples).all(|(m, s)| {
+                s.value().is_some_and(|v| v <= g.scale_to_zero.threshold(&m.name))
+            });
+            prop_assert!(d.desired_replicas <= g.max, "{}", d);
+            if d.desired_replicas == 0 {
+                prop_assert!(quiet || current == 0, "to zero with a metric busy or missing: {}", d);
+                prop_assert!(current <= 1, "to zero from {} in one step: {}", current, d);
+            }
+            let busy = h.metrics.iter().zip(&samples).any(|(m, s)| {
+                s.value().is_some_and(|v| v > g.scale_to_zero.threshold(&m.name))
+            });
+            if busy {
+                prop_assert!(d.desired_replicas > 0, "a busy metric left it at zero: {}", d);
+            }
+            current = d.desired_replicas;
+        }
+    }
 }

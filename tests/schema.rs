@@ -28,7 +28,7 @@ spec:
     preset: none
     replicas: {min: 2, max: 10}
     metrics:
-      - {name: rps, prometheus: q1, targetPerReplica: 80}
+      - {name: rps, prometheus: q1, targetPerReplica: 80, activation: {threshold: 5}}
       - {name: cpu, prometheus: q2, utilization: 0.6, sum: true}
       - {name: pod-cpu, resource: {name: cpu, container: app}, utilization: 0.7}
       - {name: pod-rps, pods: {metric: http_requests_total, port: 8080, path: /metrics, labels: {code: \"200\"}, kind: counter}, targetPerReplica: 50}
@@ -37,6 +37,10 @@ spec:
     scaleUp: {stabilization: 0s, cooldown: 30s, select: max, limits: [{pods: 4, per: 15s}, {percent: 100, per: 15s}]}
     scaleDown: {stabilization: 5m, cooldown: 1m, select: min, limits: [{percent: 10, per: 1m}]}
     onMetricError: {fallback: {replicas: 4, after: 3}}
+    idle: 10m
+    schedules:
+      - {name: office, cron: \"0 8 * * 1-5\", duration: 10h, timezone: Europe/Berlin, min: 4}
+      - {name: launch, cron: \"0 9 1 6 *\", duration: 2h, timezone: America/New_York, replicas: 8}
   vertical:
     preset: vpa
     containers: [db]

@@ -38,6 +38,9 @@ pub enum Command {
         /// Policy files or folders of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Also print each schedule's next three window starts.
+        #[arg(long, short = 'v')]
+        verbose: bool,
     },
     /// Run a policy against a simulated service on a virtual clock.
     Simulate(SimulateArgs),
@@ -78,7 +81,7 @@ impl<E: std::fmt::Display> From<E> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { paths } => check::check(&paths),
+        Command::Check { paths, verbose } => check::check(&paths, verbose),
         Command::Simulate(a) => simulate::simulate(&a),
         Command::Recommend(a) => runtime().and_then(|rt| rt.block_on(recommend::recommend(&a))),
         Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest::backtest(&a))),

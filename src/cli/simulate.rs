@@ -1,12 +1,17 @@
 //! `setpoint simulate`: a policy against a simulated service on a virtual clock.
 
-use super::{Failure, RunArgs, capacity, write_run};
+use super::{Failure, RunArgs, capacity, unix_now, write_run};
+use crate::backtest;
 use crate::policy::{self, Policy};
 use crate::sim::{self, ServiceModel, Trace};
 use std::path::{Path, PathBuf};
 
 /// The policy `simulate` runs when none is given: policies/examples/hpa.yaml, built in.
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/examples/hpa.yaml");
+
+/// The policy `simulate --workload idle-nights` runs when none is given:
+/// policies/examples/queue-worker.yaml, built in.
+pub const ZERO_POLICY: &str = include_str!("../../policies/examples/queue-worker.yaml");
 
 /// Arguments of `simulate`.
 #[derive(Debug, clap::Args)]
@@ -16,8 +21,17 @@ pub struct SimulateArgs {
     pub policy: Option<PathBuf>,
     /// Load trace: CSV `timestamp_s,value` in requests/s (default: the built-in two-day
     /// synthetic workload).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "workload")]
     pub trace: Option<PathBuf>,
+    /// The built-in workload: `diurnal` (default) or `idle-nights` (idle stretches; its default
+    /// policy is policies/examples/queue-worker.yaml, which scales to zero).
+    #[arg(long, value_enum)]
+    pub workload: Option<sim::Workload>,
+    /// The wall-clock time of the trace's t = 0, RFC 3339 (or Unix seconds), for schedules
+    /// (default: the trace's first timestamp as Unix time; 1970-01-01T00:00:00Z for the built-in
+    /// workloads).
+    #[arg(long)]
+    pub start: Option<String>,
     /// Requests/s one ready replica serves (default: the trace's mean / 20).
     #[arg(long)]
     pub capacity: Option<f64>,
@@ -30,10 +44,14 @@ pub struct SimulateArgs {
     pub scale: Option<f64>,
 }
 
-fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
-    Ok(match path {
-        Some(p) => policy::load(p)?,
-        None => policy::parse(
+fn load_policy(path: Option<&Path>, workload: sim::Workload) -> Result<Policy, Failure> {
+    Ok(match (path, workload) {
+        (Some(p), _) => policy::load(p)?,
+        (None, sim::Workload::IdleNights) => policy::parse(
+            ZERO_POLICY,
+            Path::new("(built-in) policies/examples/queue-worker.yaml"),
+        )?,
+        (None, sim::Workload::Diurnal) => policy::parse(
             DEFAULT_POLICY,
             Path::new("(built-in) policies/examples/hpa.yaml"),
         )?,
@@ -43,11 +61,16 @@ fn load_policy(path: Option<&Path>) -> Result<Policy, Failure> {
 /// `setpoint simulate`: the horizontal part against the trace as load, the vertical part against
 /// the trace as one replica's usage shape.
 pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
-    let policy = load_policy(a.policy.as_deref())?;
-    let trace = match &a.trace {
+    let workload = a.workload.unwrap_or_default();
+    let policy = load_policy(a.policy.as_deref(), workload)?;
+    let mut trace = match &a.trace {
         Some(p) => Trace::load(p)?,
-        None => Trace::synthetic(),
+        None => workload.trace(),
     };
+    if let Some(s) = &a.start {
+        trace.start =
+            backtest::parse_time(s, unix_now()).map_err(|e| Failure(format!("--start: {e}")))?;
+    }
     if let Some(k) = a.scale
         && !(k.is_finite() && k > 0.0)
     {
@@ -77,7 +100,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
         .trace
         .as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "built-in synthetic workload".into());
+        .unwrap_or_else(|| workload.title().into());
     write_run(
         horizontal.as_ref(),
         vertical.as_ref(),

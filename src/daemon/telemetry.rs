@@ -9,6 +9,7 @@
 //! | `setpoint_decisions_total` | counter | `policy`, `direction` (up, down, none), `reason` ([`Rule::as_str`] of the last rule that changed the count, or none) |
 //! | `setpoint_recommended_replicas` | gauge | `policy` |
 //! | `setpoint_current_replicas` | gauge | `policy` |
+//! | `setpoint_active` | gauge | `policy`: 1 while the last decision leaves the target running, 0 at zero (policies with `replicas.min: 0` only) |
 //! | `setpoint_scaling_actions_total` | counter | `policy`, `direction` (up, down) |
 //! | `setpoint_query_duration_seconds` | histogram | `source` ([`Source`]) |
 //! | `setpoint_errors_total` | counter | `kind` ([`ErrorKind`]) |
@@ -46,7 +47,7 @@ pub const NO_REASON: &str = "none";
 
 /// Every rule of the governor, so that [`Telemetry::forget_policy`] can remove every series of a
 /// policy. A new [`Rule`] variant is a compile error in [`reasons`] until it is listed here too.
-const RULES: [Rule; 8] = [
+const RULES: [Rule; 12] = [
     Rule::Bounds,
     Rule::MissingData,
     Rule::Fallback,
@@ -55,6 +56,10 @@ const RULES: [Rule; 8] = [
     Rule::Stabilization,
     Rule::Cooldown,
     Rule::RateLimit,
+    Rule::Schedule,
+    Rule::Activation,
+    Rule::Idle,
+    Rule::Deactivation,
 ];
 
 /// Every value the `reason` label of `setpoint_decisions_total` can take.
@@ -68,7 +73,11 @@ pub fn reasons() -> impl Iterator<Item = &'static str> {
         | Rule::Tolerance
         | Rule::Stabilization
         | Rule::Cooldown
-        | Rule::RateLimit => (),
+        | Rule::RateLimit
+        | Rule::Schedule
+        | Rule::Activation
+        | Rule::Idle
+        | Rule::Deactivation => (),
     };
     RULES
         .iter()
@@ -224,6 +233,7 @@ struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     recommended: Family<PolicyLabels, Gauge>,
     current: Family<PolicyLabels, Gauge>,
+    active: Family<PolicyLabels, Gauge>,
     actions: Family<ActionLabels, Counter>,
     query_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
     errors: Family<KindLabels, Counter>,
@@ -263,6 +273,7 @@ impl Telemetry {
         let decisions = Family::<DecisionLabels, Counter>::default();
         let recommended = Family::<PolicyLabels, Gauge>::default();
         let current = Family::<PolicyLabels, Gauge>::default();
+        let active = Family::<PolicyLabels, Gauge>::default();
         let actions = Family::<ActionLabels, Counter>::default();
         let query_duration: Family<SourceLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(query_histogram);
@@ -288,6 +299,12 @@ impl Telemetry {
             "current_replicas",
             "Replicas the target had at the last decision",
             current.clone(),
+        );
+        registry.register(
+            "active",
+            "1 while the last decision leaves the target running, 0 at zero (scale-to-zero \
+             policies only)",
+            active.clone(),
         );
         registry.register(
             "scaling_actions",
@@ -353,6 +370,7 @@ impl Telemetry {
                 decisions,
                 recommended,
                 current,
+                active,
                 actions,
                 query_duration,
                 errors,
@@ -431,6 +449,9 @@ impl Telemetry {
             .current
             .get_or_create(&labels)
             .set(decision.current_replicas.into());
+        if let Some(a) = &decision.explanation.activity {
+            self.m.active.get_or_create(&labels).set(a.active.into());
+        }
     }
 
     /// Counts a replica change that was applied to the target (not a recommendation).
@@ -514,6 +535,7 @@ impl Telemetry {
         self.m.recommended.remove(&labels);
         self.m.current.remove(&labels);
         self.m.blind.remove(&labels);
+        self.m.active.remove(&labels);
         for direction in [Some(Direction::Up), Some(Direction::Down), None] {
             for reason in reasons() {
                 self.m.decisions.remove(&DecisionLabels {
@@ -564,6 +586,8 @@ mod tests {
                 missing: vec![],
                 forecasts: vec![],
                 proposed_replicas: Some(desired),
+                activity: None,
+                window: None,
                 steps: rules
                     .iter()
                     .map(|r| RuleStep {
@@ -666,7 +690,10 @@ mod tests {
         let text = t.encode();
         assert!(!text.contains("policy=\"a\""), "{text}");
         assert!(text.contains("setpoint_ticks_total{policy=\"b\"} 1"));
-        assert_eq!(text.matches("policy=\"b\"").count(), 1 + 3 * 8 + 1 + 2 + 2);
+        assert_eq!(
+            text.matches("policy=\"b\"").count(),
+            1 + 3 * RULES.len() + 1 + 2 + 2
+        );
     }
 
     #[test]

@@ -411,6 +411,7 @@ impl Worker {
         if let Some(decision) = &outcome.decision {
             telemetry.record_decision(&policy.name, decision);
             events.extend(self.track_blind(ctx, &decision.explanation.missing, wall));
+            events.extend(window_event(&policy, decision, wall));
             if let Some(e) = self
                 .horizontal_event(ctx, actuator, decision, outcome.patched.as_ref(), wall)
                 .await
@@ -464,9 +465,11 @@ impl Worker {
                 "scaled: {summary}"
             );
             self.announced = Some(decision.desired_replicas);
-            let reason = match direction {
-                Direction::Up => "ScaledUp",
-                Direction::Down => "ScaledDown",
+            let reason = match (decision.current_replicas, new.spec_replicas, direction) {
+                (0, _, _) => "Activated",
+                (_, 0, _) => "Deactivated",
+                (_, _, Direction::Up) => "ScaledUp",
+                (_, _, Direction::Down) => "ScaledDown",
             };
             return Some(EventNote::new(
                 &policy.target,
@@ -530,6 +533,20 @@ impl Worker {
         );
         Some(note.warning())
     }
+}
+
+/// The log line and the Event of a schedule window that this decision is the first to see open.
+fn window_event(policy: &Policy, decision: &Decision, time: SystemTime) -> Option<EventNote> {
+    let w = decision.explanation.window.as_ref().filter(|w| w.started)?;
+    info!(schedule = %w.schedule, "schedule window starts: {w}");
+    let note = format!("{w} starts: {decision}");
+    Some(EventNote::new(
+        &policy.target,
+        "ScheduleStarted",
+        "Schedule",
+        note,
+        time,
+    ))
 }
 
 /// Publishes an Event; a failure is logged and counted, and changes nothing else.

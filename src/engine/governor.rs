@@ -16,7 +16,13 @@
 //!    limits combined by `select` (max change, min change, or disabled), counted from the replica
 //!    count at the start of each period.
 //! 7. Bounds: the result is clamped to [min, max].
+//!
+//! Schedules ([`super::schedule`]) enter as a floor on the proposal (or a fixed count) before
+//! stabilization. A policy with `min: 0` adds the rules of [`super::activation`]: at zero only
+//! activation leaves zero, and the normal rules stop at 1; the idle rule alone takes 1 to 0.
 
+use super::activation::ScaleToZero;
+use super::schedule::Schedule;
 use super::{Decision, Explanation, Observation, Recommendation, Seconds};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -101,7 +107,7 @@ impl fmt::Display for StepLimit {
 }
 
 /// Human form of a number of seconds ("15s", "5m").
-fn secs(s: Seconds) -> String {
+pub(super) fn secs(s: Seconds) -> String {
     humantime::format_duration(std::time::Duration::from_secs_f64(s.max(0.0).round())).to_string()
 }
 
@@ -196,6 +202,10 @@ pub struct Governor {
     pub scale_down: ScalingRules,
     /// The missing-data rule.
     pub on_missing: OnMissing,
+    /// Activation thresholds and the idle time (used when `min` is 0).
+    pub scale_to_zero: ScaleToZero,
+    /// Scheduled capacity.
+    pub schedules: Vec<Schedule>,
 }
 
 /// A rule of the governor.
@@ -218,6 +228,14 @@ pub enum Rule {
     Cooldown,
     /// A rate limit.
     RateLimit,
+    /// An open schedule window.
+    Schedule,
+    /// A metric above its activation threshold (or a schedule) woke the target from zero.
+    Activation,
+    /// At zero with nothing to wake it, or at 1 while the idle clock runs.
+    Idle,
+    /// Idle for long enough: 1 to 0.
+    Deactivation,
 }
 
 impl Rule {
@@ -232,6 +250,10 @@ impl Rule {
             Rule::Stabilization => "stabilization",
             Rule::Cooldown => "cooldown",
             Rule::RateLimit => "rate_limit",
+            Rule::Schedule => "schedule",
+            Rule::Activation => "activation",
+            Rule::Idle => "idle",
+            Rule::Deactivation => "deactivation",
         }
     }
 }
@@ -271,6 +293,13 @@ pub struct GovernorState {
     pub last_action: Option<(Seconds, Direction)>,
     /// Consecutive ticks without any data.
     pub failures: u32,
+    /// Since when every metric has been at or below its activation threshold (scale to zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<Seconds>,
+    /// The schedule window the last decision saw open (name and start), so that a window's
+    /// start is announced once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<(String, Seconds)>,
 }
 
 impl GovernorState {
@@ -312,11 +341,11 @@ impl GovernorState {
     }
 }
 
-struct Steps(Vec<RuleStep>);
+pub(super) struct Steps(Vec<RuleStep>);
 
 impl Steps {
     /// Records a rule that held the count where it is.
-    fn note(&mut self, rule: Rule, at: u32, detail: String) -> u32 {
+    pub(super) fn note(&mut self, rule: Rule, at: u32, detail: String) -> u32 {
         self.0.push(RuleStep {
             rule,
             from: at,
@@ -326,7 +355,13 @@ impl Steps {
         at
     }
 
-    fn apply(&mut self, rule: Rule, from: u32, to: u32, detail: impl FnOnce() -> String) -> u32 {
+    pub(super) fn apply(
+        &mut self,
+        rule: Rule,
+        from: u32,
+        to: u32,
+        detail: impl FnOnce() -> String,
+    ) -> u32 {
         if from != to {
             self.0.push(RuleStep {
                 rule,
@@ -359,8 +394,17 @@ impl Governor {
         }
     }
 
-    fn clamp(&self, n: i64) -> u32 {
-        n.clamp(self.min as i64, self.max as i64) as u32
+    /// Clamps to the bounds; with `min: 0`, to [1, max]: only the idle rule goes to zero.
+    pub(super) fn clamp(&self, n: i64) -> u32 {
+        n.clamp(self.min.max(1) as i64, self.max as i64) as u32
+    }
+
+    /// The bounds in words.
+    fn bounds(&self) -> String {
+        match self.min {
+            0 => format!("bounds [1, {}] (0 only when idle)", self.max),
+            min => format!("bounds [{min}, {}]", self.max),
+        }
     }
 
     /// Turns a recommendation into a decision, updating the state's recommendations. The action
@@ -377,6 +421,9 @@ impl Governor {
         let current = obs.current_replicas;
         let mut steps = Steps(Vec::new());
         let proposed = self.propose(st, current, &rec, &mut steps);
+        let blind = proposed.is_none();
+        let window = self.window(st, now);
+        let proposed = self.scheduled(proposed, current, window.as_ref(), &mut steps);
         let desired = match proposed {
             _ if current > self.max || current < self.min => {
                 let to = self.clamp(current as i64);
@@ -384,12 +431,15 @@ impl Governor {
                     format!("outside [{}, {}]: back to the bound", self.min, self.max)
                 })
             }
+            _ if current == 0 => self.wake(st, &rec, proposed, window.as_ref(), &mut steps, now),
             None => self.on_missing(st, current, &mut steps),
             Some(p) => self.normalize(st, current, p, &mut steps, now),
         };
-        if proposed.is_none() {
+        let desired = self.idle(st, current, desired, &rec, window.as_ref(), &mut steps, now);
+        if blind {
             record_blind_tick(st, desired, now);
         }
+        let activity = self.activity(st, &rec, desired);
         Decision {
             current_replicas: current,
             desired_replicas: desired,
@@ -398,6 +448,8 @@ impl Governor {
                 proposed_replicas: proposed,
                 proposals: rec.proposals,
                 missing: rec.missing,
+                activity,
+                window,
                 forecasts: rec.forecasts,
                 steps: steps.0,
             },
@@ -442,7 +494,7 @@ impl Governor {
         Some(p)
     }
 
-    fn on_missing(&self, st: &GovernorState, current: u32, steps: &mut Steps) -> u32 {
+    pub(super) fn on_missing(&self, st: &GovernorState, current: u32, steps: &mut Steps) -> u32 {
         match self.on_missing {
             OnMissing::Fallback { replicas, after } if st.failures >= after => {
                 let to = self.clamp(replicas.max(current) as i64);
@@ -523,7 +575,7 @@ impl Governor {
         // Rate limits, then bounds.
         let Some(dir) = Direction::of(current, desired) else {
             return steps.apply(Rule::Bounds, desired, self.clamp(desired as i64), || {
-                format!("bounds [{}, {}]", self.min, self.max)
+                self.bounds()
             });
         };
         let rules = self.rules(dir);
@@ -542,7 +594,7 @@ impl Governor {
             }
         });
         steps.apply(Rule::Bounds, limited, self.clamp(limited as i64), || {
-            format!("bounds [{}, {}]", self.min, self.max)
+            self.bounds()
         })
     }
 
@@ -612,6 +664,8 @@ mod tests {
             scale_up: ScalingRules::hpa_up(),
             scale_down: ScalingRules::hpa_down(),
             on_missing: OnMissing::Hold,
+            scale_to_zero: ScaleToZero::default(),
+            schedules: Vec::new(),
         }
     }
 
@@ -625,6 +679,8 @@ mod tests {
             scale_up: ScalingRules::unlimited(),
             scale_down: ScalingRules::unlimited(),
             on_missing: OnMissing::Hold,
+            scale_to_zero: ScaleToZero::default(),
+            schedules: Vec::new(),
         }
     }
 

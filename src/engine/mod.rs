@@ -12,14 +12,17 @@
 //!   quantities (the API server's grammar) and [`quantity::Resource`], CPU or memory.
 //! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
-//!   recommendation into a [`Decision`] that carries its [`Explanation`].
+//!   recommendation into a [`Decision`] that carries its [`Explanation`]; [`schedule`] adds
+//!   scheduled capacity and [`activation`] scale to and from zero.
 
+pub mod activation;
 pub mod governor;
 pub mod hpa;
 pub mod pid;
 pub mod pod;
 pub mod predictive;
 pub mod quantity;
+pub mod schedule;
 pub mod threshold;
 pub mod vertical;
 pub mod vertical_plan;
@@ -168,6 +171,13 @@ pub struct Explanation {
     pub proposed_replicas: Option<u32>,
     /// Each rule of the governor that changed the number, in the order applied.
     pub steps: Vec<RuleStep>,
+    /// Scale to zero: whether the target runs, which metrics keep it awake, the idle clock
+    /// (None unless the policy has `min: 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<activation::Activity>,
+    /// The schedule window open at the decision, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<schedule::Window>,
 }
 
 impl Explanation {

@@ -295,13 +295,20 @@ pub struct Horizontal {
     /// What to do when metrics give no data.
     #[serde(default)]
     pub on_metric_error: Option<Spanned<OnMetricError>>,
+    /// With `replicas.min: 0`: how long every metric must be at or below its activation
+    /// threshold before the target goes from 1 to 0 (default 5m).
+    #[serde(default)]
+    pub idle: Option<Spanned<Dur>>,
+    /// Scheduled capacity: windows with a floor or a fixed count.
+    #[serde(default)]
+    pub schedules: Option<Spanned<Vec<Spanned<ScheduleModel>>>>,
 }
 
 /// Replica bounds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replicas {
-    /// Lowest count (at least 1).
+    /// Lowest count: at least 1, or 0 to scale to zero (every metric a Prometheus total).
     pub min: u32,
     /// Highest count.
     pub max: u32,
@@ -332,6 +339,9 @@ pub struct Metric {
     /// The value is a per-replica utilization ratio; hold it at this value.
     #[serde(default)]
     pub utilization: Option<f64>,
+    /// With `replicas.min: 0`: at zero, a value strictly above this threshold wakes the target.
+    #[serde(default)]
+    pub activation: Option<Spanned<ActivationModel>>,
 }
 
 /// `resource: {name: cpu, container: app}`: usage from metrics.k8s.io, as a ratio of the pods'
@@ -569,3 +579,33 @@ fn default_after() -> u32 {
 }
 
 pub use crate::text::Dur;
+
+/// `activation: {threshold: 5}`: at zero replicas, the metric wakes the target when its value is
+/// strictly above the threshold (default 0).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationModel {
+    /// The threshold.
+    pub threshold: Spanned<f64>,
+}
+
+/// One schedule: `{name: office, cron: "0 8 * * 1-5", duration: 10h, timezone: Europe/Berlin,
+/// min: 10}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleModel {
+    /// Name for explanations and Events.
+    pub name: Spanned<String>,
+    /// When windows open: a 5-field cron expression on the zone's wall clock.
+    pub cron: Spanned<String>,
+    /// How long each window stays open.
+    pub duration: Spanned<Dur>,
+    /// The IANA zone the expression is read in.
+    pub timezone: Spanned<String>,
+    /// A floor while the window is open.
+    #[serde(default)]
+    pub min: Option<Spanned<u32>>,
+    /// A fixed count while the window is open.
+    #[serde(default)]
+    pub replicas: Option<Spanned<u32>>,
+}

@@ -9,7 +9,10 @@
 //!   every 15 s. A `targetPerReplica` metric reads that total; a `utilization` metric reads it
 //!   divided by (ready replicas × capacity);
 //! - the policy ticks at its own interval, the first tick one interval after the start;
-//! - the run starts with `ceil(load / capacity)` replicas (within [min, max]), all ready.
+//! - the run starts with `ceil(load / capacity)` replicas (within [min, max]), all ready;
+//! - the engine's clock is the trace's wall clock ([`Trace::start`] + t), so schedules open at
+//!   their dates; at zero, woken replicas become ready `startup` later like any other, and the
+//!   load offered meanwhile is unserved (`unserved_waking_pct`).
 //!
 //! Time advances from event to event (ticks, trace steps, replicas becoming ready), and the
 //! summary integrates exactly between events.
@@ -22,7 +25,7 @@ use crate::engine::{self, Observation, Sample, State, Target};
 use crate::policy::Policy;
 use serde::Serialize;
 use std::collections::VecDeque;
-pub use trace::{Trace, TraceError};
+pub use trace::{Trace, TraceError, Workload};
 
 /// How often the simulated Prometheus samples the load.
 pub const SCRAPE_INTERVAL: f64 = 15.0;
@@ -82,6 +85,13 @@ pub struct Summary {
     pub ticks: u64,
     /// Highest desired replica count.
     pub max_replicas: u32,
+    /// Wake-ups from zero replicas.
+    pub cold_starts: u32,
+    /// % of time at zero desired replicas.
+    pub zero_time_pct: f64,
+    /// Load offered while no replica was ready (at zero, or woken and starting), as a % of all
+    /// load: the cost of the cold starts.
+    pub unserved_waking_pct: f64,
     /// Predictive policies: MASE of the load forecast against seasonal naive over the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast_mase: Option<f64>,
@@ -199,7 +209,7 @@ pub fn run_with(
         ready: initial,
         starting: VecDeque::new(),
     };
-    let mut state = State::conservative(initial, 0.0);
+    let mut state = State::conservative(initial, trace.start);
     let mut decisions = vec![DecisionPoint {
         t: 0.0,
         replicas: initial,
@@ -214,6 +224,7 @@ pub fn run_with(
     let mut series = Vec::with_capacity(trace.values.len());
     let (mut load_total, mut unserved, mut under_time, mut replica_s) = (0.0, 0.0, 0.0, 0.0);
     let (mut ticks, mut max_replicas) = (0u64, initial);
+    let (mut cold_starts, mut zero_time, mut unserved_waking) = (0u32, 0.0, 0.0);
     let mut t = 0.0;
     let mut step = 0;
     let mut next_tick = policy.interval;
@@ -231,6 +242,12 @@ pub fn run_with(
             under_time += dt;
         }
         replica_s += reps.desired() as f64 * dt;
+        if reps.desired() == 0 {
+            zero_time += dt;
+        }
+        if reps.ready == 0 {
+            unserved_waking += load * dt;
+        }
         if series
             .last()
             .is_none_or(|p: &SeriesPoint| p.t < trace.times[step])
@@ -255,7 +272,10 @@ pub fn run_with(
                 ready_replicas: reps.ready,
                 samples: observe(t, reps.ready),
             };
-            let d = engine::tick(h, &mut state, &obs, t);
+            let d = engine::tick(h, &mut state, &obs, trace.start + t);
+            if d.current_replicas == 0 && d.desired_replicas > 0 {
+                cold_starts += 1;
+            }
             if d.desired_replicas != d.current_replicas {
                 reps.scale_to(d.desired_replicas, t + model.startup);
                 reps.promote(t);
@@ -288,6 +308,9 @@ pub fn run_with(
             startup_s: model.startup,
             ticks,
             max_replicas,
+            cold_starts,
+            zero_time_pct: pct(zero_time, trace.end),
+            unserved_waking_pct: pct(unserved_waking, load_total),
             forecast_mase: state
                 .predictive
                 .metrics
@@ -359,6 +382,55 @@ mod tests {
         // Unserved: between the step and the last new replicas becoming ready.
         assert!(r.summary.unserved_pct > 0.0 && r.summary.unserved_pct < 5.0);
         assert!(r.summary.under_time_pct > 0.0);
+    }
+
+    #[test]
+    fn an_idle_stretch_goes_to_zero_and_the_wake_up_costs_the_start_up() {
+        // Busy for an hour, idle for two, busy for an hour: min 0, idle 5m.
+        let p = {
+            let text = "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: q}\n\
+                 spec:\n  target: {kind: Deployment, name: q}\n  horizontal:\n    \
+                 replicas: {min: 0, max: 50}\n    idle: 5m\n    \
+                 metrics: [{prometheus: q, targetPerReplica: 10}]\n";
+            crate::policy::parse(text, std::path::Path::new("q.yaml")).unwrap()
+        };
+        let tr = flat(&[
+            (0.0, 100.0),
+            (3600.0, 0.0),
+            (3.0 * 3600.0, 100.0),
+            (4.0 * 3600.0, 100.0),
+        ]);
+        let model = ServiceModel {
+            capacity: 12.5,
+            startup: 60.0,
+        };
+        let r = run(&p, &tr, model);
+        assert_eq!(r.summary.cold_starts, 1, "{:?}", r.decisions);
+        let zero = r.decisions.iter().find(|d| d.replicas == 0).unwrap();
+        // The 60 s rate window, the 300 s stabilization to 1, then 5 idle minutes.
+        assert!(
+            zero.t > 3600.0 + 300.0 && zero.t < 3600.0 + 900.0,
+            "{zero:?}"
+        );
+        let wake = r
+            .decisions
+            .iter()
+            .find(|d| d.t > zero.t && d.replicas > 0)
+            .unwrap();
+        assert!(
+            wake.t > 3.0 * 3600.0 && wake.t <= 3.0 * 3600.0 + 30.0,
+            "{wake:?}"
+        );
+        assert!(wake.reason.contains("wakes from zero"), "{wake:?}");
+        // At zero from ~1:10 to 3:00 of 5 hours.
+        assert!(
+            (30.0..40.0).contains(&r.summary.zero_time_pct),
+            "{:?}",
+            r.summary
+        );
+        // While waking (under 30 s of rate window plus 60 s of start-up) the load is unserved.
+        let waking = r.summary.unserved_waking_pct;
+        assert!(waking > 0.2 && waking < 1.0, "{waking}");
     }
 
     #[test]

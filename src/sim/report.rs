@@ -28,7 +28,25 @@ pub fn table(r: &SimResult) -> String {
         ("replica-hours", format!("{:.1}", s.replica_hours)),
         ("peak replicas", s.max_replicas.to_string()),
     ];
-    rows.iter().map(|(k, v)| format!("{k:<18}{v}\n")).collect()
+    let zero = [
+        (
+            "cold starts",
+            format!(
+                "{} ({:.1}/day)",
+                s.cold_starts,
+                s.cold_starts as f64 * 24.0 / s.hours.max(1e-9)
+            ),
+        ),
+        ("at zero", format!("{:.1} % of time", s.zero_time_pct)),
+        (
+            "unserved waking",
+            format!("{:.3} % of load", s.unserved_waking_pct),
+        ),
+    ];
+    // The scale-to-zero rows only for a run that was ever at zero.
+    let ever_zero = s.cold_starts > 0 || s.zero_time_pct > 0.0;
+    let rows = rows.iter().chain(zero.iter().filter(|_| ever_zero));
+    rows.map(|(k, v)| format!("{k:<18}{v}\n")).collect()
 }
 
 /// A short human table of a vertical run.

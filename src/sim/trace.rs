@@ -13,6 +13,10 @@ pub struct Trace {
     pub values: Vec<f64>,
     /// End of the last step.
     pub end: f64,
+    /// The wall-clock time of t = 0, Unix seconds, for schedules: the first timestamp as
+    /// written (so a trace of Unix timestamps replays at its own dates; one that starts at 0
+    /// starts at 1970-01-01T00:00:00Z, a Thursday). `--start` sets it.
+    pub start: f64,
     /// Load integral (requests) up to each step start, plus one entry for `end`.
     prefix: Vec<f64>,
 }
@@ -70,6 +74,7 @@ impl Trace {
             times,
             values,
             end,
+            start: t0,
             prefix,
         }
     }
@@ -213,6 +218,76 @@ impl Trace {
     }
 }
 
+/// The built-in workloads (`simulate --workload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Workload {
+    /// [`Trace::synthetic`]: a daily cycle that never stops, with bursts.
+    #[default]
+    Diurnal,
+    /// [`Trace::idle_nights`]: busy days, idle nights with a nightly batch and stray jobs.
+    IdleNights,
+}
+
+impl Workload {
+    /// The trace.
+    pub fn trace(self) -> Trace {
+        match self {
+            Workload::Diurnal => Trace::synthetic(),
+            Workload::IdleNights => Trace::idle_nights(),
+        }
+    }
+
+    /// What tables and plots call it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Workload::Diurnal => "built-in synthetic workload",
+            Workload::IdleNights => "built-in idle-nights workload",
+        }
+    }
+}
+
+impl Trace {
+    /// The built-in workload with idle stretches: two days at 60 s steps of a queue worker's
+    /// load (jobs/s). From 07:00 to 21:00 a daily cycle peaking at 14:00 at about 700 with ±8 %
+    /// noise; no load at all at night but a 15-minute batch at 02:00 (300 jobs/s), a few stray
+    /// jobs (23:40 on the first night, 04:30 on the second) and, on the second day, a 40-minute
+    /// lull from 12:30. The times are UTC from t = 0 (1970-01-01T00:00Z unless `--start` says
+    /// otherwise). Deterministic: the same every run. Mean about 250 jobs/s.
+    pub fn idle_nights() -> Trace {
+        const DAY: f64 = 86_400.0;
+        const H: f64 = 3600.0;
+        // (start, length, jobs/s) of the night's load.
+        let night = [
+            (2.0 * H, 900.0, 300.0),
+            (23.0 * H + 2400.0, 120.0, 4.0),
+            (DAY + 2.0 * H, 900.0, 300.0),
+            (DAY + 4.5 * H, 60.0, 2.0),
+        ];
+        let lull = (DAY + 12.5 * H, 2400.0);
+        let mut rng = SplitMix64(0x1d1e_5eed);
+        let (mut times, mut values) = (Vec::new(), Vec::new());
+        for i in 0..(2 * 1440) {
+            let t = i as f64 * 60.0;
+            let hour = (t % DAY) / H;
+            let noise = 1.0 + 0.08 * (2.0 * rng.next_f64() - 1.0);
+            let day = if (7.0..21.0).contains(&hour) && !(t >= lull.0 && t < lull.0 + lull.1) {
+                let phase = std::f64::consts::PI * (hour - 7.0) / 14.0;
+                20.0 + 680.0 * phase.sin().powf(1.5)
+            } else {
+                0.0
+            };
+            let batch = night
+                .iter()
+                .filter(|(start, len, _)| t >= *start && t < start + len)
+                .map(|b| b.2)
+                .fold(0.0, f64::max);
+            times.push(t);
+            values.push((day * noise).max(batch));
+        }
+        Trace::new(times, values)
+    }
+}
+
 /// A tiny deterministic generator for the synthetic workload's noise. Hand-written on purpose:
 /// the workload must be the same in every version, which a general-purpose RNG crate does not
 /// promise for its seeded generators.
@@ -287,6 +362,21 @@ mod tests {
             assert_eq!(l, line, "{text:?}: {m}");
             assert!(m.contains(msg), "{text:?}: {m}");
         }
+    }
+
+    #[test]
+    fn idle_nights_has_idle_stretches_and_a_nightly_batch() {
+        let a = Trace::idle_nights();
+        assert_eq!(a, Trace::idle_nights());
+        assert_eq!(a.end, 2.0 * 86_400.0);
+        assert!((200.0..300.0).contains(&a.mean()), "mean {}", a.mean());
+        // 01:00 and 03:00 are idle, 02:05 is the batch, 14:00 is busy.
+        assert_eq!(a.values[a.step_at(3600.0)], 0.0);
+        assert_eq!(a.values[a.step_at(3.0 * 3600.0)], 0.0);
+        assert_eq!(a.values[a.step_at(2.0 * 3600.0 + 300.0)], 300.0);
+        assert!(a.values[a.step_at(14.0 * 3600.0)] > 600.0);
+        let idle = a.values.iter().filter(|v| **v == 0.0).count();
+        assert!(idle > 1000, "{idle} idle minutes");
     }
 
     #[test]

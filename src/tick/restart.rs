@@ -27,6 +27,8 @@
 //! the previous version, [`ANNOTATION`] (`setpoint.dev/state`, one policy per target), is still
 //! read when a policy has no annotation of its own yet, so an upgrade keeps cooldowns; it is
 //! left in place (the new annotation wins from the first write on).
+//! A target at zero stays at zero across a restart: only a metric above its activation
+//! threshold wakes it ([`crate::engine::activation`]), and the idle clock starts again.
 //!
 //! The format only grows: an annotation written before the vertical part was kept (no
 //! `vertical` field) restores the governor as before and the planner from nothing; an older
@@ -150,6 +152,9 @@ pub fn restore(
         replicas: current as i64,
     });
     governor.failures = 0;
+    // The idle clock starts again: what the metrics did while no daemon watched is unknown, so
+    // a restart may delay a scale to zero, never hasten it.
+    governor.idle_since = None;
     let note = match governor.last_action {
         Some((t, d)) => format!(
             "restored from the {key} annotation: last action {d:?} {:.0}s ago",

@@ -34,6 +34,9 @@ pub(super) fn decide(
         }
         return nothing(reason);
     }
+    if pods.is_empty() {
+        return nothing("the target has no pods (at zero replicas): no usage, holding".into());
+    }
     if recs.iter().all(|c| c.cpu.is_none() && c.memory.is_none()) {
         return nothing("no usage data yet".into());
     }

@@ -139,9 +139,6 @@ impl Validator {
         let f = "spec.horizontal";
         let algorithm = self.algorithm(h.policy.as_ref(), f, interval);
         let r = &h.replicas;
-        if r.value.min < 1 {
-            self.err(r, &format!("{f}.replicas.min"), "must be at least 1");
-        }
         if r.value.max > MAX_REPLICAS {
             self.err(
                 r,
@@ -278,6 +275,8 @@ impl Validator {
                     scale_up,
                     scale_down,
                     on_missing,
+                    scale_to_zero: self.scale_to_zero(h, r.value.min),
+                    schedules: self.schedules(h, r.value.max),
                 },
             },
             queries,

@@ -4,6 +4,7 @@
 
 mod horizontal;
 mod vertical;
+mod zero;
 
 use super::model::{self, Dur, PolicyFile};
 use super::{API_VERSION, KIND, MetricQuery, Policy, Problem, VerticalSpec};
