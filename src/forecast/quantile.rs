@@ -71,10 +71,11 @@ pub struct QuantileConfig {
 }
 
 impl QuantileConfig {
-    /// Residuals needed before a quantile is trusted: four beyond the quantile, and at least an
-    /// hour at 15 s.
+    /// Residuals needed before a quantile is given: an hour's at 15 s. With fewer residuals
+    /// than a high quantile needs, the quantile is near the largest residual seen (cautious),
+    /// rather than the reactive fallback, whose risk would not be the quantile's.
     pub fn needed(&self) -> usize {
-        ((4.0 / (1.0 - self.quantile)).ceil() as usize).max(240)
+        240
     }
 }
 
@@ -302,8 +303,9 @@ impl QuantileModel {
             return self.hist_quantile(&[&self.recent], self.cfg.needed());
         }
         let hs: Vec<&Hist> = Self::slots_of(k, minute).map(|i| &self.slots[i]).collect();
-        // A profile needs a few residuals beyond its quantile.
-        let need = (3.0 / (1.0 - self.cfg.quantile)).ceil() as usize;
+        // A profile needs one residual beyond its quantile (and 30 at least): the pinball loss
+        // judges whether so few are worth following.
+        let need = ((1.0 / (1.0 - self.cfg.quantile)).ceil() as usize).max(30);
         self.hist_quantile(&hs, need)
     }
 
@@ -505,7 +507,7 @@ mod tests {
     fn needs_history_and_says_so() {
         let mut m = QuantileModel::new(cfg(0.99, 120.0));
         let e = m.observe(0.0, 5.0).unwrap_err();
-        assert_eq!(e.need, 400);
+        assert_eq!(e.need, 240);
         assert!(e.to_string().contains("not enough history"), "{e}");
     }
 
