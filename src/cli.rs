@@ -50,6 +50,51 @@ pub enum Command {
     Backtest(BacktestArgs),
     /// The daemon: run every policy of a folder against the cluster, in one namespace.
     Run(DaemonArgs),
+    /// Search a policy's quantile sizing for the cheapest setting that meets an SLO on a
+    /// history (a trace, or Prometheus), and write it as a policy file.
+    Tune(TuneArgs),
+}
+
+/// Arguments of `tune` (see [`sim::tune`]).
+#[derive(Debug, clap::Args)]
+pub struct TuneArgs {
+    /// The policy file to tune.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Load history: CSV `timestamp_s,value` in requests/s.
+    #[arg(
+        long,
+        required_unless_present = "prometheus",
+        conflicts_with = "prometheus"
+    )]
+    pub trace: Option<PathBuf>,
+    /// Or Prometheus base URL, with --from, --to and --load (as `backtest`), read at 1m steps.
+    #[arg(long, requires = "from")]
+    pub prometheus: Option<String>,
+    /// Start of the Prometheus history (as `backtest`).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the Prometheus history.
+    #[arg(long, default_value = "now")]
+    pub to: String,
+    /// PromQL of the offered load (default: the policy's first targetPerReplica metric).
+    #[arg(long)]
+    pub load: Option<String>,
+    /// Load one ready replica serves (default: the load's mean / 20).
+    #[arg(long)]
+    pub capacity: Option<f64>,
+    /// Time from scale-up to ready.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub startup: std::time::Duration,
+    /// Unserved load allowed, % of all load (e.g. 0.1).
+    #[arg(long)]
+    pub max_unserved: f64,
+    /// Write the tuned policy here (default: standard output, the table then goes to stderr).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Write an SVG of the cost/unserved frontier.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Log line format of `run`.
@@ -227,6 +272,7 @@ pub fn main() -> ExitCode {
         Command::Recommend(a) => runtime().and_then(|rt| rt.block_on(recommend(&a))),
         Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest(&a))),
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(daemon(&a))),
+        Command::Tune(a) => runtime().and_then(|rt| rt.block_on(tune(&a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -384,6 +430,112 @@ pub fn simulate(a: &SimulateArgs) -> Result<(), Failure> {
     )
 }
 
+/// `setpoint tune`: the search is [`sim::tune`]; this reads the history, shows progress, and
+/// writes the policy after checking that it parses and reproduces the numbers reported.
+pub async fn tune(a: &TuneArgs) -> Result<(), Failure> {
+    use sim::tune as t;
+    let policy = policy::load(&a.policy)?;
+    let hpa = load_policy(None)?;
+    if !(a.max_unserved.is_finite() && a.max_unserved >= 0.0) {
+        return Err(Failure(format!(
+            "--max-unserved {}: expected a percentage, 0 or more",
+            a.max_unserved
+        )));
+    }
+    let (trace, on, source) = match (&a.trace, &a.prometheus) {
+        (Some(p), _) => (
+            Trace::load(p)?,
+            p.display().to_string(),
+            format!("simulate --trace {}", p.display()),
+        ),
+        (None, url) => {
+            let url = url.clone().unwrap_or_default();
+            let client = PrometheusClient::new(&PrometheusConfig::new(url.clone()))?;
+            let now = unix_now();
+            let from = backtest::parse_time(a.from.as_deref().unwrap_or_default(), now)
+                .map_err(|e| Failure(format!("--from: {e}")))?;
+            let to = backtest::parse_time(&a.to, now).map_err(|e| Failure(format!("--to: {e}")))?;
+            let step = std::time::Duration::from_secs(60);
+            let rec = backtest::record(
+                &policy,
+                &client,
+                a.load.as_deref(),
+                backtest::Range { from, to, step },
+                &mut |_, _| {},
+            )
+            .await?;
+            let on = format!(
+                "{url} from {} to {} ({})",
+                backtest::show_time(from),
+                backtest::show_time(to),
+                rec.load_source
+            );
+            (
+                backtest::load_trace(&rec)?.0,
+                on,
+                format!("backtest --prometheus {url} --from {from} --to {to} --step 1m"),
+            )
+        }
+    };
+    let mut model = ServiceModel::for_trace(&trace);
+    model.capacity = capacity(a.capacity)?.unwrap_or(model.capacity);
+    model.startup = a.startup.as_secs_f64();
+    if model.capacity <= 0.0 {
+        return Err(Failure("the load's mean is 0: give --capacity".into()));
+    }
+    let space = t::Space::standard();
+    let bar = progress_bar(t::max_runs(&space) as u64, "simulating settings");
+    let done = |n: usize| bar.iter().for_each(|b| b.set_position(n as u64));
+    let o = t::tune(&policy, &hpa, &trace, model, a.max_unserved, &space, &done)?;
+    bar.iter().for_each(|b| b.finish_and_clear());
+    let table = t::table(&o);
+    match a.output {
+        Some(_) => print!("{table}"),
+        None => eprint!("{table}"),
+    }
+    if let Some(svg) = &a.plot {
+        t::plot(&o, &format!("tune {} on {on}", policy.name), svg).map_err(Failure)?;
+    }
+    let best = o.best.as_ref().ok_or_else(|| {
+        Failure(format!(
+            "no setting searched meets unserved <= {} % within {} actions",
+            a.max_unserved,
+            o.hpa.budget()
+        ))
+    })?;
+    let out = a
+        .output
+        .as_ref()
+        .map_or("TUNED.yaml".into(), |p| p.display().to_string());
+    let reproduce = format!(
+        "setpoint {source} --policy {out} --capacity {} --startup {}",
+        model.capacity,
+        humantime::format_duration(a.startup)
+    );
+    let text = std::fs::read_to_string(&a.policy)
+        .map_err(|e| Failure(format!("{}: cannot read: {e}", a.policy.display())))?;
+    let written = t::write_policy(
+        &text,
+        &policy,
+        &best.setting,
+        model,
+        &t::comment(&o, best, &on, &reproduce),
+    )
+    .map_err(|e| Failure(format!("{}: {e}", a.policy.display())))?;
+    let again = sim::run(&policy::parse(&written, Path::new(&out))?, &trace, model).summary;
+    if again != best.summary {
+        return Err(Failure(format!(
+            "the written policy does not reproduce the tuned numbers ({again:?} vs {:?})",
+            best.summary
+        )));
+    }
+    match &a.output {
+        Some(p) => std::fs::write(p, written)
+            .map_err(|e| Failure(format!("{}: cannot write: {e}", p.display()))),
+        None => Ok(print!("{written}")),
+    }
+}
+
 /// `setpoint backtest`.
 pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
     let policy = policy::load(&a.policy)?;
@@ -407,7 +559,7 @@ pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
         step: a.step,
     };
     let capacity = capacity(a.capacity)?;
-    let bar = progress_bar(range.steps() as u64);
+    let bar = progress_bar(range.steps() as u64, "fetching history");
     let recorded = backtest::record(
         &policy,
         &client,
@@ -443,15 +595,15 @@ pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
 }
 
 /// A progress bar on standard error, when it is a terminal.
-fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
+fn progress_bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "fetching history [{bar:40}] {pos}/{len} steps, {eta} left",
-    ) {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{what} [{{bar:40}}] {{pos}}/{{len}}, {{eta}} left"
+    )) {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)
