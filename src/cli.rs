@@ -1,4 +1,4 @@
-//! The `setpoint` command line: `check`, `simulate`, `recommend` and `backtest`.
+//! The `setpoint` command line: `check`, `simulate`, `recommend`, `backtest` and `tune`.
 //!
 //! Exit codes: 0 success, 1 invalid input (a policy or trace that does not validate, a file that
 //! cannot be written), 2 usage errors (from clap).
@@ -532,7 +532,10 @@ pub async fn tune(a: &TuneArgs) -> Result<(), Failure> {
     match &a.output {
         Some(p) => std::fs::write(p, written)
             .map_err(|e| Failure(format!("{}: cannot write: {e}", p.display()))),
-        None => Ok(print!("{written}")),
+        None => {
+            print!("{written}");
+            Ok(())
+        }
     }
 }
 
