@@ -229,14 +229,10 @@ fn replicas_for(target: Target, load: f64, scale: f64) -> f64 {
     }
 }
 
-/// A quantile as a percentile label: 0.99 → "99", 0.995 → "99.5".
+/// A quantile as a percentile label: 0.99 → "99", 0.995 → "99.5", 0.9999 → "99.99".
 pub fn fmt_quantile(q: f64) -> String {
-    let p = (q * 1000.0).round() / 10.0;
-    if p == p.trunc() {
-        format!("{p:.0}")
-    } else {
-        format!("{p}")
-    }
+    let p = format!("{:.3}", q * 100.0);
+    p.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The proposal that sizes `load` at `capacity` per replica.
@@ -425,6 +421,43 @@ mod tests {
         );
         assert!(r.proposals[1].metric.contains("forecast p90"));
         assert!(st.memory_bytes() < 1 << 20, "{}", st.memory_bytes());
+    }
+
+    #[test]
+    fn quantiles_read_as_percentiles() {
+        assert_eq!(fmt_quantile(0.99), "99");
+        assert_eq!(fmt_quantile(0.995), "99.5");
+        assert_eq!(fmt_quantile(0.9999), "99.99");
+    }
+
+    #[test]
+    fn quantile_sizing_proposes_the_quantile_and_the_floor_at_saturation() {
+        let p = PredictiveParams {
+            sizing: Some(Sizing {
+                capacity: 10.0,
+                smoothing: 1.0,
+            }),
+            quantile: 0.99,
+            ..params()
+        };
+        let mut st = PredictiveState::default();
+        let mut r = Recommendation::default();
+        for i in 0..=400 {
+            let x = 100.0 + if i % 7 == 0 { 30.0 } else { 0.0 };
+            r = recommend(&p, &metrics(), &mut st, &obs(10, x), 15.0 * i as f64);
+            if i < 200 {
+                assert_eq!(r.proposals.len(), 1, "reactive while history is short");
+                assert!(r.forecasts[0].fallback.is_some());
+            }
+        }
+        let f = &r.forecasts[0];
+        assert_eq!(f.fallback, None, "{f:?}");
+        assert!(f.model.is_some());
+        assert_eq!(r.proposals.len(), 2);
+        assert!(r.proposals[0].metric.contains("at saturation"));
+        assert_eq!(r.proposals[0].replicas, 10, "{:?}", r.proposals);
+        assert!(r.proposals[1].metric.contains("p99"));
+        assert!(r.proposals[1].replicas >= 13, "{:?}", r.proposals);
     }
 
     #[test]
