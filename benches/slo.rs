@@ -42,11 +42,11 @@ fn main() {
     } else {
         traces.retain(|p| p.to_string_lossy().contains("azure"));
         Space {
-            quantiles: vec![0.95, 0.99, 0.999],
-            margins: vec![30.0],
+            quantiles: vec![0.99, 0.9999],
+            margins: vec![0.0],
             smoothings: vec![1.0],
-            windows: vec![300.0, 1200.0],
-            tolerances: vec![0.1],
+            windows: vec![600.0],
+            tolerances: vec![0.0],
             down_percents: vec![100.0],
         }
     };
