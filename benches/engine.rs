@@ -83,6 +83,7 @@ fn main() {
         quantile: 0.9,
         horizon: 105.0,
         target_scale: 1.0,
+        sizing: None,
     };
     let metrics = vec![MetricTarget {
         name: "load".into(),

@@ -177,14 +177,9 @@ pub async fn record(
     })
 }
 
-/// Replays the policy over what was recorded, with the service model's `capacity` (default:
-/// the load's mean / 20, as `simulate`) and `startup` seconds.
-pub fn replay(
-    policy: &Policy,
-    rec: &Recorded,
-    capacity: Option<f64>,
-    startup: Seconds,
-) -> Result<SimResult, BacktestError> {
+/// The recorded load as a trace (from its first valid grid step, skipping steps without a
+/// valid value), and the index of that first step: what `tune --prometheus` tunes on.
+pub fn load_trace(rec: &Recorded) -> Result<(Trace, usize), BacktestError> {
     let dt = rec.range.step.as_secs_f64();
     let first = rec
         .load
@@ -213,6 +208,19 @@ pub fn replay(
     let mut trace = Trace::new(times, values);
     // Replayed at its own dates, so that schedules open when they did.
     trace.start = rec.range.from + first as f64 * dt;
+    Ok((trace, first))
+}
+
+/// Replays the policy over what was recorded, with the service model's `capacity` (default:
+/// the load's mean / 20, as `simulate`) and `startup` seconds.
+pub fn replay(
+    policy: &Policy,
+    rec: &Recorded,
+    capacity: Option<f64>,
+    startup: Seconds,
+) -> Result<SimResult, BacktestError> {
+    let dt = rec.range.step.as_secs_f64();
+    let (trace, first) = load_trace(rec)?;
     let mut model = ServiceModel::for_trace(&trace);
     if let Some(c) = capacity {
         model.capacity = c;

@@ -1,6 +1,6 @@
 //! `setpoint backtest`: a policy replayed over a past range of Prometheus history.
 
-use super::{Failure, RunArgs, capacity, unix_now, write_run};
+use super::{Failure, RunArgs, capacity, progress_bar, unix_now, write_run};
 use crate::backtest;
 use crate::policy;
 use crate::prometheus::{PrometheusClient, PrometheusConfig};
@@ -58,7 +58,7 @@ pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
         step: a.step,
     };
     let capacity = capacity(a.capacity)?;
-    let bar = progress_bar(range.steps() as u64);
+    let bar = progress_bar(range.steps() as u64, "fetching history");
     let recorded = backtest::record(
         &policy,
         &client,
@@ -91,19 +91,4 @@ pub async fn backtest(a: &BacktestArgs) -> Result<(), Failure> {
         a.run.output.as_deref(),
         a.run.plot.as_deref(),
     )
-}
-
-/// A progress bar on standard error, when it is a terminal.
-fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "fetching history [{bar:40}] {pos}/{len} steps, {eta} left",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    Some(bar)
 }

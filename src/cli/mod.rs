@@ -1,4 +1,4 @@
-//! The `setpoint` command line: `check`, `simulate`, `recommend`, `backtest` and `run`, one
+//! The `setpoint` command line: `check`, `simulate`, `recommend`, `backtest`, `tune` and `run`, one
 //! thin file per command (each parses its arguments, calls the library once, and prints).
 //!
 //! Exit codes: 0 success, 1 invalid input (a policy or trace that does not validate, a file that
@@ -9,11 +9,13 @@ mod check;
 mod recommend;
 mod run;
 mod simulate;
+mod tune;
 
 pub use backtest::BacktestArgs;
 pub use recommend::{Format, RecommendArgs, RecommendReport, VerticalReport};
 pub use run::{DaemonArgs, LogFormat};
 pub use simulate::{DEFAULT_POLICY, SimulateArgs};
+pub use tune::TuneArgs;
 
 use crate::prometheus::{PrometheusClient, PrometheusConfig};
 use crate::sim::{self, report};
@@ -51,6 +53,9 @@ pub enum Command {
     Backtest(BacktestArgs),
     /// The daemon: run every policy of a folder against the cluster, in one namespace.
     Run(DaemonArgs),
+    /// Search a policy's quantile sizing for the cheapest setting that meets an SLO on a
+    /// history (a trace, or Prometheus), and write it as a policy file.
+    Tune(TuneArgs),
 }
 
 /// The service model's start-up and the outputs, shared by `simulate` and `backtest`.
@@ -86,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Recommend(a) => runtime().and_then(|rt| rt.block_on(recommend::recommend(&a))),
         Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest::backtest(&a))),
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::daemon(&a))),
+        Command::Tune(a) => runtime().and_then(|rt| rt.block_on(tune::tune(&a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,4 +176,19 @@ fn default_prometheus(url: Option<&str>) -> Result<Option<PrometheusClient>, Fai
     url.map(|u| PrometheusClient::new(&PrometheusConfig::new(u)))
         .transpose()
         .map_err(|e| Failure(e.to_string()))
+}
+
+/// A progress bar on standard error, when it is a terminal: `what` and the steps done.
+fn progress_bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{what} [{{bar:40}}] {{pos}}/{{len}}, {{eta}} left"
+    )) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
 }

@@ -44,7 +44,7 @@ pub struct SimulateArgs {
     pub scale: Option<f64>,
 }
 
-fn load_policy(path: Option<&Path>, workload: sim::Workload) -> Result<Policy, Failure> {
+pub(super) fn load_policy(path: Option<&Path>, workload: sim::Workload) -> Result<Policy, Failure> {
     Ok(match (path, workload) {
         (Some(p), _) => policy::load(p)?,
         (None, sim::Workload::IdleNights) => policy::parse(

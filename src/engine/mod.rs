@@ -218,6 +218,17 @@ impl fmt::Display for Decision {
         for n in &e.forecasts {
             match (&n.fallback, n.expected, n.upper) {
                 (Some(why), _, _) => write!(f, "; forecast {}: {why}", n.metric)?,
+                (None, Some(c), Some(up)) if n.model.is_some() => write!(
+                    f,
+                    "; forecast {} over {}s: now {}, centre {}, p{} {} ({})",
+                    n.metric,
+                    n.horizon_s,
+                    fmt_num(n.current),
+                    fmt_num(c),
+                    predictive::fmt_quantile(n.quantile),
+                    fmt_num(up),
+                    n.model.as_deref().unwrap_or_default()
+                )?,
                 (None, Some(exp), Some(up)) => write!(
                     f,
                     "; forecast {} over {}s: now {}, expected {}, p{} {}",

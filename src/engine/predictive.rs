@@ -9,8 +9,21 @@
 //! into a bounded history ([`crate::forecast::Forecaster`]), which detects the season, fits
 //! Holt-Winters, and tracks its own errors. With too little history, no season, or a large recent
 //! error, the policy says so in the explanation and proposes reactively only.
+//!
+//! With `capacityPerReplica` set (`sizing`), the policy sizes for an SLO instead: a quantile of
+//! the largest load over the horizon, learned online by [`crate::forecast::quantile`] (centre,
+//! heteroscedastic spread, short-period profiles chosen by recent pinball loss), divided by the
+//! load one replica serves at saturation. Its two proposals per metric are that quantile and the
+//! reactive floor (the load seen now, at saturation), so a forecast never withholds what the
+//! current load needs. With too little history it proposes reactively at the metric's target,
+//! as above, and says so. The model lives in [`PredictiveState`]; a restart loses it, and the
+//! daemon re-seeds it from Prometheus with one point a minute over `history` (so the first
+//! residuals after a restart come from minute points, a little less noisy than 15 s ticks).
 
 use super::{Observation, Proposal, Recommendation, Sample, Seconds, Target, threshold};
+use crate::forecast::quantile::{
+    CONDITIONERS, QuantileConfig, QuantileModel, Sized, TooLittleHistory,
+};
 use crate::forecast::{ForecastConfig, Forecaster};
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +52,32 @@ pub struct PredictiveParams {
     /// already covers the forecast's uncertainty, so it may size closer to capacity than the
     /// reactive proposal does (1.0: at the target).
     pub target_scale: f64,
+    /// Quantile sizing (`capacityPerReplica` set); None: the Holt-Winters forecast above the
+    /// reactive proposal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<Sizing>,
+}
+
+/// Settings of quantile sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sizing {
+    /// Load one replica serves at saturation, in the metric's unit (1 for a utilization).
+    pub capacity: f64,
+    /// EWMA weight of each new sample in the centre (1: the last sample).
+    pub smoothing: f64,
 }
 
 impl PredictiveParams {
+    fn quantile_config(&self) -> Option<QuantileConfig> {
+        self.sizing.map(|s| QuantileConfig {
+            quantile: self.quantile,
+            horizon: self.horizon,
+            smoothing: s.smoothing,
+            capacity: s.capacity,
+        })
+    }
+
     fn config(&self) -> ForecastConfig {
         let steps = |s: Seconds| (s / STEP).round().max(1.0) as usize;
         let history = steps(self.history);
@@ -79,6 +115,9 @@ pub struct ForecastNote {
     pub season_s: Option<Seconds>,
     /// Why the policy fell back to reactive only.
     pub fallback: Option<String>,
+    /// Quantile sizing: which model gave the quantile (`expected` is then its centre).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// One metric's history.
@@ -88,20 +127,34 @@ pub struct MetricHistory {
     /// Minute index, sum and count of the step being filled.
     bucket: Option<(i64, f64, u32)>,
     last: Option<f64>,
+    /// Quantile sizing's model (then the forecaster is not fed), and its last answer.
+    sizer: Option<(QuantileModel, Result<Sized, TooLittleHistory>)>,
 }
 
 impl MetricHistory {
-    fn new(cfg: ForecastConfig) -> MetricHistory {
+    fn new(cfg: ForecastConfig, sizing: Option<QuantileConfig>) -> MetricHistory {
         MetricHistory {
             forecaster: Forecaster::new(cfg),
             bucket: None,
             last: None,
+            sizer: sizing.map(|c| {
+                let need = TooLittleHistory {
+                    have: 0,
+                    need: c.needed(),
+                };
+                (QuantileModel::new(c), Err(need))
+            }),
         }
     }
 
     /// Adds a load sample taken at `t`. Samples within a minute are averaged; a completed minute
-    /// goes to the forecaster; missing minutes (up to half an hour) carry the last value.
+    /// goes to the forecaster; missing minutes (up to half an hour) carry the last value. With
+    /// quantile sizing, every sample goes to its model instead.
     pub fn observe(&mut self, t: Seconds, x: f64) {
+        if let Some((m, last)) = &mut self.sizer {
+            *last = m.observe(t, x);
+            return;
+        }
         let minute = (t / STEP).floor() as i64;
         match self.bucket {
             Some((m, sum, n)) if m == minute => self.bucket = Some((m, sum + x, n + 1)),
@@ -142,7 +195,10 @@ impl PredictiveState {
     /// Makes sure there is one history per metric.
     pub fn ensure(&mut self, params: &PredictiveParams, n: usize) {
         while self.metrics.len() < n {
-            self.metrics.push(MetricHistory::new(params.config()));
+            self.metrics.push(MetricHistory::new(
+                params.config(),
+                params.quantile_config(),
+            ));
         }
     }
 
@@ -150,7 +206,9 @@ impl PredictiveState {
     pub fn memory_bytes(&self) -> usize {
         self.metrics
             .iter()
-            .map(|m| m.forecaster.memory_bytes())
+            .map(|m| {
+                m.forecaster.memory_bytes() + m.sizer.as_ref().map_or(0, |s| s.0.memory_bytes())
+            })
             .sum()
     }
 }
@@ -168,6 +226,30 @@ pub fn load_of(target: Target, value: f64, obs: &Observation) -> f64 {
 fn replicas_for(target: Target, load: f64, scale: f64) -> f64 {
     match target {
         Target::PerReplica(t) | Target::Utilization(t) => load / (t * scale),
+    }
+}
+
+/// A quantile as a percentile label: 0.99 → "99", 0.995 → "99.5", 0.9999 → "99.99".
+pub fn fmt_quantile(q: f64) -> String {
+    let p = format!("{:.3}", q * 100.0);
+    p.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The proposal that sizes `load` at `capacity` per replica.
+fn saturation_proposal(
+    metric: &str,
+    label: &str,
+    load: f64,
+    capacity: f64,
+    obs: &Observation,
+) -> Proposal {
+    let want = load / capacity;
+    Proposal {
+        metric: format!("{metric} ({label})"),
+        value: load,
+        target: Target::PerReplica(capacity),
+        ratio: want / obs.current_replicas.max(1) as f64,
+        replicas: (want - 1e-9).ceil().clamp(0.0, u32::MAX as f64) as u32,
     }
 }
 
@@ -197,7 +279,29 @@ pub fn recommend(
             horizon_s: params.horizon,
             season_s: None,
             fallback: None,
+            model: None,
         };
+        if let Some((_, last)) = &hist.sizer {
+            let cap = params.sizing.map_or(1.0, |s| s.capacity);
+            match last {
+                Err(why) => note.fallback = Some(format!("reactive only: {why}")),
+                Ok(sized) => {
+                    note.expected = Some(sized.centre);
+                    note.upper = Some(sized.upper);
+                    note.model = Some(CONDITIONERS[sized.conditioner].to_string());
+                    // The reactive proposal at the metric's target gives way to the floor at
+                    // saturation and the quantile.
+                    rec.proposals.retain(|p| p.metric != m.name);
+                    let q = format!("p{}", fmt_quantile(params.quantile));
+                    for (label, v) in [("now, at saturation".to_string(), x), (q, sized.upper)] {
+                        rec.proposals
+                            .push(saturation_proposal(&m.name, &label, v, cap, obs));
+                    }
+                }
+            }
+            rec.forecasts.push(note);
+            continue;
+        }
         match hist.forecaster.forecast() {
             Err(why) => note.fallback = Some(format!("reactive only: {why}")),
             Ok(fc) => {
@@ -236,6 +340,7 @@ mod tests {
             quantile: 0.9,
             horizon: 120.0,
             target_scale: 1.0,
+            sizing: None,
         }
     }
 
@@ -256,7 +361,7 @@ mod tests {
 
     #[test]
     fn minutes_are_averaged_and_gaps_carried() {
-        let mut h = MetricHistory::new(params().config());
+        let mut h = MetricHistory::new(params().config(), None);
         h.observe(0.0, 10.0);
         h.observe(30.0, 20.0);
         assert_eq!(h.forecaster.len(), 0, "the first minute is still open");
@@ -316,6 +421,43 @@ mod tests {
         );
         assert!(r.proposals[1].metric.contains("forecast p90"));
         assert!(st.memory_bytes() < 1 << 20, "{}", st.memory_bytes());
+    }
+
+    #[test]
+    fn quantiles_read_as_percentiles() {
+        assert_eq!(fmt_quantile(0.99), "99");
+        assert_eq!(fmt_quantile(0.995), "99.5");
+        assert_eq!(fmt_quantile(0.9999), "99.99");
+    }
+
+    #[test]
+    fn quantile_sizing_proposes_the_quantile_and_the_floor_at_saturation() {
+        let p = PredictiveParams {
+            sizing: Some(Sizing {
+                capacity: 10.0,
+                smoothing: 1.0,
+            }),
+            quantile: 0.99,
+            ..params()
+        };
+        let mut st = PredictiveState::default();
+        let mut r = Recommendation::default();
+        for i in 0..=400 {
+            let x = 100.0 + if i % 7 == 0 { 30.0 } else { 0.0 };
+            r = recommend(&p, &metrics(), &mut st, &obs(10, x), 15.0 * i as f64);
+            if i < 200 {
+                assert_eq!(r.proposals.len(), 1, "reactive while history is short");
+                assert!(r.forecasts[0].fallback.is_some());
+            }
+        }
+        let f = &r.forecasts[0];
+        assert_eq!(f.fallback, None, "{f:?}");
+        assert!(f.model.is_some());
+        assert_eq!(r.proposals.len(), 2);
+        assert!(r.proposals[0].metric.contains("at saturation"));
+        assert_eq!(r.proposals[0].replicas, 10, "{:?}", r.proposals);
+        assert!(r.proposals[1].metric.contains("p99"));
+        assert!(r.proposals[1].replicas >= 13, "{:?}", r.proposals);
     }
 
     #[test]

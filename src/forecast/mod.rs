@@ -5,6 +5,8 @@
 //! Everything works on a series at a fixed step (one value per minute in the policy). Nothing
 //! here reads a clock or does I/O.
 
+pub mod quantile;
+
 use std::collections::VecDeque;
 
 /// Autocorrelation of `x` at lags `0..=max_lag` (1.0 at lag 0; 0.0 for a constant series).

@@ -423,6 +423,14 @@ pub struct PredictiveModel {
     /// The forecast proposal holds each metric at this multiple of its target (default 1).
     #[serde(default)]
     pub target_scale: Option<Spanned<f64>>,
+    /// Quantile sizing: the load one replica serves at saturation, in the metrics' unit (1 for
+    /// utilization metrics). Setting it sizes for `quantile` of the largest load over the
+    /// horizon instead of forecasting with Holt-Winters.
+    #[serde(default)]
+    pub capacity_per_replica: Option<Spanned<f64>>,
+    /// Quantile sizing: EWMA weight of each new sample in the centre (default 1, the last one).
+    #[serde(default)]
+    pub smoothing: Option<Spanned<f64>>,
 }
 
 /// A season: `auto` or a duration.

@@ -19,6 +19,7 @@
 
 pub mod report;
 pub mod trace;
+pub mod tune;
 pub mod vertical;
 
 use crate::engine::{self, Observation, Sample, State, Target};
@@ -199,6 +200,25 @@ pub fn run_with(
     policy: &Policy,
     trace: &Trace,
     model: ServiceModel,
+    observe: impl FnMut(f64, u32) -> Vec<Sample>,
+) -> SimResult {
+    run_scored(policy, trace, model, 0.0, observe)
+}
+
+/// Runs `policy` against the whole of `trace` as [`run`] does, with the summary counting only
+/// the part from `score_from` seconds on (the policy still learns from all of it): how
+/// out-of-sample scores are taken.
+pub fn run_from(policy: &Policy, trace: &Trace, model: ServiceModel, score_from: f64) -> SimResult {
+    run_scored(policy, trace, model, score_from, |t, ready| {
+        samples(policy, observed_load(trace, t), ready, model.capacity)
+    })
+}
+
+fn run_scored(
+    policy: &Policy,
+    trace: &Trace,
+    model: ServiceModel,
+    score_from: f64,
     mut observe: impl FnMut(f64, u32) -> Vec<Sample>,
 ) -> SimResult {
     let h = horizontal(policy);
@@ -223,7 +243,7 @@ pub fn run_with(
     }];
     let mut series = Vec::with_capacity(trace.values.len());
     let (mut load_total, mut unserved, mut under_time, mut replica_s) = (0.0, 0.0, 0.0, 0.0);
-    let (mut ticks, mut max_replicas) = (0u64, initial);
+    let (mut ticks, mut max_replicas, mut actions) = (0u64, initial, 0u32);
     let (mut cold_starts, mut zero_time, mut unserved_waking) = (0u32, 0.0, 0.0);
     let mut t = 0.0;
     let mut step = 0;
@@ -236,6 +256,8 @@ pub fn run_with(
             .min(trace.end);
         let (dt, load) = (next - t, trace.values[step]);
         let ready_cap = reps.ready as f64 * cap;
+        // Only the scored part counts (a slice straddling its start, in part).
+        let dt = (next - t.max(score_from)).max(0.0).min(dt);
         load_total += load * dt;
         if load > ready_cap {
             unserved += (load - ready_cap) * dt;
@@ -273,12 +295,15 @@ pub fn run_with(
                 samples: observe(t, reps.ready),
             };
             let d = engine::tick(h, &mut state, &obs, trace.start + t);
-            if d.current_replicas == 0 && d.desired_replicas > 0 {
+            if d.current_replicas == 0 && d.desired_replicas > 0 && t >= score_from {
                 cold_starts += 1;
             }
             if d.desired_replicas != d.current_replicas {
                 reps.scale_to(d.desired_replicas, t + model.startup);
                 reps.promote(t);
+                if t >= score_from {
+                    actions += 1;
+                }
                 max_replicas = max_replicas.max(d.desired_replicas);
                 decisions.push(DecisionPoint {
                     t,
@@ -289,27 +314,30 @@ pub fn run_with(
         }
     }
     let oracle: f64 = (0..trace.values.len())
-        .map(|i| (trace.values[i] / cap).ceil() * (trace.step_end(i) - trace.times[i]))
+        .map(|i| {
+            let span = trace.step_end(i) - trace.times[i].max(score_from);
+            (trace.values[i] / cap).ceil() * span.max(0.0)
+        })
         .sum();
     let pct = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
     SimResult {
         summary: Summary {
             unserved_pct: pct(unserved, load_total),
-            under_time_pct: pct(under_time, trace.end),
+            under_time_pct: pct(under_time, trace.end - score_from.max(0.0)),
             cost_vs_oracle: if oracle > 0.0 {
                 replica_s / oracle
             } else {
                 0.0
             },
-            actions: decisions.len() as u32 - 1,
+            actions,
             replica_hours: replica_s / 3600.0,
-            hours: trace.end / 3600.0,
+            hours: (trace.end - score_from.max(0.0)).max(0.0) / 3600.0,
             capacity: cap,
             startup_s: model.startup,
             ticks,
             max_replicas,
             cold_starts,
-            zero_time_pct: pct(zero_time, trace.end),
+            zero_time_pct: pct(zero_time, trace.end - score_from.max(0.0)),
             unserved_waking_pct: pct(unserved_waking, load_total),
             forecast_mase: state
                 .predictive

@@ -3,9 +3,13 @@
 
 use super::Validator;
 use crate::engine::{
-    Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target, governor::OnMissing,
-    governor::ScalingRules, governor::Select, governor::StepLimit, pid::PidParams,
-    predictive::PredictiveParams,
+    Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target,
+    governor::OnMissing,
+    governor::ScalingRules,
+    governor::Select,
+    governor::StepLimit,
+    pid::PidParams,
+    predictive::{PredictiveParams, Sizing},
 };
 use crate::policy::model::{self, Dur, OnMetricError, PolicyKind, Preset, SelectModel};
 use crate::policy::{MAX_REPLICAS, MetricQuery, PodsQuery};
@@ -120,14 +124,79 @@ impl Validator {
                         t.value
                     }
                 };
+                let sizing = self.sizing(p, &pf);
                 Algorithm::Predictive(PredictiveParams {
                     history,
                     season,
                     quantile,
                     horizon: startup + interval + margin,
                     target_scale,
+                    sizing,
                 })
             }
+        }
+    }
+
+    /// Quantile sizing's settings, checked (None without `capacityPerReplica`).
+    fn sizing(&mut self, p: &model::PredictiveModel, pf: &str) -> Option<Sizing> {
+        let c = p.capacity_per_replica.as_ref()?;
+        if !(c.value.is_finite() && c.value > 0.0) {
+            self.err(
+                c,
+                &format!("{pf}.capacityPerReplica"),
+                format!("{} is out of range: expected a positive number", c.value),
+            );
+        }
+        let smoothing = p.smoothing.as_ref().map_or(1.0, |s| {
+            if !(s.value > 0.0 && s.value <= 1.0) {
+                self.err(
+                    s,
+                    &format!("{pf}.smoothing"),
+                    format!("{} is out of range: expected 0 < smoothing <= 1", s.value),
+                );
+            }
+            s.value
+        });
+        Some(Sizing {
+            capacity: c.value,
+            smoothing,
+        })
+    }
+
+    /// Quantile sizing reads every metric in one unit: all totals, or all utilizations with a
+    /// capacity of 1 (a replica at saturation).
+    fn sizing_metrics(
+        &mut self,
+        h: &model::Horizontal,
+        algorithm: &Algorithm,
+        metrics: &[MetricTarget],
+    ) {
+        let Algorithm::Predictive(PredictiveParams {
+            sizing: Some(s), ..
+        }) = algorithm
+        else {
+            return;
+        };
+        let f = "spec.horizontal.policy.predictive.capacityPerReplica";
+        let util = metrics
+            .iter()
+            .filter(|m| matches!(m.target, Target::Utilization(_)))
+            .count();
+        if util > 0 && util < metrics.len() {
+            self.err(
+                &h.metrics,
+                f,
+                "quantile sizing needs metrics of one kind: all targetPerReplica or all utilization",
+            );
+        } else if util > 0 && s.capacity != 1.0 {
+            self.err(
+                &h.metrics,
+                f,
+                format!(
+                    "{} with utilization metrics: expected 1 (a replica at saturation is a utilization of 1)",
+                    s.capacity
+                ),
+            );
         }
     }
 
@@ -213,6 +282,7 @@ impl Validator {
                 queries.push(q);
             }
         }
+        self.sizing_metrics(h, &algorithm, &metrics);
         let preset = h.preset;
         let (tol_up, tol_down) = match &h.tolerance {
             None if preset == Preset::Hpa => (0.1, 0.1),

@@ -1,0 +1,575 @@
+//! The predictive distribution behind quantile sizing: a quantile of the largest load over the
+//! coming horizon (start-up + interval + margin), learned online from the series' own past.
+//!
+//! For each sample x(t) of the load:
+//!
+//! - centre c(t): an EWMA of the samples (smoothing 1: the last sample, which measured best);
+//! - scale s(t) = sqrt(max(c, level / 2, capacity / 20) · capacity), with `level` a one-hour
+//!   EWMA: the noise of a load grows like the square root of its level (Poisson-like), so
+//!   residuals are comparable between night and day;
+//! - once the horizon has passed, the realized residual z = (Y - c) / s, where Y is the largest
+//!   sample in (t, t + horizon], enters the history (never before: the model is causal);
+//! - the quantile of z comes from one of several conditioners ([`CONDITIONERS`]): all residuals
+//!   of the last 24 h; the residuals at the same minute modulo N minutes (N = 15, 20, 30, 60,
+//!   120; ±1 minute) over the last 3 days, which is how short periods (a batch every 2 h, bursts
+//!   at minute 2 of every half hour) are met; and the same time of day (±15 min) over 3 days.
+//!   Each tick uses the conditioner with the lowest pinball loss at the configured quantile
+//!   (decayed with a half-life of a day; a conditioner without enough residuals yet is charged
+//!   the 24 h one's): an online choice of the model that has been right lately. The
+//!   conditioners' quantiles are recomputed once a minute;
+//! - the sized load is c + s · Q.
+//!
+//! Residuals are kept as counts in fixed histograms over asinh(z / 0.05) (320 bins between
+//! -8 and 8, so a bin is about 5 % of |z| for large |z| and 0.0025 near 0), one per conditioner
+//! slot, interpolated within a bin. Memory is bounded (under 2 MB per metric) and a quantile costs a walk
+//! down from the highest bin in use. Pure: time comes in with every sample.
+
+use std::collections::VecDeque;
+
+/// Number of histogram bins.
+const BINS: usize = 320;
+/// asinh(z / Z0) grid from -U to U.
+const U: f64 = 8.0;
+const Z0: f64 = 0.05;
+/// Short periods tried, in minutes.
+const PERIODS: [i64; 5] = [15, 20, 30, 60, 120];
+/// Minutes per time-of-day slot, and slots either side taken (±15 minutes).
+const TOD_SLOT: i64 = 5;
+const TOD_SPAN: i64 = 3;
+/// Windows, seconds.
+const RECENT: f64 = 86400.0;
+const LONG: f64 = 3.0 * 86400.0;
+/// Half-life of the pinball losses that choose the conditioner, seconds: a conditioner that
+/// had data first does not keep an early lead for long.
+const LOSS_HALF_LIFE: f64 = 86400.0;
+/// Seconds of the slow level used for the scale.
+const LEVEL_TAU: f64 = 3600.0;
+
+/// The conditioners, by index: the names the explanation shows.
+pub const CONDITIONERS: [&str; 7] = [
+    "last 24h",
+    "15-minute profile",
+    "20-minute profile",
+    "30-minute profile",
+    "hourly profile",
+    "2-hour profile",
+    "time of day",
+];
+const K: usize = CONDITIONERS.len();
+
+/// Settings of the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantileConfig {
+    /// The quantile sized for (0.5 ≤ q < 1).
+    pub quantile: f64,
+    /// Seconds ahead whose largest load is sized for.
+    pub horizon: f64,
+    /// EWMA weight of each new sample in the centre (1: the last sample).
+    pub smoothing: f64,
+    /// Load one replica serves at saturation: the scale's unit.
+    pub capacity: f64,
+}
+
+impl QuantileConfig {
+    /// Residuals needed before a quantile is given: an hour's at 15 s. With fewer residuals
+    /// than a high quantile needs, the quantile is near the largest residual seen (cautious),
+    /// rather than the reactive fallback, whose risk would not be the quantile's.
+    pub fn needed(&self) -> usize {
+        240
+    }
+}
+
+/// The sized load and what it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sized {
+    /// The centre.
+    pub centre: f64,
+    /// The load at the quantile (centre + scale × residual quantile, at least 0).
+    pub upper: f64,
+    /// Index into [`CONDITIONERS`] of the conditioner used.
+    pub conditioner: usize,
+}
+
+/// Why there is no quantile yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TooLittleHistory {
+    /// Residuals held.
+    pub have: usize,
+    /// Residuals needed.
+    pub need: usize,
+}
+
+impl std::fmt::Display for TooLittleHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "not enough history for the quantile ({} of {} horizons seen)",
+            self.have, self.need
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    t: f64,
+    minute: i64,
+    centre: f64,
+    scale: f64,
+    /// Each conditioner's residual quantile at the time (NaN: it had none).
+    q: [f32; K],
+    max: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Resolved {
+    minute: i64,
+    bin: u16,
+}
+
+#[derive(Debug, Clone)]
+struct Hist(Box<[u16]>, u32);
+
+impl Hist {
+    fn new() -> Hist {
+        Hist(vec![0; BINS].into_boxed_slice(), 0)
+    }
+
+    fn add(&mut self, bin: usize) {
+        if self.0[bin] < u16::MAX {
+            self.0[bin] += 1;
+            self.1 += 1;
+        }
+    }
+
+    fn remove(&mut self, bin: usize) {
+        if self.0[bin] > 0 {
+            self.0[bin] -= 1;
+            self.1 -= 1;
+        }
+    }
+}
+
+fn bin_of(z: f64) -> usize {
+    let u = (z / Z0).asinh().clamp(-U, U);
+    (((u + U) / (2.0 * U) * BINS as f64) as usize).min(BINS - 1)
+}
+
+/// The z at a fractional bin position.
+fn z_at(pos: f64) -> f64 {
+    Z0 * (pos / BINS as f64 * 2.0 * U - U).sinh()
+}
+
+fn pinball(q: f64, z: f64, at: f64) -> f64 {
+    if z >= at {
+        q * (z - at)
+    } else {
+        (1.0 - q) * (at - z)
+    }
+}
+
+/// The online model of one metric. See the module docs.
+#[derive(Debug, Clone)]
+pub struct QuantileModel {
+    cfg: QuantileConfig,
+    last_t: Option<f64>,
+    centre: f64,
+    level: f64,
+    pending: VecDeque<Pending>,
+    resolved: VecDeque<Resolved>,
+    /// Resolved entries from this index on are in the 24 h histogram.
+    recent_from: usize,
+    recent: Hist,
+    /// One histogram per slot of each period, then the time-of-day slots.
+    slots: Vec<Hist>,
+    /// Each conditioner's pinball loss, decayed with a half-life of [`LOSS_HALF_LIFE`], and
+    /// when it was last decayed.
+    loss: [f64; K],
+    loss_t: f64,
+    /// The conditioners' quantiles, computed once a minute: (minute, quantiles).
+    cached: Option<(i64, [f32; K])>,
+    /// Highest bin ever filled (the quantile walk starts there).
+    top: usize,
+    /// The last quantile given.
+    last: Option<Sized>,
+}
+
+fn slot_base(k: usize) -> usize {
+    PERIODS[..k].iter().sum::<i64>() as usize
+}
+
+const TOD_BASE: usize = 15 + 20 + 30 + 60 + 120;
+const TOD_SLOTS: i64 = 1440 / TOD_SLOT;
+
+impl QuantileModel {
+    /// An empty model.
+    pub fn new(cfg: QuantileConfig) -> QuantileModel {
+        QuantileModel {
+            cfg,
+            last_t: None,
+            centre: 0.0,
+            level: 0.0,
+            pending: VecDeque::new(),
+            resolved: VecDeque::new(),
+            recent_from: 0,
+            recent: Hist::new(),
+            slots: (0..TOD_BASE + TOD_SLOTS as usize)
+                .map(|_| Hist::new())
+                .collect(),
+            loss: [0.0; K],
+            loss_t: 0.0,
+            cached: None,
+            top: 0,
+            last: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &QuantileConfig {
+        &self.cfg
+    }
+
+    /// Residuals held (those of the last 3 days).
+    pub fn len(&self) -> usize {
+        self.resolved.len()
+    }
+
+    /// True before any residual.
+    pub fn is_empty(&self) -> bool {
+        self.resolved.is_empty()
+    }
+
+    /// Approximate bytes held.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + (self.slots.len() + 1) * BINS * 2
+            + self.resolved.capacity() * std::mem::size_of::<Resolved>()
+            + self.pending.capacity() * std::mem::size_of::<Pending>()
+    }
+
+    /// The histogram slots conditioner `k` reads at `minute` (empty for the 24 h one).
+    fn slots_of(k: usize, minute: i64) -> impl Iterator<Item = usize> {
+        let (base, n, span, pos) = if k == 0 {
+            (0, 1, -1, 0)
+        } else if k <= PERIODS.len() {
+            let n = PERIODS[k - 1];
+            (slot_base(k - 1) as i64, n, 1, minute.rem_euclid(n))
+        } else {
+            let m = minute.rem_euclid(1440) / TOD_SLOT;
+            (TOD_BASE as i64, TOD_SLOTS, TOD_SPAN, m)
+        };
+        (-span..=span).map(move |d| (base + (pos + d).rem_euclid(n)) as usize)
+    }
+
+    /// The slot each conditioner files a residual of `minute` under.
+    fn home_slots(minute: i64) -> impl Iterator<Item = usize> {
+        let per = PERIODS
+            .iter()
+            .enumerate()
+            .map(move |(i, n)| slot_base(i) + minute.rem_euclid(*n) as usize);
+        per.chain(std::iter::once(
+            TOD_BASE + (minute.rem_euclid(1440) / TOD_SLOT) as usize,
+        ))
+    }
+
+    /// The q-quantile of z over the given histograms; None with fewer than `need` residuals.
+    fn hist_quantile(&self, hs: &[&Hist], need: usize) -> Option<f64> {
+        let n: u32 = hs.iter().map(|h| h.1).sum();
+        if (n as usize) < need || n == 0 {
+            return None;
+        }
+        let q = self.cfg.quantile;
+        // Rank from the top: (1 - q)(n - 1) residuals lie above the quantile.
+        let above = (1.0 - q) * (n as f64 - 1.0);
+        let mut acc = 0.0;
+        for b in (0..=self.top).rev() {
+            let c: u32 = hs.iter().map(|h| h.0[b] as u32).sum();
+            if c == 0 {
+                continue;
+            }
+            let c = c as f64;
+            if acc + c > above {
+                // Uniform within the bin: the position of the quantile from its top edge.
+                let frac = ((above - acc) / c).clamp(0.0, 1.0);
+                return Some(z_at(b as f64 + 1.0 - frac));
+            }
+            acc += c;
+        }
+        Some(z_at(0.0))
+    }
+
+    /// Conditioner k's residual quantile at `minute`.
+    fn conditioner_quantile(&self, k: usize, minute: i64) -> Option<f64> {
+        if k == 0 {
+            return self.hist_quantile(&[&self.recent], self.cfg.needed());
+        }
+        let hs: Vec<&Hist> = Self::slots_of(k, minute).map(|i| &self.slots[i]).collect();
+        // A profile needs one residual beyond its quantile (and 30 at least): the pinball loss
+        // judges whether so few are worth following.
+        let need = ((1.0 / (1.0 - self.cfg.quantile)).ceil() as usize).max(30);
+        self.hist_quantile(&hs, need)
+    }
+
+    fn file(&mut self, r: &Resolved, add: bool) {
+        let slots: Vec<usize> = Self::home_slots(r.minute).collect();
+        for s in slots {
+            if add {
+                self.slots[s].add(r.bin as usize);
+            } else {
+                self.slots[s].remove(r.bin as usize);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: f64) {
+        while self.recent_from < self.resolved.len()
+            && (self.resolved[self.recent_from].minute * 60) as f64 <= now - RECENT
+        {
+            let b = self.resolved[self.recent_from].bin as usize;
+            self.recent.remove(b);
+            self.recent_from += 1;
+        }
+        while self
+            .resolved
+            .front()
+            .is_some_and(|r| (r.minute * 60) as f64 <= now - LONG)
+        {
+            let r = self.resolved.pop_front().expect("checked");
+            self.file(&r, false);
+            self.recent_from = self.recent_from.saturating_sub(1);
+        }
+    }
+
+    fn resolve(&mut self, p: Pending) {
+        let z = (p.max - p.centre) / p.scale;
+        let q = self.cfg.quantile;
+        let fallback = p.q[0];
+        let decay = 0.5f64.powf((p.t - self.loss_t).max(0.0) / LOSS_HALF_LIFE);
+        self.loss_t = self.loss_t.max(p.t);
+        for k in 0..K {
+            let at = if p.q[k].is_nan() { fallback } else { p.q[k] };
+            // Before any quantile, every conditioner is charged alike.
+            let l = if at.is_nan() {
+                0.0
+            } else {
+                pinball(q, z, at as f64)
+            };
+            self.loss[k] = self.loss[k] * decay + l;
+        }
+        let bin = bin_of(z);
+        self.top = self.top.max(bin);
+        let r = Resolved {
+            minute: p.minute,
+            bin: bin as u16,
+        };
+        self.file(&r, true);
+        self.recent.add(bin);
+        self.resolved.push_back(r);
+    }
+
+    /// Takes the load sample `x` at `t` (seconds; samples in time order, later ones ignored when
+    /// out of order), and returns the sized load for the horizon from `t`, or why there is none.
+    pub fn observe(&mut self, t: f64, x: f64) -> Result<Sized, TooLittleHistory> {
+        if self.last_t.is_some_and(|l| t <= l) {
+            return self.last.ok_or(TooLittleHistory {
+                have: self.resolved.len(),
+                need: self.cfg.needed(),
+            });
+        }
+        let dt = self.last_t.map_or(0.0, |l| t - l);
+        // A long gap starts the centre afresh (the residuals stay: they are about the noise).
+        if self.last_t.is_none() || dt > 1800.0 {
+            self.centre = x;
+            self.level = x;
+            self.pending.clear();
+        } else {
+            self.centre += self.cfg.smoothing * (x - self.centre);
+            self.level += (dt / LEVEL_TAU).min(1.0) * (x - self.level);
+        }
+        self.last_t = Some(t);
+        // Resolve the predictions whose horizon has passed, then let this sample count for the
+        // rest.
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.t + self.cfg.horizon < t)
+        {
+            let p = self.pending.pop_front().expect("checked");
+            if p.max.is_finite() {
+                self.resolve(p);
+            }
+        }
+        for p in &mut self.pending {
+            p.max = p.max.max(x);
+        }
+        self.expire(t);
+        let cap = self.cfg.capacity;
+        let scale = (self.centre.max(self.level / 2.0).max(cap / 20.0) * cap).sqrt();
+        let minute = (t / 60.0).floor() as i64;
+        let q = match self.cached {
+            Some((m, q)) if m == minute => q,
+            _ => {
+                let mut q = [f32::NAN; K];
+                for (k, v) in q.iter_mut().enumerate() {
+                    if let Some(z) = self.conditioner_quantile(k, minute) {
+                        *v = z as f32;
+                    }
+                }
+                self.cached = Some((minute, q));
+                q
+            }
+        };
+        self.pending.push_back(Pending {
+            t,
+            minute,
+            centre: self.centre,
+            scale,
+            q,
+            max: f64::NEG_INFINITY,
+        });
+        let need = self.cfg.needed();
+        if self.recent.1 as usize >= need && !q[0].is_nan() {
+            let best = (0..K)
+                .filter(|&k| !q[k].is_nan())
+                .min_by(|&a, &b| self.loss[a].total_cmp(&self.loss[b]))
+                .unwrap_or(0);
+            let sized = Sized {
+                centre: self.centre,
+                upper: (self.centre + scale * q[best] as f64).max(0.0),
+                conditioner: best,
+            };
+            self.last = Some(sized);
+            Ok(sized)
+        } else {
+            self.last = None;
+            Err(TooLittleHistory {
+                have: self.recent.1 as usize,
+                need,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic uniform in (0, 1).
+    fn uniform(i: u64) -> f64 {
+        let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// A standard normal (Box-Muller).
+    fn normal(i: u64) -> f64 {
+        let (a, b) = (uniform(2 * i), uniform(2 * i + 1));
+        (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
+    }
+
+    fn cfg(q: f64, horizon: f64) -> QuantileConfig {
+        QuantileConfig {
+            quantile: q,
+            horizon,
+            smoothing: 1.0,
+            capacity: 10.0,
+        }
+    }
+
+    /// Feeds `x(i)` every 15 s and returns the share of sized loads exceeded by the largest
+    /// sample of the horizon, after `warm` samples, and the conditioners used.
+    fn coverage(x: &dyn Fn(u64) -> f64, n: u64, warm: u64, c: QuantileConfig) -> (f64, Vec<usize>) {
+        let mut m = QuantileModel::new(c);
+        let ahead = (c.horizon / 15.0) as u64;
+        let xs: Vec<f64> = (0..n + ahead + 1).map(x).collect();
+        let (mut over, mut total) = (0, 0);
+        let mut used = vec![0; K];
+        for i in 0..n {
+            let r = m.observe(i as f64 * 15.0, xs[i as usize]);
+            if i < warm {
+                continue;
+            }
+            let s = r.expect("enough history after the warm-up");
+            used[s.conditioner] += 1;
+            let y = (i + 1..=i + ahead)
+                .map(|j| xs[j as usize])
+                .fold(f64::NEG_INFINITY, f64::max);
+            total += 1;
+            if y > s.upper {
+                over += 1;
+            }
+        }
+        (over as f64 / total as f64, used)
+    }
+
+    #[test]
+    fn needs_history_and_says_so() {
+        let mut m = QuantileModel::new(cfg(0.99, 120.0));
+        let e = m.observe(0.0, 5.0).unwrap_err();
+        assert_eq!(e.need, 240);
+        assert!(e.to_string().contains("not enough history"), "{e}");
+    }
+
+    #[test]
+    fn a_heteroscedastic_p99_is_exceeded_about_one_percent_of_the_time() {
+        // A daily cycle from 20 to 200 with noise of sd sqrt(level): the quantile must track the
+        // noise at night and by day.
+        let level = |i: u64| {
+            let h = (i as f64 * 15.0 / 3600.0) % 24.0;
+            110.0 - 90.0 * (2.0 * std::f64::consts::PI * h / 24.0).cos()
+        };
+        let x = |i: u64| (level(i) + level(i).sqrt() * normal(i)).max(0.0);
+        let days = 4 * 5760;
+        let (p, _) = coverage(&x, days, 5760, cfg(0.99, 120.0));
+        assert!((0.006..=0.016).contains(&p), "exceeded {:.3} %", p * 100.0);
+    }
+
+    #[test]
+    fn a_short_period_is_found_and_covered() {
+        // Flat noisy load with a 3x burst of 3 minutes at minute 2 of every half hour: the
+        // half-hour profile knows when the burst comes; the last 24 h alone would size for a
+        // burst all the time.
+        let x = |i: u64| {
+            let minute = (i * 15 / 60) % 30;
+            let base = 50.0 + 50f64.sqrt() * normal(i);
+            if (2..5).contains(&minute) {
+                3.0 * base
+            } else {
+                base
+            }
+        };
+        let c = cfg(0.99, 120.0);
+        let (p, used) = coverage(&x, 4 * 5760, 5760, c);
+        assert!((0.004..=0.02).contains(&p), "exceeded {:.3} %", p * 100.0);
+        let profile: usize = used[1..=5].iter().sum();
+        assert!(profile > used[0] * 4, "conditioners used: {used:?}");
+        // And it costs less than sizing every tick for the burst.
+        let mut m = QuantileModel::new(c);
+        let mut quiet = Vec::new();
+        for i in 0..3 * 5760u64 {
+            if let Ok(s) = m.observe(i as f64 * 15.0, x(i))
+                && i >= 2 * 5760
+                && (i * 15 / 60) % 30 == 15
+            {
+                quiet.push(s.upper);
+            }
+        }
+        let mean = quiet.iter().sum::<f64>() / quiet.len() as f64;
+        // (The burst is 150: the last 24 h alone size for about 160 all the time.)
+        assert!(
+            mean < 100.0,
+            "sized {mean:.1} in the quiet part of the period"
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut m = QuantileModel::new(cfg(0.99, 120.0));
+        for i in 0..5 * 5760u64 {
+            let _ = m.observe(i as f64 * 15.0, 10.0 + uniform(i));
+        }
+        assert!(m.len() <= 3 * 5760 + 1, "{}", m.len());
+        assert!(m.memory_bytes() < 2 << 20, "{}", m.memory_bytes());
+    }
+}

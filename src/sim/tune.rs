@@ -1,0 +1,740 @@
+//! `setpoint tune`: the cheapest quantile-sizing setting of a policy that meets an SLO on a trace,
+//! found with the simulator.
+//!
+//! The search space ([`Space::standard`]) is the predictive policy's quantile sizing and the
+//! scale-down side of the governor: `quantile`, `margin` (horizon beyond start-up + interval),
+//! `smoothing` (centre), the scale-down stabilization window, `tolerance.down`, and the
+//! scale-down rate limit (percent per minute). Scale-up stays as the policy has it (at once for
+//! the hpa preset), with no tolerance upwards.
+//!
+//! The search, in two stages, each run on every core (`std::thread::scope`):
+//! 1. for each governor setting (window × tolerance × limit), with the first margin and
+//!    smoothing, every quantile (neither unserved load nor actions are monotone in it, so no
+//!    bisection);
+//! 2. for the three cheapest governor settings that met the SLO within the action budget, every
+//!    quantile at every margin × smoothing.
+//!
+//! A setting qualifies when its unserved load is at most the SLO and its actions at most the
+//! budget: the fewer of the hpa example's actions as written and at its target lowered to meet
+//! the same SLO ([`hpa_at_slo`]). The cheapest qualifying setting wins. Pure over the simulator:
+//! no clock, no I/O; the caller reads the files and shows progress.
+
+use super::{ServiceModel, Summary, Trace};
+use crate::engine::predictive::{PredictiveParams, Sizing, fmt_quantile};
+use crate::engine::{Algorithm, ScalingRules, Select, StepLimit, Target};
+use crate::policy::Policy;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The values searched, per knob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Space {
+    /// Quantiles, ascending.
+    pub quantiles: Vec<f64>,
+    /// Margins (seconds); the first is stage 1's.
+    pub margins: Vec<f64>,
+    /// Centre smoothings; the first is stage 1's.
+    pub smoothings: Vec<f64>,
+    /// Scale-down stabilization windows (seconds).
+    pub windows: Vec<f64>,
+    /// `tolerance.down` values.
+    pub tolerances: Vec<f64>,
+    /// Scale-down limits, percent per minute.
+    pub down_percents: Vec<f64>,
+}
+
+impl Space {
+    /// The documented search space.
+    pub fn standard() -> Space {
+        Space {
+            quantiles: vec![
+                0.9, 0.95, 0.97, 0.98, 0.99, 0.993, 0.995, 0.997, 0.998, 0.999, 0.9995, 0.9999,
+            ],
+            margins: vec![30.0, 0.0, 60.0],
+            smoothings: vec![1.0, 0.5],
+            windows: vec![120.0, 300.0, 600.0, 1200.0, 2400.0],
+            tolerances: vec![0.0, 0.1, 0.2],
+            down_percents: vec![100.0, 25.0],
+        }
+    }
+}
+
+/// One point of the space.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Setting {
+    /// Quantile sized for.
+    pub quantile: f64,
+    /// Horizon beyond start-up + interval, seconds.
+    pub margin: f64,
+    /// Centre smoothing.
+    pub smoothing: f64,
+    /// Scale-down stabilization window, seconds.
+    pub window: f64,
+    /// `tolerance.down`.
+    pub tolerance: f64,
+    /// Scale-down limit, percent per minute.
+    pub down_percent: f64,
+}
+
+impl Setting {
+    fn key(&self) -> [u64; 6] {
+        [
+            self.quantile.to_bits(),
+            self.margin.to_bits(),
+            self.smoothing.to_bits(),
+            self.window.to_bits(),
+            self.tolerance.to_bits(),
+            self.down_percent.to_bits(),
+        ]
+    }
+}
+
+/// A setting and how it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The setting.
+    pub setting: Setting,
+    /// The simulator's summary.
+    pub summary: Summary,
+}
+
+/// The hpa example at the same SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HpaPoint {
+    /// As written.
+    pub as_written: Summary,
+    /// The highest target (utilization, or share of the capacity for a total) tried that met
+    /// the SLO, and how it did; None when none did.
+    pub lowered: Option<(f64, Summary)>,
+}
+
+impl HpaPoint {
+    /// The action budget: the fewer of its actions as written and at the lowered target.
+    pub fn budget(&self) -> u32 {
+        self.lowered
+            .as_ref()
+            .map_or(self.as_written.actions, |(_, s)| {
+                s.actions.min(self.as_written.actions)
+            })
+    }
+}
+
+/// What a search found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The cheapest qualifying point, if any.
+    pub best: Option<Point>,
+    /// Every point simulated.
+    pub points: Vec<Point>,
+    /// The hpa example's comparison point.
+    pub hpa: HpaPoint,
+    /// Unserved load allowed, %.
+    pub max_unserved_pct: f64,
+}
+
+impl Outcome {
+    /// The cost/unserved frontier of the points within the action budget: the points no other
+    /// is cheaper and no worse in unserved load than, by unserved load.
+    pub fn frontier(&self) -> Vec<&Point> {
+        let budget = self.hpa.budget();
+        let mut pts: Vec<&Point> = self
+            .points
+            .iter()
+            .filter(|p| p.summary.actions <= budget)
+            .collect();
+        pts.sort_by(|a, b| {
+            a.summary
+                .unserved_pct
+                .total_cmp(&b.summary.unserved_pct)
+                .then(
+                    a.summary
+                        .cost_vs_oracle
+                        .total_cmp(&b.summary.cost_vs_oracle),
+                )
+        });
+        let mut out: Vec<&Point> = Vec::new();
+        for p in pts {
+            if out
+                .last()
+                .is_none_or(|l| p.summary.cost_vs_oracle < l.summary.cost_vs_oracle)
+            {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+/// Why a policy cannot be tuned.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TuneError {
+    /// No horizontal part.
+    #[error("{0}: the policy has no horizontal part to tune")]
+    NotHorizontal(String),
+    /// Quantile sizing needs metrics of one kind.
+    #[error(
+        "{0}: quantile sizing needs metrics of one kind (all targetPerReplica or all utilization)"
+    )]
+    MixedMetrics(String),
+}
+
+/// Capacity per replica in the metrics' unit: the service's for totals, 1 for utilizations.
+fn metric_capacity(policy: &Policy, model: ServiceModel) -> Result<f64, TuneError> {
+    let h = policy
+        .horizontal
+        .as_ref()
+        .ok_or_else(|| TuneError::NotHorizontal(policy.source.display().to_string()))?;
+    let util = h
+        .metrics
+        .iter()
+        .filter(|m| matches!(m.target, Target::Utilization(_)))
+        .count();
+    match util {
+        0 => Ok(model.capacity),
+        n if n == h.metrics.len() => Ok(1.0),
+        _ => Err(TuneError::MixedMetrics(policy.source.display().to_string())),
+    }
+}
+
+/// History the written policy keeps (and the daemon re-reads on a restart).
+fn history_of(policy: &Policy) -> f64 {
+    match policy.horizontal.as_ref().map(|h| &h.algorithm) {
+        Some(Algorithm::Predictive(p)) => p.history,
+        _ => 7.0 * 86400.0,
+    }
+}
+
+/// `policy` with quantile sizing at `s` (what [`write_policy`]'s file parses to).
+pub fn apply(policy: &Policy, s: &Setting, model: ServiceModel) -> Result<Policy, TuneError> {
+    let capacity = metric_capacity(policy, model)?;
+    let mut p = policy.clone();
+    let history = history_of(policy);
+    let interval = p.interval;
+    let h = p.horizontal.as_mut().expect("checked by metric_capacity");
+    h.algorithm = Algorithm::Predictive(PredictiveParams {
+        history,
+        season: None,
+        quantile: s.quantile,
+        horizon: model.startup + interval + s.margin,
+        target_scale: 1.0,
+        sizing: Some(Sizing {
+            capacity,
+            smoothing: s.smoothing,
+        }),
+    });
+    let g = &mut h.governor;
+    g.tolerance_up = 0.0;
+    g.tolerance_down = s.tolerance;
+    g.scale_down = ScalingRules {
+        stabilization: s.window,
+        cooldown: 0.0,
+        select: Select::Max,
+        limits: vec![StepLimit::Percent {
+            value: s.down_percent,
+            period: 60.0,
+        }],
+    };
+    Ok(p)
+}
+
+/// Runs `jobs` on every core, in any order; `f` gets each job.
+fn parallel<J: Sync, R: Send>(jobs: &[J], f: impl Fn(&J) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let out = Mutex::new(Vec::with_capacity(jobs.len()));
+    std::thread::scope(|sc| {
+        for _ in 0..threads.min(jobs.len()) {
+            sc.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(j) = jobs.get(i) else { break };
+                    let r = f(j);
+                    out.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                }
+            });
+        }
+    });
+    let mut out = out.into_inner().unwrap_or_else(|e| e.into_inner());
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The hpa policy with every metric's target at `target` (a utilization, or that share of the
+/// capacity for a total).
+pub fn hpa_at(hpa: &Policy, target: f64, capacity: f64) -> Policy {
+    let mut p = hpa.clone();
+    if let Some(h) = p.horizontal.as_mut() {
+        for m in &mut h.metrics {
+            m.target = match m.target {
+                Target::Utilization(_) => Target::Utilization(target),
+                Target::PerReplica(_) => Target::PerReplica(target * capacity),
+            };
+        }
+    }
+    p
+}
+
+/// Targets tried when lowering the hpa example's.
+pub const HPA_TARGETS: [f64; 17] = [
+    0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1,
+];
+
+/// The hpa example as written and with its target lowered until its unserved load is at most
+/// `max_unserved_pct` (the highest of [`HPA_TARGETS`] that meets it).
+pub fn hpa_at_slo(
+    hpa: &Policy,
+    trace: &Trace,
+    model: ServiceModel,
+    max_unserved_pct: f64,
+) -> HpaPoint {
+    let runs = parallel(&HPA_TARGETS, |t| {
+        super::run(&hpa_at(hpa, *t, model.capacity), trace, model).summary
+    });
+    HpaPoint {
+        as_written: super::run(hpa, trace, model).summary,
+        lowered: HPA_TARGETS
+            .iter()
+            .zip(runs)
+            .find(|(_, s)| s.unserved_pct <= max_unserved_pct)
+            .map(|(t, s)| (*t, s)),
+    }
+}
+
+/// Simulations memoized by setting.
+struct Runner<'a> {
+    policy: &'a Policy,
+    trace: &'a Trace,
+    model: ServiceModel,
+    done: Mutex<HashMap<[u64; 6], Summary>>,
+    runs: AtomicUsize,
+    progress: &'a (dyn Fn(usize) + Sync),
+}
+
+impl Runner<'_> {
+    fn eval(&self, s: &Setting) -> Summary {
+        if let Some(r) = self.lock().get(&s.key()) {
+            return r.clone();
+        }
+        let p = apply(self.policy, s, self.model).expect("checked before the search");
+        let r = super::run(&p, self.trace, self.model).summary;
+        self.lock().insert(s.key(), r.clone());
+        (self.progress)(self.runs.fetch_add(1, Ordering::Relaxed) + 1);
+        r
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 6], Summary>> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cheapest quantile of `qs` meeting `pct` within `budget` actions at `base` (its
+    /// quantile replaced); None when none does. Every quantile is simulated: neither unserved
+    /// load nor actions are monotone in the quantile (the scale-down rules interact with it).
+    fn best_quantile(&self, base: Setting, qs: &[f64], pct: f64, budget: u32) -> Option<Point> {
+        qs.iter()
+            .map(|&quantile| {
+                let setting = Setting { quantile, ..base };
+                Point {
+                    setting,
+                    summary: self.eval(&setting),
+                }
+            })
+            .filter(|p| p.summary.unserved_pct <= pct && p.summary.actions <= budget)
+            .min_by(|a, b| {
+                a.summary
+                    .cost_vs_oracle
+                    .total_cmp(&b.summary.cost_vs_oracle)
+            })
+    }
+}
+
+/// Simulations the search makes at most (for a progress bar).
+pub fn max_runs(space: &Space) -> usize {
+    let bisect = space.quantiles.len();
+    let governors = space.windows.len() * space.tolerances.len() * space.down_percents.len();
+    let models = space.margins.len() * space.smoothings.len();
+    bisect * (governors + 3 * models.saturating_sub(1))
+}
+
+/// Searches `space` for the cheapest setting of `policy` on `trace` whose unserved load is at
+/// most `max_unserved_pct` and whose actions are at most the hpa example's (see the module
+/// docs). `progress` gets the number of simulations done so far.
+pub fn tune(
+    policy: &Policy,
+    hpa: &Policy,
+    trace: &Trace,
+    model: ServiceModel,
+    max_unserved_pct: f64,
+    space: &Space,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Outcome, TuneError> {
+    metric_capacity(policy, model)?;
+    let hpa_point = hpa_at_slo(hpa, trace, model, max_unserved_pct);
+    let budget = hpa_point.budget();
+    let runner = Runner {
+        policy,
+        trace,
+        model,
+        done: Mutex::new(HashMap::new()),
+        runs: AtomicUsize::new(0),
+        progress,
+    };
+    // Stage 1: the governor, at the first margin and smoothing.
+    let mut governors = Vec::new();
+    for &window in &space.windows {
+        for &tolerance in &space.tolerances {
+            for &down_percent in &space.down_percents {
+                governors.push(Setting {
+                    quantile: space.quantiles[0],
+                    margin: space.margins[0],
+                    smoothing: space.smoothings[0],
+                    window,
+                    tolerance,
+                    down_percent,
+                });
+            }
+        }
+    }
+    let stage1 = parallel(&governors, |g| {
+        runner.best_quantile(*g, &space.quantiles, max_unserved_pct, budget)
+    });
+    let mut good: Vec<Point> = stage1.into_iter().flatten().collect();
+    good.sort_by(|a, b| {
+        a.summary
+            .cost_vs_oracle
+            .total_cmp(&b.summary.cost_vs_oracle)
+    });
+    // Stage 2: margin and smoothing around the three cheapest governors.
+    let mut models = Vec::new();
+    for g in good.iter().take(3) {
+        for &margin in &space.margins {
+            for &smoothing in &space.smoothings {
+                models.push(Setting {
+                    margin,
+                    smoothing,
+                    ..g.setting
+                });
+            }
+        }
+    }
+    let stage2 = parallel(&models, |m| {
+        runner.best_quantile(*m, &space.quantiles, max_unserved_pct, budget)
+    });
+    good.extend(stage2.into_iter().flatten());
+    let best = good.into_iter().min_by(|a, b| {
+        a.summary
+            .cost_vs_oracle
+            .total_cmp(&b.summary.cost_vs_oracle)
+    });
+    let done = runner.done.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut points: Vec<Point> = done
+        .into_iter()
+        .map(|(k, summary)| Point {
+            setting: Setting {
+                quantile: f64::from_bits(k[0]),
+                margin: f64::from_bits(k[1]),
+                smoothing: f64::from_bits(k[2]),
+                window: f64::from_bits(k[3]),
+                tolerance: f64::from_bits(k[4]),
+                down_percent: f64::from_bits(k[5]),
+            },
+            summary,
+        })
+        .collect();
+    points.sort_by(|a, b| {
+        a.summary
+            .cost_vs_oracle
+            .total_cmp(&b.summary.cost_vs_oracle)
+    });
+    Ok(Outcome {
+        best,
+        points,
+        hpa: hpa_point,
+        max_unserved_pct,
+    })
+}
+
+/// Human form of seconds for a policy file ("30s", "10m").
+fn dur(s: f64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs_f64(s.max(0.0).round())).to_string()
+}
+
+/// The lines `tune` writes into `horizontal:` for setting `s`.
+fn horizontal_lines(
+    policy: &Policy,
+    s: &Setting,
+    model: ServiceModel,
+    indent: &str,
+) -> Vec<String> {
+    let capacity = metric_capacity(policy, model).unwrap_or(model.capacity);
+    let i2 = format!("{indent}  ");
+    let i3 = format!("{indent}    ");
+    vec![
+        format!("{indent}policy:"),
+        format!("{i2}predictive:"),
+        format!("{i3}history: {}", dur(history_of(policy))),
+        format!("{i3}quantile: {}", s.quantile),
+        format!("{i3}startup: {}", dur(model.startup)),
+        format!("{i3}margin: {}", dur(s.margin)),
+        format!("{i3}capacityPerReplica: {capacity}"),
+        format!("{i3}smoothing: {}", s.smoothing),
+        format!("{indent}tolerance: {{up: 0, down: {}}}", s.tolerance),
+        format!("{indent}scaleDown:"),
+        format!("{i2}stabilization: {}", dur(s.window)),
+        format!("{i2}limits:"),
+        format!("{i2}  - {{percent: {}, per: 1m}}", s.down_percent),
+    ]
+}
+
+/// Prefix of the comment lines `tune` writes (a file tuned again loses the old ones).
+pub const COMMENT: &str = "# setpoint tune:";
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn is_blank(line: &str) -> bool {
+    let t = line.trim_start();
+    t.is_empty() || t.starts_with('#')
+}
+
+/// The policy file `text` with setting `s` written into its (block-style) `horizontal:` part:
+/// its `policy`, `tolerance` and `scaleDown` replaced, everything else as it was, and `comment`
+/// (lines without the `#`) on top.
+pub fn write_policy(
+    text: &str,
+    policy: &Policy,
+    s: &Setting,
+    model: ServiceModel,
+    comment: &[String],
+) -> Result<String, String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(COMMENT))
+        .collect();
+    let Some(h) = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("horizontal:"))
+    else {
+        return Err("no `horizontal:` key found".into());
+    };
+    if !lines[h].trim_end().ends_with("horizontal:") {
+        return Err(
+            "`horizontal:` is written in flow style ({...}): tune rewrites block style only".into(),
+        );
+    }
+    let base = indent_of(lines[h]);
+    let end = (h + 1..lines.len())
+        .find(|&i| !is_blank(lines[i]) && indent_of(lines[i]) <= base)
+        .unwrap_or(lines.len());
+    let child = (h + 1..end)
+        .find(|&i| !is_blank(lines[i]))
+        .map_or(base + 2, |i| indent_of(lines[i]));
+    let mut body: Vec<String> = Vec::new();
+    let mut skipping = false;
+    for l in &lines[h + 1..end] {
+        if !is_blank(l) && indent_of(l) == child {
+            let key = l.trim_start().split(':').next().unwrap_or("");
+            skipping = matches!(key, "policy" | "tolerance" | "scaleDown");
+        } else if !is_blank(l) && indent_of(l) < child {
+            skipping = false;
+        }
+        if !skipping {
+            body.push(l.to_string());
+        }
+    }
+    while body.last().is_some_and(|l| l.trim().is_empty()) {
+        body.pop();
+    }
+    body.extend(horizontal_lines(policy, s, model, &" ".repeat(child)));
+    let mut out: Vec<String> = comment.iter().map(|c| format!("{COMMENT} {c}")).collect();
+    out.extend(lines[..=h].iter().map(|l| l.to_string()));
+    out.extend(body);
+    out.extend(lines[end..].iter().map(|l| l.to_string()));
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok(text)
+}
+
+/// The comment block of a tuned policy: what it was tuned on and what it reached.
+pub fn comment(o: &Outcome, best: &Point, tuned_on: &str, reproduce: &str) -> Vec<String> {
+    let s = &best.summary;
+    let mut c = vec![
+        format!(
+            "tuned on {tuned_on} ({:.1} h, capacity {}/replica, start-up {}) for unserved load <= {} %",
+            s.hours,
+            crate::engine::fmt_num(s.capacity),
+            dur(s.startup_s),
+            o.max_unserved_pct
+        ),
+        format!(
+            "and at most {} scaling actions (the hpa example's); search space: Space::standard",
+            o.hpa.budget()
+        ),
+        format!(
+            "reached: unserved {:.4} %, cost vs oracle {:.4}, {} actions (p{}, margin {}, smoothing {}, \
+             scale-down window {}, tolerance.down {}, {} %/min)",
+            s.unserved_pct,
+            s.cost_vs_oracle,
+            s.actions,
+            fmt_quantile(best.setting.quantile),
+            dur(best.setting.margin),
+            best.setting.smoothing,
+            dur(best.setting.window),
+            best.setting.tolerance,
+            best.setting.down_percent
+        ),
+    ];
+    match &o.hpa.lowered {
+        Some((t, h)) => c.push(format!(
+            "the hpa example at target {t} meets it at cost {:.4} (unserved {:.4} %, {} actions)",
+            h.cost_vs_oracle, h.unserved_pct, h.actions
+        )),
+        None => c.push("the hpa example meets it at no target tried".into()),
+    }
+    c.push(format!("reproduce: {reproduce}"));
+    c
+}
+
+/// The frontier and the comparison as a table.
+pub fn table(o: &Outcome) -> String {
+    let mut t = String::from(
+        "| quantile | margin | smoothing | scale-down window | tolerance.down | down %/min | unserved % | cost vs oracle | actions |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for p in o.frontier() {
+        let (s, r) = (&p.setting, &p.summary);
+        t += &format!(
+            "| {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} |\n",
+            s.quantile,
+            dur(s.margin),
+            s.smoothing,
+            dur(s.window),
+            s.tolerance,
+            s.down_percent,
+            r.unserved_pct,
+            r.cost_vs_oracle,
+            r.actions
+        );
+    }
+    let w = &o.hpa.as_written;
+    t += &format!(
+        "\nhpa example as written: unserved {:.4} %, cost vs oracle {:.4}, {} actions\n",
+        w.unserved_pct, w.cost_vs_oracle, w.actions
+    );
+    match &o.hpa.lowered {
+        Some((tg, h)) => {
+            t += &format!(
+                "hpa example at target {tg} (the highest meeting {} %): unserved {:.4} %, cost vs oracle {:.4}, {} actions\n",
+                o.max_unserved_pct, h.unserved_pct, h.cost_vs_oracle, h.actions
+            )
+        }
+        None => {
+            t += &format!(
+                "hpa example: no target tried meets {} %\n",
+                o.max_unserved_pct
+            )
+        }
+    }
+    t
+}
+
+/// An SVG of the points (cost against unserved load), the frontier, the SLO and the hpa point.
+pub fn plot(o: &Outcome, title: &str, path: &std::path::Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let mut xs: Vec<f64> = o.points.iter().map(|p| p.summary.unserved_pct).collect();
+    let mut ys: Vec<f64> = o.points.iter().map(|p| p.summary.cost_vs_oracle).collect();
+    if let Some((_, h)) = &o.hpa.lowered {
+        xs.push(h.unserved_pct);
+        ys.push(h.cost_vs_oracle);
+    }
+    xs.push(o.max_unserved_pct);
+    let xmax = xs
+        .iter()
+        .copied()
+        .fold(1e-6, f64::max)
+        .min(4.0 * o.max_unserved_pct.max(0.01))
+        * 1.05;
+    let ymin = ys.iter().copied().fold(f64::INFINITY, f64::min).min(1.0);
+    let ymax = ys.iter().copied().fold(0.0, f64::max).max(ymin + 0.1) * 1.02;
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..xmax, (ymin * 0.98)..ymax)?;
+        chart
+            .configure_mesh()
+            .x_desc("unserved load, %")
+            .y_desc("cost vs oracle")
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        chart
+            .draw_series(
+                o.points
+                    .iter()
+                    .filter(|p| p.summary.unserved_pct <= xmax)
+                    .map(|p| {
+                        Circle::new(
+                            (p.summary.unserved_pct, p.summary.cost_vs_oracle),
+                            2,
+                            BLUE.mix(0.4).filled(),
+                        )
+                    }),
+            )?
+            .label("settings simulated")
+            .legend(|(x, y)| Circle::new((x + 10, y), 3, BLUE.filled()));
+        let f: Vec<(f64, f64)> = o
+            .frontier()
+            .iter()
+            .map(|p| (p.summary.unserved_pct, p.summary.cost_vs_oracle))
+            .filter(|p| p.0 <= xmax)
+            .collect();
+        chart
+            .draw_series(LineSeries::new(f, BLUE.stroke_width(2)))?
+            .label("frontier (within the action budget)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        chart
+            .draw_series(LineSeries::new(
+                vec![
+                    (o.max_unserved_pct, ymin * 0.98),
+                    (o.max_unserved_pct, ymax),
+                ],
+                BLACK.mix(0.5),
+            ))?
+            .label("SLO")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+        if let Some((t, h)) = &o.hpa.lowered {
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new(
+                    (h.unserved_pct, h.cost_vs_oracle),
+                    7,
+                    RED.filled(),
+                )))?
+                .label(format!("hpa example at target {t}"))
+                .legend(|(x, y)| TriangleMarker::new((x + 10, y), 5, RED.filled()));
+        }
+        if let Some(b) = &o.best {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (b.summary.unserved_pct, b.summary.cost_vs_oracle),
+                    6,
+                    GREEN.filled(),
+                )))?
+                .label("chosen")
+                .legend(|(x, y)| Circle::new((x + 10, y), 5, GREEN.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| format!("{}: cannot write the plot: {e}", path.display()))
+}
