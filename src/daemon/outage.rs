@@ -103,7 +103,7 @@ fn utc(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    match k8s_openapi::jiff::Timestamp::from_second(secs) {
+    match jiff::Timestamp::from_second(secs) {
         Ok(ts) => ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         Err(_) => format!("{secs} (Unix seconds)"),
     }

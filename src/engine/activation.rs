@@ -304,7 +304,30 @@ mod tests {
             samples: vec![],
         };
         let d = g.govern(st, &obs, r, now);
+        // Applied, as the daemon's tick commits what it patched.
+        st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
+    }
+
+    #[test]
+    fn a_new_leader_at_zero_does_not_wake_the_target() {
+        let g = zero();
+        // A standby's memory: restored at zero, then ticks whose decisions it never applied.
+        let mut st = GovernorState::conservative(0, 0.0);
+        let obs = Observation {
+            current_replicas: 0,
+            ready_replicas: 0,
+            samples: vec![],
+        };
+        for i in 1..=20 {
+            let d = g.govern(&mut st, &obs, rec(0, 0.0), i as f64 * 15.0);
+            assert_eq!(d.desired_replicas, 0, "tick {i}");
+        }
+        // It takes the Lease: a quiet metric, or none, keeps the target at zero.
+        assert_eq!(step(&g, &mut st, 0, rec(0, 0.0), 315.0).0, 0);
+        assert_eq!(step(&g, &mut st, 0, no_data(), 330.0).0, 0);
+        // Only a metric above its threshold wakes it.
+        assert_eq!(step(&g, &mut st, 0, rec(0, 5.0), 345.0).0, 1);
     }
 
     #[test]

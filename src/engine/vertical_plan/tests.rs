@@ -701,3 +701,21 @@ fn qos_classes() {
         QosClass::BestEffort
     );
 }
+
+#[test]
+fn a_target_at_zero_pods_holds_and_says_why() {
+    // Scaled to zero: no pod, so no usage and nothing to resize or patch, whatever the
+    // recommendation says.
+    for update in [UpdateMode::InPlace, UpdateMode::Rollout] {
+        let s = settings(update);
+        let p = plan(&s, &recs(), &[], &mut PlanState::default(), 0.0);
+        assert_eq!(
+            p.action,
+            VerticalAction::Nothing {
+                reason: "the target has no pods (at zero replicas): no usage, holding".into()
+            },
+            "{update:?}"
+        );
+        assert!(!p.action.writes());
+    }
+}
