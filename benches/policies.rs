@@ -8,21 +8,16 @@
 //! table on the shortest trace only, as a smoke test.
 
 use setpoint::sim::{self, ServiceModel, Trace};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("../shared/traces");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(mut traces) = sim::trace::csv_files(&dir) else {
         println!("skipped: {} is absent", dir.display());
         return;
     };
-    let mut traces: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
-    traces.sort();
     if !bench {
         traces.retain(|p| p.to_string_lossy().contains("azure"));
     }

@@ -11,7 +11,7 @@
 
 use setpoint::sim::tune::{self, Space};
 use setpoint::sim::{self, ServiceModel, Trace};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 const SLO_PCT: f64 = 0.1;
@@ -28,15 +28,10 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("../shared/traces");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(mut traces) = sim::trace::csv_files(&dir) else {
         println!("skipped: {} is absent", dir.display());
         return;
     };
-    let mut traces: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
-    traces.sort();
     let space = if bench {
         Space::standard()
     } else {

@@ -212,18 +212,13 @@ fn simulate_rejects_bad_traces_with_the_line() {
 #[test]
 fn hpa_example_on_real_traces_behaves_like_the_hpa() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(traces) = setpoint::sim::trace::csv_files(&dir) else {
         println!(
             "skipped: {} is absent (a user's clone does not have it)",
             dir.display()
         );
         return;
     };
-    let mut traces: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
-    traces.sort();
     assert!(!traces.is_empty());
     for t in traces {
         let v = json(&setpoint(&[

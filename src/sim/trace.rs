@@ -47,6 +47,20 @@ pub enum TraceError {
 /// The header every trace starts with.
 pub const HEADER: &str = "timestamp_s,value";
 
+/// The `*.csv` files of `dir`, sorted by name: a folder of load traces, such as the public ones
+/// the benchmarks run on.
+pub fn csv_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 impl Trace {
     /// Builds a trace from step start times and values. Times must be strictly increasing and
     /// values finite and non-negative (checked by [`Trace::parse`]; callers of this constructor
