@@ -29,7 +29,8 @@ pub use load::{files, load, load_all, parse};
 pub use model::{LimitsMode, Mode, PodsMetricKind, ResizeFallback, TargetRef, UpdateMode};
 pub use shared::shared_target;
 pub use validated::{
-    MetricQuery, PodsQuery, Policy, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec, placeholders,
+    MetricQuery, ObjectRef, PodsQuery, Policy, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec,
+    placeholders,
 };
 
 /// The only apiVersion understood.

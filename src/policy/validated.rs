@@ -5,6 +5,7 @@ use crate::engine::quantity::Resource;
 use crate::engine::vertical_plan::PlanSettings;
 use crate::engine::{Horizontal, MetricTarget, Seconds};
 use crate::prometheus::PrometheusConfig;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -93,8 +94,12 @@ pub struct Policy {
     pub name: String,
     /// metadata.namespace: the target's namespace, when the file says.
     pub namespace: Option<String>,
-    /// The file it came from.
+    /// The file it came from (for a ScalingPolicy object, the name errors show it under).
     pub source: PathBuf,
+    /// The ScalingPolicy object it came from (None: a policy file).
+    pub object: Option<ObjectRef>,
+    /// `metadata.annotations` as written (the pause controls are read from them).
+    pub annotations: BTreeMap<String, String>,
     /// The scale target.
     pub target: TargetRef,
     /// apply or recommend.
@@ -117,6 +122,17 @@ impl Policy {
     pub fn metrics(&self) -> &[MetricTarget] {
         self.horizontal.as_ref().map_or(&[], |h| &h.metrics)
     }
+}
+
+/// The ScalingPolicy object a policy came from: what its status is written for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.generation`: the spec version the status's `observedGeneration` reports.
+    pub generation: i64,
 }
 
 /// A validated vertical part.

@@ -100,6 +100,8 @@ impl Validator {
             name: name.value.clone(),
             namespace: f.metadata.namespace.clone(),
             source: path.to_owned(),
+            object: None,
+            annotations: f.metadata.annotations.clone(),
             target: t.value.clone(),
             mode: spec.mode,
             interval,
