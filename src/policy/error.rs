@@ -65,6 +65,28 @@ pub enum PolicyError {
         /// The first file.
         first: PathBuf,
     },
+    /// Two files right-size the same containers of a target.
+    #[error(
+        "{}: policy \"{name}\" right-sizes {containers} of {target}, and so does policy \"{other}\" \
+         of {}: a container takes one vertical policy, as a target takes one VPA (list every \
+         container in one policy's spec.vertical.containers)",
+        path.display(),
+        first.display()
+    )]
+    SharedContainers {
+        /// The second file.
+        path: PathBuf,
+        /// Its policy.
+        name: String,
+        /// The containers both right-size (`container app`, `containers app, sidecar`).
+        containers: String,
+        /// The target (`Deployment web`).
+        target: String,
+        /// The policy of the first file.
+        other: String,
+        /// The first file.
+        first: PathBuf,
+    },
 }
 
 fn render(path: &Path, problems: &[Problem]) -> String {
