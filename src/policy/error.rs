@@ -67,7 +67,7 @@ pub enum PolicyError {
     },
     /// Two files right-size the same containers of a target.
     #[error(
-        "{}: policy \"{name}\" right-sizes {containers} of {target}, and so does policy \"{other}\" \
+        "{}: policy \"{name}\" right-sizes {what}, and so does policy \"{other}\" \
          of {}: a container takes one vertical policy, as a target takes one VPA (list every \
          container in one policy's spec.vertical.containers)",
         path.display(),
@@ -78,10 +78,9 @@ pub enum PolicyError {
         path: PathBuf,
         /// Its policy.
         name: String,
-        /// The containers both right-size (`container app`, `containers app, sidecar`).
-        containers: String,
-        /// The target (`Deployment web`).
-        target: String,
+        /// The containers both right-size, of which target (`container app of Deployment
+        /// web`).
+        what: String,
         /// The policy of the first file.
         other: String,
         /// The first file.

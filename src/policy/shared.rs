@@ -54,8 +54,7 @@ pub fn shared_target<'a>(
             return Some(PolicyError::SharedContainers {
                 path: policy.source.clone(),
                 name: policy.name.clone(),
-                containers: format!("{noun} {}", both.join(", ")),
-                target: target(),
+                what: format!("{noun} {} of {}", both.join(", "), target()),
                 other: o.name.clone(),
                 first: o.source.clone(),
             });
