@@ -192,6 +192,7 @@ impl Worker {
                 self.last_error = None;
                 self.forbidden = None;
                 if let Change::Ended(o, lasted) = self.failing.tick(None, SystemTime::now()) {
+                    admin.telemetry().set_failing(&self.policy.name, None);
                     info!(since = %o.since_text(), lasted = %humantime::format_duration(lasted),
                         "the policy works again");
                 }
@@ -203,7 +204,13 @@ impl Worker {
             Some(e) => {
                 admin.telemetry().record_error(error_kind(&e));
                 let text = e.to_string();
-                self.failing.tick(Some(text.clone()), SystemTime::now());
+                if let Change::Started(o) = self.failing.tick(Some(text.clone()), SystemTime::now())
+                {
+                    let since = outage::unix(o.since);
+                    admin
+                        .telemetry()
+                        .set_failing(&self.policy.name, Some(since));
+                }
                 let since = self.failing.current().map(|o| o.since_text());
                 let since = since.unwrap_or_default();
                 if self.last_error.as_deref() != Some(text.as_str()) {
@@ -410,6 +417,9 @@ impl Worker {
         let mut events = Vec::new();
         if let Some(decision) = &outcome.decision {
             telemetry.record_decision(&policy.name, decision);
+            if let Some(h) = &policy.horizontal {
+                telemetry.set_max_replicas(&policy.name, h.governor.max);
+            }
             events.extend(self.track_blind(ctx, &decision.explanation.missing, wall));
             events.extend(window_event(&policy, decision, wall));
             if let Some(e) = self
