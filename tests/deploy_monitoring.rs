@@ -372,6 +372,7 @@ fn daemon_metrics() -> String {
         scalables: vec![
             Scalable::deployment(NS, "web", 2),
             Scalable::deployment(NS, "queue", 1),
+            Scalable::deployment(NS, "spare", 1),
         ],
         pods: vec![
             k::ready_pod(NS, "web-0", "web"),
@@ -444,6 +445,20 @@ fn daemon_metrics() -> String {
     });
     let (code, text) = d.get(METRICS_PATH).unwrap();
     assert_eq!(code, 200);
+    // A new version of the failing policy, on a target that exists: its series goes with the
+    // failure.
+    let fixed = policy("gone", "spare", "", "{min: 1, max: 3}", rps);
+    support::daemon::write_policy(&folder, "gone.yaml", &fixed);
+    d.wait_for(
+        "the fixed policy's failing series gone",
+        Duration::from_secs(30),
+        |d| {
+            d.get(METRICS_PATH).is_some_and(|(_, m)| {
+                m.contains("setpoint_ticks_total{policy=\"gone\"}")
+                    && !m.contains("setpoint_failing_since_seconds{policy=\"gone\"}")
+            })
+        },
+    );
     assert!(METRICS_CONTENT_TYPE.starts_with("application/openmetrics-text"));
     d.stop_within(Duration::from_secs(10));
     // The two "since" gauges hold Unix times of this run.

@@ -158,6 +158,11 @@ impl Worker {
             tick::policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
         let tick =
             TickState::daemon(&policy, prometheus.as_ref(), carried).map_err(|e| e.to_string())?;
+        // A new version starts without an outage: a previous version's "since" series would
+        // otherwise stay until the process ends.
+        let telemetry = ctx.admin.telemetry();
+        telemetry.set_failing(&policy.name, None);
+        telemetry.set_blind(&policy.name, None);
         Ok(Worker {
             policy,
             tick,
