@@ -12,14 +12,14 @@
 //! - every series the rules and the dashboard name is one the daemon exposes, taken from the
 //!   /metrics of a real `setpoint run` (against the API stand-in, with a policy whose metrics give
 //!   no data, one whose target is gone, one that scales to zero and a broken file) and, for the
-//!   few series that run cannot provoke, from the daemon's registry with them set ([`COMING`]
-//!   lists the series other branches add);
+//!   series that run does not provoke, from the daemon's registry with them set ([`COMING`]
+//!   lists the series other branches add); every series exposed is on the dashboard and in
+//!   docs/reference/metrics-and-events.md;
 //! - the dashboard's variables and filters.
 
 mod support;
 
 use serde_json::Value;
-use setpoint::daemon::admin::METRICS_CONTENT_TYPE;
 use setpoint::daemon::telemetry::Telemetry;
 use setpoint::engine::vertical::Recommended;
 use setpoint::engine::vertical_plan::ContainerRecommendation;
@@ -445,8 +445,9 @@ fn daemon_metrics() -> String {
     });
     let (code, text) = d.get(METRICS_PATH).unwrap();
     assert_eq!(code, 200);
-    // A new version of the failing policy, on a target that exists: its series goes with the
-    // failure.
+    assert_eq!(api.world().scalable(NS, "queue").unwrap().replicas, 3);
+    // A new version of the failing policy, on a target that exists: its failing series goes, and
+    // it decides (without data, so it is blind).
     let fixed = policy("gone", "spare", "", "{min: 1, max: 3}", rps);
     support::daemon::write_policy(&folder, "gone.yaml", &fixed);
     d.wait_for(
@@ -454,12 +455,11 @@ fn daemon_metrics() -> String {
         Duration::from_secs(30),
         |d| {
             d.get(METRICS_PATH).is_some_and(|(_, m)| {
-                m.contains("setpoint_ticks_total{policy=\"gone\"}")
+                m.contains("setpoint_blind_since_seconds{policy=\"gone\"}")
                     && !m.contains("setpoint_failing_since_seconds{policy=\"gone\"}")
             })
         },
     );
-    assert!(METRICS_CONTENT_TYPE.starts_with("application/openmetrics-text"));
     d.stop_within(Duration::from_secs(10));
     // The two "since" gauges hold Unix times of this run.
     for series in [wanted[0], wanted[1]] {
@@ -585,6 +585,19 @@ fn every_series_the_rules_and_the_dashboard_name_is_one_the_daemon_exposes() {
     // And the series coming from other branches are used where this branch put them.
     for name in coming.keys() {
         assert!(used.contains(*name), "{name} is in COMING but unused");
+    }
+    // Every series exposed is in the metrics reference, where the alerts' descriptions send
+    // people (a histogram under its family's name).
+    let reference = read(&root().join("docs/reference/metrics-and-events.md"));
+    for name in &exposed {
+        let family = name.strip_suffix("_bucket").unwrap_or(name);
+        if family.ends_with("_sum") || family.ends_with("_count") {
+            continue;
+        }
+        assert!(
+            reference.contains(&format!("| `{family}` |")),
+            "{family} is not in docs/reference/metrics-and-events.md"
+        );
     }
 }
 
