@@ -100,6 +100,31 @@ fn exposition_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+#[test]
+fn the_name_readers_find_every_series() {
+    assert_eq!(
+        metric_names(
+            "sum(rate(setpoint_ticks_total{policy=~\"$policy\"}[5m])) / on (namespace) \
+             setpoint_policies{state=\"loaded\"} and ALERTS and setpoint_leader"
+        ),
+        [
+            "setpoint_ticks_total",
+            "setpoint_policies",
+            "setpoint_leader"
+        ]
+    );
+    assert_eq!(
+        exposition_names(
+            "# TYPE setpoint_leader gauge\nsetpoint_leader 1\n\
+             setpoint_query_duration_seconds_bucket{le=\"0.1\",source=\"prometheus\"} 2\n# EOF\n"
+        ),
+        BTreeSet::from([
+            "setpoint_leader".to_owned(),
+            "setpoint_query_duration_seconds_bucket".to_owned()
+        ])
+    );
+}
+
 // ----- the PrometheusRule -----
 
 #[test]
