@@ -34,8 +34,10 @@ use support::kube::{self as k, KubeStandIn, Scalable, World};
 use support::prometheus::{self as prom, Options, PROMTOOL, Prometheus};
 
 /// Series that the rules or the dashboard name and that other branches of this round add, with
-/// the branch. Remove a line when its branch is merged: the test then finds the series in the
-/// daemon's output (and fails while a merged series is still listed here).
+/// the branch. Remove a line when its branch is merged: the test then looks for the series in the
+/// daemon's output (and fails while a merged series is still listed here). A series the run of
+/// [`daemon_metrics`] does not provoke (a pause, a status write of a ScalingPolicy object) goes
+/// into [`registry_only`], set through its Telemetry setter.
 const COMING: [(&str, &str); 2] = [
     ("setpoint_paused", "pause"),
     ("setpoint_status_writes_total", "status"),
