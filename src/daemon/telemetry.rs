@@ -9,6 +9,7 @@
 //! | `setpoint_decisions_total` | counter | `policy`, `direction` (up, down, none), `reason` ([`Rule::as_str`] of the last rule that changed the count, or none) |
 //! | `setpoint_recommended_replicas` | gauge | `policy` |
 //! | `setpoint_current_replicas` | gauge | `policy` |
+//! | `setpoint_max_replicas` | gauge | `policy`: the policy's `replicas.max` (horizontal policies) |
 //! | `setpoint_active` | gauge | `policy`: 1 while the last decision leaves the target running, 0 at zero (policies with `replicas.min: 0` only) |
 //! | `setpoint_scaling_actions_total` | counter | `policy`, `direction` (up, down) |
 //! | `setpoint_query_duration_seconds` | histogram | `source` ([`Source`]) |
@@ -17,6 +18,7 @@
 //! | `setpoint_policies` | gauge | `state` (loaded, invalid) |
 //! | `setpoint_policy_reloads_total` | counter | `result` (ok, error) |
 //! | `setpoint_blind_since_seconds` | gauge | `policy`: the Unix time since which some of the policy's metrics give no data; no series while they all do |
+//! | `setpoint_failing_since_seconds` | gauge | `policy`: the Unix time since which the policy's ticks fail; no series while they succeed |
 //!
 //! The series of fixed label sets (every error kind, both policy states, both reload results) are
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
@@ -233,6 +235,7 @@ struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     recommended: Family<PolicyLabels, Gauge>,
     current: Family<PolicyLabels, Gauge>,
+    max: Family<PolicyLabels, Gauge>,
     active: Family<PolicyLabels, Gauge>,
     actions: Family<ActionLabels, Counter>,
     query_duration: Family<SourceLabels, Histogram, fn() -> Histogram>,
@@ -242,6 +245,7 @@ struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     vertical: Family<VerticalLabels, Gauge<f64, AtomicU64>>,
     blind: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    failing: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     /// The vertical series of each policy, to forget them with the policy.
     vertical_series: Mutex<BTreeMap<String, Vec<VerticalLabels>>>,
 }
@@ -273,6 +277,7 @@ impl Telemetry {
         let decisions = Family::<DecisionLabels, Counter>::default();
         let recommended = Family::<PolicyLabels, Gauge>::default();
         let current = Family::<PolicyLabels, Gauge>::default();
+        let max = Family::<PolicyLabels, Gauge>::default();
         let active = Family::<PolicyLabels, Gauge>::default();
         let actions = Family::<ActionLabels, Counter>::default();
         let query_duration: Family<SourceLabels, Histogram, fn() -> Histogram> =
@@ -283,6 +288,7 @@ impl Telemetry {
         let reloads = Family::<ResultLabels, Counter>::default();
         let vertical = Family::<VerticalLabels, Gauge<f64, AtomicU64>>::default();
         let blind = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
+        let failing = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
 
         registry.register("ticks", "Ticks run, per policy", ticks.clone());
         registry.register(
@@ -299,6 +305,11 @@ impl Telemetry {
             "current_replicas",
             "Replicas the target had at the last decision",
             current.clone(),
+        );
+        registry.register(
+            "max_replicas",
+            "The policy's replicas.max: the most replicas it may ask for",
+            max.clone(),
         );
         registry.register(
             "active",
@@ -346,6 +357,12 @@ impl Telemetry {
             Unit::Seconds,
             blind.clone(),
         );
+        registry.register_with_unit(
+            "failing_since",
+            "Unix time since which the ticks of the policy fail (no series while they succeed)",
+            Unit::Seconds,
+            failing.clone(),
+        );
 
         for kind in ErrorKind::ALL {
             errors.get_or_create_owned(&KindLabels {
@@ -370,6 +387,7 @@ impl Telemetry {
                 decisions,
                 recommended,
                 current,
+                max,
                 active,
                 actions,
                 query_duration,
@@ -379,6 +397,7 @@ impl Telemetry {
                 reloads,
                 vertical,
                 blind,
+                failing,
                 vertical_series: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -488,15 +507,21 @@ impl Telemetry {
     /// Sets (Some: the Unix time the outage began) or removes (None) the policy's
     /// `setpoint_blind_since_seconds` series.
     pub fn set_blind(&self, policy: &str, since: Option<f64>) {
-        let labels = policy_labels(policy);
-        match since {
-            Some(t) => {
-                self.m.blind.get_or_create(&labels).set(t);
-            }
-            None => {
-                self.m.blind.remove(&labels);
-            }
-        }
+        set_since(&self.m.blind, policy, since);
+    }
+
+    /// Sets (Some: the Unix time of the first failing tick) or removes (None: a tick succeeded)
+    /// the policy's `setpoint_failing_since_seconds` series.
+    pub fn set_failing(&self, policy: &str, since: Option<f64>) {
+        set_since(&self.m.failing, policy, since);
+    }
+
+    /// Sets the policy's `setpoint_max_replicas`.
+    pub fn set_max_replicas(&self, policy: &str, max: u32) {
+        self.m
+            .max
+            .get_or_create(&policy_labels(policy))
+            .set(max.into());
     }
 
     /// Sets the leader gauge.
@@ -534,7 +559,9 @@ impl Telemetry {
         self.m.ticks.remove(&labels);
         self.m.recommended.remove(&labels);
         self.m.current.remove(&labels);
+        self.m.max.remove(&labels);
         self.m.blind.remove(&labels);
+        self.m.failing.remove(&labels);
         self.m.active.remove(&labels);
         for direction in [Some(Direction::Up), Some(Direction::Down), None] {
             for reason in reasons() {
@@ -562,6 +589,23 @@ impl Telemetry {
             let _ = writeln!(out, "# EOF");
         }
         out
+    }
+}
+
+/// Sets (Some) or removes (None) the policy's series of a "since when" gauge.
+fn set_since(
+    family: &Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    policy: &str,
+    since: Option<f64>,
+) {
+    let labels = policy_labels(policy);
+    match since {
+        Some(t) => {
+            family.get_or_create(&labels).set(t);
+        }
+        None => {
+            family.remove(&labels);
+        }
     }
 }
 
@@ -611,6 +655,9 @@ mod tests {
         t.set_leader(true);
         t.set_policies(3, 1);
         t.record_reload(true);
+        t.set_max_replicas("web", 10);
+        t.set_blind("web", Some(1_700_000_000.0));
+        t.set_failing("web", Some(1_700_000_060.0));
         let text = t.encode();
         for line in [
             "# TYPE setpoint_ticks counter",
@@ -618,6 +665,11 @@ mod tests {
             "setpoint_decisions_total{policy=\"web\",direction=\"up\",reason=\"rate_limit\"} 1",
             "setpoint_recommended_replicas{policy=\"web\"} 4",
             "setpoint_current_replicas{policy=\"web\"} 2",
+            "setpoint_max_replicas{policy=\"web\"} 10",
+            "# UNIT setpoint_blind_since_seconds seconds",
+            "setpoint_blind_since_seconds{policy=\"web\"} 1700000000.0",
+            "# UNIT setpoint_failing_since_seconds seconds",
+            "setpoint_failing_since_seconds{policy=\"web\"} 1700000060.0",
             "setpoint_scaling_actions_total{policy=\"web\",direction=\"up\"} 1",
             "# TYPE setpoint_query_duration_seconds histogram",
             "# UNIT setpoint_query_duration_seconds seconds",
@@ -685,6 +737,9 @@ mod tests {
             t.record_decision(p, &decision(4, 4, &[]));
             t.record_scaling_action(p, Direction::Up);
             t.record_scaling_action(p, Direction::Down);
+            t.set_max_replicas(p, 10);
+            t.set_blind(p, Some(1.0));
+            t.set_failing(p, Some(2.0));
         }
         t.forget_policy("a");
         let text = t.encode();
@@ -692,7 +747,7 @@ mod tests {
         assert!(text.contains("setpoint_ticks_total{policy=\"b\"} 1"));
         assert_eq!(
             text.matches("policy=\"b\"").count(),
-            1 + 3 * RULES.len() + 1 + 2 + 2
+            1 + 3 * RULES.len() + 1 + 2 + 2 + 3
         );
     }
 

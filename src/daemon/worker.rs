@@ -158,6 +158,11 @@ impl Worker {
             tick::policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
         let tick =
             TickState::daemon(&policy, prometheus.as_ref(), carried).map_err(|e| e.to_string())?;
+        // A new version starts without an outage: a previous version's "since" series would
+        // otherwise stay until the process ends.
+        let telemetry = ctx.admin.telemetry();
+        telemetry.set_failing(&policy.name, None);
+        telemetry.set_blind(&policy.name, None);
         Ok(Worker {
             policy,
             tick,
@@ -192,6 +197,7 @@ impl Worker {
                 self.last_error = None;
                 self.forbidden = None;
                 if let Change::Ended(o, lasted) = self.failing.tick(None, SystemTime::now()) {
+                    admin.telemetry().set_failing(&self.policy.name, None);
                     info!(since = %o.since_text(), lasted = %humantime::format_duration(lasted),
                         "the policy works again");
                 }
@@ -203,7 +209,13 @@ impl Worker {
             Some(e) => {
                 admin.telemetry().record_error(error_kind(&e));
                 let text = e.to_string();
-                self.failing.tick(Some(text.clone()), SystemTime::now());
+                if let Change::Started(o) = self.failing.tick(Some(text.clone()), SystemTime::now())
+                {
+                    let since = outage::unix(o.since);
+                    admin
+                        .telemetry()
+                        .set_failing(&self.policy.name, Some(since));
+                }
                 let since = self.failing.current().map(|o| o.since_text());
                 let since = since.unwrap_or_default();
                 if self.last_error.as_deref() != Some(text.as_str()) {
@@ -410,6 +422,9 @@ impl Worker {
         let mut events = Vec::new();
         if let Some(decision) = &outcome.decision {
             telemetry.record_decision(&policy.name, decision);
+            if let Some(h) = &policy.horizontal {
+                telemetry.set_max_replicas(&policy.name, h.governor.max);
+            }
             events.extend(self.track_blind(ctx, &decision.explanation.missing, wall));
             events.extend(window_event(&policy, decision, wall));
             if let Some(e) = self
