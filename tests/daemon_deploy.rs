@@ -446,6 +446,8 @@ fn exported_metrics() -> BTreeSet<String> {
             proposed_replicas: Some(2),
             activity: None,
             window: None,
+            pause: None,
+            resumed: None,
             steps: vec![],
         },
     };
@@ -454,6 +456,7 @@ fn exported_metrics() -> BTreeSet<String> {
     t.record_scaling_action("p", Direction::Up);
     t.record_query(Source::Prometheus, Duration::from_millis(1));
     t.record_error(ErrorKind::Api);
+    t.set_paused("p", true);
     t.set_vertical(
         "p",
         &[ContainerRecommendation {

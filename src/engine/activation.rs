@@ -303,7 +303,7 @@ mod tests {
             ready_replicas: current,
             samples: vec![],
         };
-        let d = g.govern(st, &obs, r, now);
+        let d = g.govern(st, &obs, r, &crate::engine::pause::Controls::default(), now);
         // Applied, as the daemon's tick commits what it patched.
         st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
@@ -320,7 +320,13 @@ mod tests {
             samples: vec![],
         };
         for i in 1..=20 {
-            let d = g.govern(&mut st, &obs, rec(0, 0.0), i as f64 * 15.0);
+            let d = g.govern(
+                &mut st,
+                &obs,
+                rec(0, 0.0),
+                &crate::engine::pause::Controls::default(),
+                i as f64 * 15.0,
+            );
             assert_eq!(d.desired_replicas, 0, "tick {i}");
         }
         // It takes the Lease: a quiet metric, or none, keeps the target at zero.
@@ -344,7 +350,13 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(&mut st, &obs, rec(0, 75.0), 30.0);
+        let d = g.govern(
+            &mut st,
+            &obs,
+            rec(0, 75.0),
+            &crate::engine::pause::Controls::default(),
+            30.0,
+        );
         assert_eq!(d.desired_replicas, 8);
         assert_eq!(d.explanation.limited_by(), Some(Rule::Activation));
         assert!(
@@ -497,7 +509,13 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(&mut st, &obs, missing_lag(0, 0.0), 0.0);
+        let d = g.govern(
+            &mut st,
+            &obs,
+            missing_lag(0, 0.0),
+            &crate::engine::pause::Controls::default(),
+            0.0,
+        );
         assert_eq!(d.desired_replicas, 0);
         assert!(
             d.to_string().contains("no data for lag: stays at zero"),
@@ -562,13 +580,25 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(&mut st, &obs, no_data(), 8.0 * 3600.0);
+        let d = g.govern(
+            &mut st,
+            &obs,
+            no_data(),
+            &crate::engine::pause::Controls::default(),
+            8.0 * 3600.0,
+        );
         assert_eq!(d.desired_replicas, 4);
         let w = d.explanation.window.as_ref().unwrap();
         assert_eq!(w.schedule, "morning");
         assert!(w.started);
         assert!(d.to_string().contains("schedule morning floor 4"), "{d}");
-        let d = g.govern(&mut st, &obs, no_data(), 8.0 * 3600.0 + 15.0);
+        let d = g.govern(
+            &mut st,
+            &obs,
+            no_data(),
+            &crate::engine::pause::Controls::default(),
+            8.0 * 3600.0 + 15.0,
+        );
         assert!(!d.explanation.window.unwrap().started, "announced once");
     }
 }
