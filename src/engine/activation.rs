@@ -245,6 +245,7 @@ impl Governor {
 mod tests {
     use super::*;
     use crate::engine::governor::{OnMissing, ScalingRules};
+    use crate::engine::pause::Controls;
     use crate::engine::schedule::{Capacity, Schedule};
     use crate::engine::{Direction, Missing, Observation, Target};
 
@@ -303,7 +304,7 @@ mod tests {
             ready_replicas: current,
             samples: vec![],
         };
-        let d = g.govern(st, &obs, r, &crate::engine::pause::Controls::default(), now);
+        let d = g.govern(st, &obs, r, &Controls::default(), now);
         // Applied, as the daemon's tick commits what it patched.
         st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
@@ -324,7 +325,7 @@ mod tests {
                 &mut st,
                 &obs,
                 rec(0, 0.0),
-                &crate::engine::pause::Controls::default(),
+                &Controls::default(),
                 i as f64 * 15.0,
             );
             assert_eq!(d.desired_replicas, 0, "tick {i}");
@@ -350,13 +351,7 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(
-            &mut st,
-            &obs,
-            rec(0, 75.0),
-            &crate::engine::pause::Controls::default(),
-            30.0,
-        );
+        let d = g.govern(&mut st, &obs, rec(0, 75.0), &Controls::default(), 30.0);
         assert_eq!(d.desired_replicas, 8);
         assert_eq!(d.explanation.limited_by(), Some(Rule::Activation));
         assert!(
@@ -513,7 +508,7 @@ mod tests {
             &mut st,
             &obs,
             missing_lag(0, 0.0),
-            &crate::engine::pause::Controls::default(),
+            &Controls::default(),
             0.0,
         );
         assert_eq!(d.desired_replicas, 0);
@@ -580,13 +575,7 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(
-            &mut st,
-            &obs,
-            no_data(),
-            &crate::engine::pause::Controls::default(),
-            8.0 * 3600.0,
-        );
+        let d = g.govern(&mut st, &obs, no_data(), &Controls::default(), 8.0 * 3600.0);
         assert_eq!(d.desired_replicas, 4);
         let w = d.explanation.window.as_ref().unwrap();
         assert_eq!(w.schedule, "morning");
@@ -596,7 +585,7 @@ mod tests {
             &mut st,
             &obs,
             no_data(),
-            &crate::engine::pause::Controls::default(),
+            &Controls::default(),
             8.0 * 3600.0 + 15.0,
         );
         assert!(!d.explanation.window.unwrap().started, "announced once");

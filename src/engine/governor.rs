@@ -1156,14 +1156,7 @@ mod tests {
         assert!(st.events.len() <= 1);
     }
 
-    /// The controls of these annotations.
-    fn ctl(pairs: &[(&str, &str)]) -> Controls {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Controls::from_annotations(&map)
-    }
+    use crate::engine::pause::controls as ctl;
 
     /// One tick under `controls`, committed as applied: the decision.
     fn paused(

@@ -213,17 +213,19 @@ impl fmt::Display for PauseNote {
     }
 }
 
+/// The controls of these annotations (for the engine's tests).
+#[cfg(test)]
+pub(crate) fn controls(pairs: &[(&str, &str)]) -> Controls {
+    let map = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Controls::from_annotations(&map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn controls(pairs: &[(&str, &str)]) -> Controls {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Controls::from_annotations(&map)
-    }
 
     #[test]
     fn each_annotation_asks_for_its_pause() {
