@@ -456,7 +456,6 @@ fn exported_metrics() -> BTreeSet<String> {
     t.record_scaling_action("p", Direction::Up);
     t.record_query(Source::Prometheus, Duration::from_millis(1));
     t.record_error(ErrorKind::Api);
-    t.set_paused("p", true);
     t.set_vertical(
         "p",
         &[ContainerRecommendation {

@@ -593,3 +593,33 @@ async fn a_target_scaled_to_zero_by_hand_is_left_there() {
     assert_eq!(out.resumed, Some(Pause::ScaledToZero));
     assert_eq!(c.patches(), ["patch_scale 4 rv=1"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_freezes_a_vertical_only_policy() {
+    use setpoint::engine::pause::{PAUSED, PAUSED_SCALE_DOWN, Pause};
+    // Two pods requesting 1 core and using 0.05: far above what they use.
+    let c = MemoryCluster::new(2, 0.05);
+    annotate(&c, PAUSED, Some("true"));
+    let p = policy::parse(VERTICAL, Path::new("web.yaml")).unwrap();
+    let mut st = TickState::daemon(&p, None, None).unwrap();
+    let out = tick::run(Some(&c), &p, &mut st, Hold::Leading, wall()).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let note = out.pause.as_ref().expect("paused");
+    assert_eq!((&note.pause, note.started), (&Pause::Frozen, true));
+    let v = out.vertical.as_ref().unwrap();
+    assert!(
+        !c.calls()
+            .iter()
+            .any(|x| x.starts_with("resize") || x.starts_with("patch")),
+        "{v}: {:?}",
+        c.calls()
+    );
+    // (One tick of usage leaves the bounds wide: this plan writes nothing anyway. A plan that
+    // would write is held by the same `hold` as a standby's: see the test above.)
+    // A one-direction pause is about replicas: not a pause of the vertical part.
+    annotate(&c, PAUSED, None);
+    annotate(&c, PAUSED_SCALE_DOWN, Some("true"));
+    let out = tick::run(Some(&c), &p, &mut st, Hold::Leading, wall()).await;
+    assert!(out.pause.is_none());
+    assert_eq!(out.resumed, Some(Pause::Frozen));
+}
