@@ -517,6 +517,7 @@ impl Governor {
             false => format!(" (the other rules say {desired})"),
         };
         let held = current.clamp(min, max);
+        let holds = |at: u32| (at, format!("{note}: holds at {at}{}", others(at)));
         let (to, detail) = match &note.pause {
             Pause::ScaledToZero => (
                 0,
@@ -525,17 +526,12 @@ impl Governor {
                      stays at 0 until scaled up by hand (as the HPA: ScalingDisabled)"
                 ),
             ),
-            Pause::Frozen | Pause::Invalid { .. } if current == 0 => {
-                (0, format!("{note}: holds at 0{}", others(0)))
-            }
+            Pause::Frozen | Pause::Invalid { .. } if current == 0 => holds(0),
             Pause::Frozen | Pause::Invalid { .. } if held != current => (
                 held,
                 format!("{note}, but {current} is outside [{min}, {max}]: {held}"),
             ),
-            Pause::Frozen | Pause::Invalid { .. } => (
-                current,
-                format!("{note}: holds at {current}{}", others(current)),
-            ),
+            Pause::Frozen | Pause::Invalid { .. } => holds(current),
             Pause::Replicas { requested } => {
                 let to = (*requested).clamp(min, max);
                 let clamped = match to == *requested {
@@ -544,14 +540,8 @@ impl Governor {
                 };
                 (to, format!("{note}{clamped}{}", others(to)))
             }
-            Pause::ScaleUp if desired > current && current >= min => (
-                current,
-                format!("{note}: holds at {current}{}", others(current)),
-            ),
-            Pause::ScaleDown if desired < current && current <= max => (
-                current,
-                format!("{note}: holds at {current}{}", others(current)),
-            ),
+            Pause::ScaleUp if desired > current && current >= min => holds(current),
+            Pause::ScaleDown if desired < current && current <= max => holds(current),
             Pause::ScaleUp | Pause::ScaleDown => return (desired, Some(note), None),
         };
         let to = match to == desired {

@@ -414,14 +414,11 @@ async fn target_annotations<C: Cluster>(
     match cluster.annotations(&policy.target).await {
         Ok(a) => Some(a),
         Err(e) => {
-            match restores {
-                true => {
-                    warn!(error = %e, "cannot read the target's annotations: starting conservatively")
-                }
-                false => {
-                    warn!(error = %e, "cannot read the target's annotations: the pause controls stay as last read")
-                }
-            }
+            let then = match restores {
+                true => "starting conservatively",
+                false => "the pause controls stay as last read",
+            };
+            warn!(error = %e, "cannot read the target's annotations: {then}");
             *failed = Some(e);
             None
         }
@@ -434,10 +431,8 @@ impl TickState {
     /// file's own, the target's value winning; kept as they were when that read failed.
     fn read_controls(&mut self, policy: &Policy, read: Option<&Option<BTreeMap<String, String>>>) {
         self.controls = match read {
-            _ if policy.object.is_some() => Controls::from_annotations(&policy.annotations),
-            None => Controls::from_annotations(&policy.annotations),
-            Some(None) => return,
-            Some(Some(target)) => {
+            Some(None) if policy.object.is_none() => return,
+            Some(Some(target)) if policy.object.is_none() => {
                 let layered = pause::ANNOTATIONS
                     .iter()
                     .filter_map(|k| {
@@ -447,6 +442,7 @@ impl TickState {
                     .collect();
                 Controls::from_annotations(&layered)
             }
+            _ => Controls::from_annotations(&policy.annotations),
         };
     }
 
