@@ -1334,3 +1334,152 @@ fn wake_up_latency() {
     );
     d.stop();
 }
+
+/// Sets (Some) or removes (None) an annotation on the stand-in's target, as `kubectl annotate`.
+fn annotate(api: &KubeStandIn, key: &str, value: Option<&str>) {
+    let mut w = api.world();
+    let s = &mut w.scalables[0];
+    match value {
+        Some(v) => s.annotations.insert(key.into(), v.into()),
+        None => s.annotations.remove(key),
+    };
+    s.resource_version += 1;
+}
+
+/// `kubectl scale --replicas=n`, with the pods following.
+fn scale_by_hand(api: &KubeStandIn, n: i64) {
+    {
+        let mut w = api.world();
+        w.scalables[0].replicas = n;
+        w.scalables[0].resource_version += 1;
+    }
+    follow_replicas(api);
+}
+
+fn paused_gauge(d: &Daemon) -> Option<String> {
+    let (_, m) = d.get("/metrics")?;
+    m.lines()
+        .find(|l| l.starts_with("setpoint_paused{policy=\"web\"}"))
+        .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+}
+
+/// The kind of the pause of `web`'s last decision ("" when not paused).
+fn pause_kind(d: &Daemon) -> String {
+    d.decision("web")
+        .and_then(|r| r["explanation"]["pause"]["kind"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+#[test]
+fn pause_annotations_freeze_the_target_and_resume_with_the_governor_s_memory() {
+    let Some((demand, api, dir, kubeconfig)) = setup("pause_annotations_freeze_the_target", 2)
+    else {
+        return;
+    };
+    // A 1 s interval, and a 6 s scale-up window: a policy that forgot its memory at the end of
+    // the pause would wait 6 s before scaling up.
+    let text = policy("web", "web", "")
+        .replace("interval: 2s", "interval: 1s")
+        .replace(
+            "scaleDown: {stabilization: 0s}",
+            "scaleDown: {stabilization: 0s}\n    scaleUp: {stabilization: 6s}",
+        );
+    write_policy(&dir, "web.yaml", &text);
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    assert_eq!(paused_gauge(&d).as_deref(), Some("0"));
+
+    // Paused on the target, then the load rises: frozen at 2.
+    annotate(&api, "setpoint.dev/paused", Some("true"));
+    d.wait_for("the pause", Duration::from_secs(10), |d| {
+        pause_kind(d) == "frozen"
+    });
+    demand.set(400.0);
+    d.wait_for(
+        "a paused decision wanting 5",
+        Duration::from_secs(10),
+        |d| {
+            d.decision("web").is_some_and(|r| {
+                r["explanation"]["proposals"][0]["replicas"] == 5 && r["desiredReplicas"] == 2
+            })
+        },
+    );
+    // Longer than the scale-up window.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(replicas(&api), 2);
+    assert!(scale_patches(&api).is_empty(), "{:?}", scale_patches(&api));
+    assert_eq!(paused_gauge(&d).as_deref(), Some("1"));
+    let r = d.decision("web").unwrap();
+    assert_eq!(
+        r["explanation"]["pause"]["annotation"],
+        "setpoint.dev/paused"
+    );
+    let paused = events(&api, "Paused");
+    assert_eq!(paused.len(), 1, "once per pause: {paused:?}");
+    let note = paused[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("paused (setpoint.dev/paused): hold at 2"),
+        "{note}"
+    );
+
+    // Removed: scaled at once (the scale-up window was fed while paused), and one Resumed.
+    annotate(&api, "setpoint.dev/paused", None);
+    let removed = Instant::now();
+    wait_replicas(&api, &d, 5, Duration::from_secs(10));
+    let took = removed.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "waited {took:?}: the memory was lost"
+    );
+    follow_replicas(&api);
+    d.wait_for("the Resumed Event", Duration::from_secs(5), |_| {
+        !events(&api, "Resumed").is_empty()
+    });
+    d.wait_for("setpoint_paused 0", Duration::from_secs(5), |d| {
+        paused_gauge(d).as_deref() == Some("0")
+    });
+
+    // paused-replicas: to 3 (an action), then frozen there under the same load.
+    annotate(&api, "setpoint.dev/paused-replicas", Some("3"));
+    wait_replicas(&api, &d, 3, Duration::from_secs(10));
+    follow_replicas(&api);
+    d.wait_ticks("web", 3, Duration::from_secs(10));
+    assert_eq!(replicas(&api), 3);
+    assert_eq!(pause_kind(&d), "replicas");
+    assert_eq!(events(&api, "Paused").len(), 2);
+    annotate(&api, "setpoint.dev/paused-replicas", None);
+    wait_replicas(&api, &d, 5, Duration::from_secs(10));
+    follow_replicas(&api);
+
+    // `kubectl scale --replicas=0`: switched off, and left at 0 though min is 1.
+    scale_by_hand(&api, 0);
+    d.wait_for("the target switched off", Duration::from_secs(10), |d| {
+        pause_kind(d) == "scaledToZero"
+    });
+    let before = scale_patches(&api).len();
+    d.wait_ticks("web", 3, Duration::from_secs(10));
+    assert_eq!(replicas(&api), 0);
+    assert_eq!(scale_patches(&api).len(), before);
+    let r = d.decision("web").unwrap();
+    assert!(
+        r["explanation"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["detail"]
+                .as_str()
+                .unwrap()
+                .contains("switched off by someone else")),
+        "{r:#}"
+    );
+    assert_eq!(paused_gauge(&d).as_deref(), Some("1"));
+    // Scaled up by hand: it resumes and meets the load.
+    scale_by_hand(&api, 2);
+    wait_replicas(&api, &d, 5, Duration::from_secs(15));
+    d.wait_for("three Resumed Events", Duration::from_secs(5), |_| {
+        events(&api, "Resumed").len() == 3
+    });
+    d.stop();
+}

@@ -1,8 +1,11 @@
-//! Property tests: the engine never leaves [min, max], a metric inside the tolerance band never
-//! changes the replica count, and the parsers never panic on any input.
+//! Property tests: the engine never leaves [min, max] (a target someone else scaled to 0 stays
+//! there, as the HPA leaves it), a paused policy moves only to its `paused-replicas` count, a
+//! metric inside the tolerance band never changes the replica count, and the parsers never
+//! panic on any input.
 
 use proptest::prelude::*;
 use setpoint::engine::governor::OnMissing;
+use setpoint::engine::pause::{Controls, Pause};
 use setpoint::engine::pid::PidParams;
 use setpoint::engine::{
     self, Algorithm, Governor, Horizontal, MetricTarget, Observation, Sample, ScalingRules, Select,
@@ -113,6 +116,28 @@ fn horizontal() -> impl Strategy<Value = Horizontal> {
         )
 }
 
+/// Pause controls: mostly none, else any mix, a bad `paused-replicas` among them.
+fn controls() -> impl Strategy<Value = Controls> {
+    prop_oneof![
+        2 => Just(Controls::default()),
+        3 => (
+            any::<bool>(),
+            prop::option::of(prop_oneof![
+                4 => (0u32..300).prop_map(Ok),
+                1 => Just(Err("abc".to_string())),
+            ]),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(paused, replicas, scale_up, scale_down)| Controls {
+                paused,
+                replicas,
+                scale_up,
+                scale_down,
+            }),
+    ]
+}
+
 fn sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         6 => (0.0..1e4f64).prop_map(Sample::from_f64),
@@ -152,9 +177,47 @@ proptest! {
                 samples,
             };
             let d = engine::tick(&h, &mut state, &obs, now);
-            prop_assert!(d.desired_replicas >= g.min && d.desired_replicas <= g.max,
+            let switched_off = current == 0 && d.desired_replicas == 0;
+            prop_assert!(switched_off || (d.desired_replicas >= g.min && d.desired_replicas <= g.max),
                 "{} outside [{}, {}]: {}", d.desired_replicas, g.min, g.max, d);
             current = d.desired_replicas;
+        }
+    }
+
+    #[test]
+    fn a_paused_policy_stays_in_bounds_and_moves_only_to_its_paused_replicas(
+        h in horizontal(), start in 0u32..400,
+        ticks in prop::collection::vec((tick_input(), controls()), 1..120),
+    ) {
+        let g = &h.governor;
+        let mut current = start.clamp(g.min, g.max);
+        let mut state = State::conservative(current, 0.0);
+        let mut now = 0.0;
+        for ((jump, ready_share, samples, dt), controls) in ticks {
+            // Someone else scales, within the bounds.
+            if let Some(j) = jump { current = j.clamp(g.min, g.max); }
+            now += dt;
+            let obs = Observation {
+                current_replicas: current,
+                ready_replicas: (current as f64 * ready_share) as u32,
+                samples,
+            };
+            let d = engine::decide(&h, &mut state, &obs, &controls, now);
+            state.governor.commit(&d, now);
+            let to = d.desired_replicas;
+            prop_assert!(to >= g.min && to <= g.max, "{} outside [{}, {}]: {}", to, g.min, g.max, d);
+            let asked = controls.requested().map(|(p, _)| p);
+            prop_assert_eq!(d.explanation.pause.as_ref().map(|n| &n.pause), asked.as_ref());
+            match asked {
+                None => {}
+                Some(Pause::Replicas { requested }) => {
+                    prop_assert_eq!(to, requested.clamp(g.min, g.max), "{}", d)
+                }
+                Some(Pause::ScaleUp) => prop_assert!(to <= current, "{}", d),
+                Some(Pause::ScaleDown) => prop_assert!(to >= current, "{}", d),
+                Some(_) => prop_assert_eq!(to, current, "{}", d),
+            }
+            current = to;
         }
     }
 

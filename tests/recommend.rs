@@ -168,7 +168,9 @@ fn recommend_with_and_without_replicas() {
         paths,
         [
             "/apis/apps/v1/namespaces/demo/deployments/web/scale",
-            "/api/v1/namespaces/demo/pods?&labelSelector=app%3Dweb"
+            "/api/v1/namespaces/demo/pods?&labelSelector=app%3Dweb",
+            // The target itself, for the pause annotations of a policy file.
+            "/apis/apps/v1/namespaces/demo/deployments/web"
         ]
     );
 

@@ -19,6 +19,7 @@
 //! | `setpoint_policy_reloads_total` | counter | `result` (ok, error) |
 //! | `setpoint_blind_since_seconds` | gauge | `policy`: the Unix time since which some of the policy's metrics give no data; no series while they all do |
 //! | `setpoint_failing_since_seconds` | gauge | `policy`: the Unix time since which the policy's ticks fail; no series while they succeed |
+//! | `setpoint_paused` | gauge | `policy`: 1 while the policy is paused (an annotation, or a target switched off at zero), else 0 |
 //!
 //! The series of fixed label sets (every error kind, both policy states, both reload results) are
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
@@ -49,7 +50,7 @@ pub const NO_REASON: &str = "none";
 
 /// Every rule of the governor, so that [`Telemetry::forget_policy`] can remove every series of a
 /// policy. A new [`Rule`] variant is a compile error in [`reasons`] until it is listed here too.
-const RULES: [Rule; 12] = [
+const RULES: [Rule; 13] = [
     Rule::Bounds,
     Rule::MissingData,
     Rule::Fallback,
@@ -62,6 +63,7 @@ const RULES: [Rule; 12] = [
     Rule::Activation,
     Rule::Idle,
     Rule::Deactivation,
+    Rule::Pause,
 ];
 
 /// Every value the `reason` label of `setpoint_decisions_total` can take.
@@ -79,7 +81,8 @@ pub fn reasons() -> impl Iterator<Item = &'static str> {
         | Rule::Schedule
         | Rule::Activation
         | Rule::Idle
-        | Rule::Deactivation => (),
+        | Rule::Deactivation
+        | Rule::Pause => (),
     };
     RULES
         .iter()
@@ -246,6 +249,7 @@ struct Metrics {
     vertical: Family<VerticalLabels, Gauge<f64, AtomicU64>>,
     blind: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     failing: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
+    paused: Family<PolicyLabels, Gauge>,
     /// The vertical series of each policy, to forget them with the policy.
     vertical_series: Mutex<BTreeMap<String, Vec<VerticalLabels>>>,
 }
@@ -289,6 +293,7 @@ impl Telemetry {
         let vertical = Family::<VerticalLabels, Gauge<f64, AtomicU64>>::default();
         let blind = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
         let failing = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
+        let paused = Family::<PolicyLabels, Gauge>::default();
 
         registry.register("ticks", "Ticks run, per policy", ticks.clone());
         registry.register(
@@ -363,6 +368,12 @@ impl Telemetry {
             Unit::Seconds,
             failing.clone(),
         );
+        registry.register(
+            "paused",
+            "1 while the policy is paused (a pause annotation, or a target scaled to 0 by \
+             someone else), else 0",
+            paused.clone(),
+        );
 
         for kind in ErrorKind::ALL {
             errors.get_or_create_owned(&KindLabels {
@@ -398,6 +409,7 @@ impl Telemetry {
                 vertical,
                 blind,
                 failing,
+                paused,
                 vertical_series: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -524,6 +536,14 @@ impl Telemetry {
             .set(max.into());
     }
 
+    /// Sets `setpoint_paused` of `policy`.
+    pub fn set_paused(&self, policy: &str, paused: bool) {
+        self.m
+            .paused
+            .get_or_create(&policy_labels(policy))
+            .set(paused.into());
+    }
+
     /// Sets the leader gauge.
     pub fn set_leader(&self, leader: bool) {
         self.m.leader.set(i64::from(leader));
@@ -563,6 +583,7 @@ impl Telemetry {
         self.m.blind.remove(&labels);
         self.m.failing.remove(&labels);
         self.m.active.remove(&labels);
+        self.m.paused.remove(&labels);
         for direction in [Some(Direction::Up), Some(Direction::Down), None] {
             for reason in reasons() {
                 self.m.decisions.remove(&DecisionLabels {
@@ -632,6 +653,8 @@ mod tests {
                 proposed_replicas: Some(desired),
                 activity: None,
                 window: None,
+                pause: None,
+                resumed: None,
                 steps: rules
                     .iter()
                     .map(|r| RuleStep {
@@ -658,6 +681,7 @@ mod tests {
         t.set_max_replicas("web", 10);
         t.set_blind("web", Some(1_700_000_000.0));
         t.set_failing("web", Some(1_700_000_060.0));
+        t.set_paused("web", true);
         let text = t.encode();
         for line in [
             "# TYPE setpoint_ticks counter",
@@ -681,6 +705,8 @@ mod tests {
             "setpoint_policies{state=\"invalid\"} 1",
             "setpoint_policy_reloads_total{result=\"ok\"} 1",
             "setpoint_policy_reloads_total{result=\"error\"} 0",
+            "# TYPE setpoint_paused gauge",
+            "setpoint_paused{policy=\"web\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -740,6 +766,7 @@ mod tests {
             t.set_max_replicas(p, 10);
             t.set_blind(p, Some(1.0));
             t.set_failing(p, Some(2.0));
+            t.set_paused(p, false);
         }
         t.forget_policy("a");
         let text = t.encode();
@@ -747,7 +774,7 @@ mod tests {
         assert!(text.contains("setpoint_ticks_total{policy=\"b\"} 1"));
         assert_eq!(
             text.matches("policy=\"b\"").count(),
-            1 + 3 * RULES.len() + 1 + 2 + 2 + 3
+            1 + 3 * RULES.len() + 1 + 2 + 2 + 3 + 1
         );
     }
 

@@ -4,8 +4,12 @@
 //!
 //! The first tick reads what a previous daemon kept on the target ([`restart`]): the governor's
 //! memory and the vertical planner's state. The annotation is written again here after a scaling
-//! action and when the planner's state changed in a way that matters
-//! ([`restart::plan_write_due`]).
+//! action, when a pause starts or ends (so that a restarted daemon does not announce it again),
+//! and when the planner's state changed in a way that matters ([`restart::plan_write_due`]).
+//!
+//! A pause ([`crate::engine::pause`]) is announced once when it starts (or changes) and once
+//! when it ends: a `Paused` Event (a Warning when its annotation cannot be read) and a
+//! `Resumed` Event, and `setpoint_paused` is 1 while it lasts.
 //!
 //! A failed tick never ends the loop. API calls that fail with 429, 5xx or no answer are tried
 //! again inside the tick while half the interval lasts (a 403 for 3 s at most: an API server that
@@ -20,6 +24,7 @@ use super::outage::{self, Change, Tracker};
 use super::telemetry::{ErrorKind, Source};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
+use crate::engine::pause::Pause;
 use crate::engine::vertical_plan::{PlanState, UpdateMode, VerticalAction};
 use crate::engine::{self, Decision, Seconds, State};
 use crate::policy::{MetricQuery, Policy, TargetRef};
@@ -189,8 +194,12 @@ impl Worker {
         self.count(ctx, &outcome);
         match outcome.error.take() {
             None => {
+                let pause_changed = outcome.actuator == Actuator::Apply
+                    && policy.horizontal.is_some()
+                    && (outcome.pause.as_ref().is_some_and(|p| p.started)
+                        || outcome.resumed.is_some());
                 let kept = self.record(ctx, &mut outcome, wall).await;
-                if outcome.patched.is_some() || kept {
+                if outcome.patched.is_some() || kept || pause_changed {
                     self.keep_state(ctx, outcome.now).await;
                 }
                 self.failures = 0;
@@ -441,6 +450,10 @@ impl Worker {
         if let Some(v) = &outcome.vertical {
             events.extend(self.report_event(&policy, v, wall));
         }
+        if outcome.decision.is_some() || outcome.vertical.is_some() {
+            telemetry.set_paused(&policy.name, outcome.pause.is_some());
+            events.extend(pause_event(&policy, outcome, wall));
+        }
         let mut published = match (outcome.decision.take(), outcome.vertical.take()) {
             (Some(decision), vertical) => PolicyRecommendation {
                 vertical,
@@ -559,6 +572,31 @@ fn window_event(policy: &Policy, decision: &Decision, time: SystemTime) -> Optio
         &policy.target,
         "ScheduleStarted",
         "Schedule",
+        note,
+        time,
+    ))
+}
+
+/// The log line and the Event of a pause that starts (or changes) or ends at this tick.
+fn pause_event(policy: &Policy, outcome: &TickOutcome, time: SystemTime) -> Option<EventNote> {
+    let decision = outcome.decision.as_ref().map(|d| format!(": {d}"));
+    let decision = decision.unwrap_or_default();
+    if let Some(p) = outcome.pause.as_ref().filter(|p| p.started) {
+        info!(pause = %p, "paused");
+        let note = format!("{p}{decision}");
+        let event = EventNote::new(&policy.target, "Paused", "Pause", note, time);
+        return Some(match p.pause {
+            Pause::Invalid { .. } => event.warning(),
+            _ => event,
+        });
+    }
+    let ended = outcome.resumed.as_ref()?;
+    info!(pause = %ended, "resumed");
+    let note = format!("no longer {ended}: the policy acts again{decision}");
+    Some(EventNote::new(
+        &policy.target,
+        "Resumed",
+        "Resume",
         note,
         time,
     ))

@@ -245,6 +245,7 @@ impl Governor {
 mod tests {
     use super::*;
     use crate::engine::governor::{OnMissing, ScalingRules};
+    use crate::engine::pause::Controls;
     use crate::engine::schedule::{Capacity, Schedule};
     use crate::engine::{Direction, Missing, Observation, Target};
 
@@ -303,7 +304,7 @@ mod tests {
             ready_replicas: current,
             samples: vec![],
         };
-        let d = g.govern(st, &obs, r, now);
+        let d = g.govern(st, &obs, r, &Controls::default(), now);
         // Applied, as the daemon's tick commits what it patched.
         st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
@@ -320,7 +321,13 @@ mod tests {
             samples: vec![],
         };
         for i in 1..=20 {
-            let d = g.govern(&mut st, &obs, rec(0, 0.0), i as f64 * 15.0);
+            let d = g.govern(
+                &mut st,
+                &obs,
+                rec(0, 0.0),
+                &Controls::default(),
+                i as f64 * 15.0,
+            );
             assert_eq!(d.desired_replicas, 0, "tick {i}");
         }
         // It takes the Lease: a quiet metric, or none, keeps the target at zero.
@@ -344,7 +351,7 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(&mut st, &obs, rec(0, 75.0), 30.0);
+        let d = g.govern(&mut st, &obs, rec(0, 75.0), &Controls::default(), 30.0);
         assert_eq!(d.desired_replicas, 8);
         assert_eq!(d.explanation.limited_by(), Some(Rule::Activation));
         assert!(
@@ -497,7 +504,13 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(&mut st, &obs, missing_lag(0, 0.0), 0.0);
+        let d = g.govern(
+            &mut st,
+            &obs,
+            missing_lag(0, 0.0),
+            &Controls::default(),
+            0.0,
+        );
         assert_eq!(d.desired_replicas, 0);
         assert!(
             d.to_string().contains("no data for lag: stays at zero"),
@@ -562,13 +575,19 @@ mod tests {
             ready_replicas: 0,
             samples: vec![],
         };
-        let d = g.govern(&mut st, &obs, no_data(), 8.0 * 3600.0);
+        let d = g.govern(&mut st, &obs, no_data(), &Controls::default(), 8.0 * 3600.0);
         assert_eq!(d.desired_replicas, 4);
         let w = d.explanation.window.as_ref().unwrap();
         assert_eq!(w.schedule, "morning");
         assert!(w.started);
         assert!(d.to_string().contains("schedule morning floor 4"), "{d}");
-        let d = g.govern(&mut st, &obs, no_data(), 8.0 * 3600.0 + 15.0);
+        let d = g.govern(
+            &mut st,
+            &obs,
+            no_data(),
+            &Controls::default(),
+            8.0 * 3600.0 + 15.0,
+        );
         assert!(!d.explanation.window.unwrap().started, "announced once");
     }
 }

@@ -16,12 +16,18 @@
 //!    limits combined by `select` (max change, min change, or disabled), counted from the replica
 //!    count at the start of each period.
 //! 7. Bounds: the result is clamped to [min, max].
+//! 8. Pause ([`super::pause`]): a pause annotation holds the result at the current count, sets
+//!    it to `paused-replicas` (within [min, max]), or blocks one direction; a target someone
+//!    else scaled to 0 while `min` is at least 1 stays at 0. The rules above run first and keep
+//!    their memory (stabilization windows, idle clock) as if unpaused, so that lifting the
+//!    pause resumes where an unpaused policy would be.
 //!
 //! Schedules ([`super::schedule`]) enter as a floor on the proposal (or a fixed count) before
 //! stabilization. A policy with `min: 0` adds the rules of [`super::activation`]: at zero only
 //! activation leaves zero, and the normal rules stop at 1; the idle rule alone takes 1 to 0.
 
 use super::activation::ScaleToZero;
+use super::pause::{Controls, Pause, PauseNote};
 use super::schedule::Schedule;
 use super::{Decision, Explanation, Observation, Recommendation, Seconds};
 use serde::{Deserialize, Serialize};
@@ -236,6 +242,8 @@ pub enum Rule {
     Idle,
     /// Idle for long enough: 1 to 0.
     Deactivation,
+    /// A pause annotation, or a target switched off at zero ([`super::pause`]).
+    Pause,
 }
 
 impl Rule {
@@ -254,6 +262,7 @@ impl Rule {
             Rule::Activation => "activation",
             Rule::Idle => "idle",
             Rule::Deactivation => "deactivation",
+            Rule::Pause => "pause",
         }
     }
 }
@@ -300,6 +309,10 @@ pub struct GovernorState {
     /// start is announced once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<(String, Seconds)>,
+    /// The pause the last decision was under, so that a pause's start and end are announced
+    /// once (kept on the restart annotation, carried over a reload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
 }
 
 impl GovernorState {
@@ -407,24 +420,40 @@ impl Governor {
         }
     }
 
-    /// Turns a recommendation into a decision, updating the state's recommendations. The action
-    /// it decides is not in the state until the caller says it was applied
-    /// ([`GovernorState::commit`]).
+    /// Whether the target was switched off by someone else: at 0 with `min` at least 1.
+    fn switched_off(&self, current: u32) -> bool {
+        current == 0 && self.min >= 1
+    }
+
+    /// Turns a recommendation into a decision under the pause `controls`, updating the
+    /// state's recommendations. The action it decides is not in the state until the caller
+    /// says it was applied ([`GovernorState::commit`]).
     pub fn govern(
         &self,
         st: &mut GovernorState,
         obs: &Observation,
         rec: Recommendation,
+        controls: &Controls,
         now: Seconds,
     ) -> Decision {
         self.prune(st, now);
         let current = obs.current_replicas;
+        if st.paused == Some(Pause::ScaledToZero) && !self.switched_off(current) {
+            // Scaled up by hand: that count is a recommendation made now, as for a target seen
+            // for the first time, so no scale-down comes before a scale-down window.
+            st.recommendations.push(TimedReplicas {
+                t: now,
+                replicas: current as i64,
+            });
+        }
         let mut steps = Steps(Vec::new());
         let proposed = self.propose(st, current, &rec, &mut steps);
         let blind = proposed.is_none();
         let window = self.window(st, now);
         let proposed = self.scheduled(proposed, current, window.as_ref(), &mut steps);
         let desired = match proposed {
+            // The pause step says why.
+            _ if self.switched_off(current) => current,
             _ if current > self.max || current < self.min => {
                 let to = self.clamp(current as i64);
                 steps.apply(Rule::Bounds, current, to, || {
@@ -436,7 +465,8 @@ impl Governor {
             Some(p) => self.normalize(st, current, p, &mut steps, now),
         };
         let desired = self.idle(st, current, desired, &rec, window.as_ref(), &mut steps, now);
-        if blind {
+        let (desired, pause, resumed) = self.pause(st, controls, current, desired, &mut steps);
+        if blind && !self.switched_off(current) {
             record_blind_tick(st, desired, now);
         }
         let activity = self.activity(st, &rec, desired);
@@ -452,8 +482,73 @@ impl Governor {
                 window,
                 forecasts: rec.forecasts,
                 steps: steps.0,
+                pause,
+                resumed,
             },
         }
+    }
+
+    /// The pause step: the count under the pause `controls` ask for (or the target-at-zero
+    /// rule), the note for the explanation, and the pause that ended at this decision.
+    fn pause(
+        &self,
+        st: &mut GovernorState,
+        controls: &Controls,
+        current: u32,
+        desired: u32,
+        steps: &mut Steps,
+    ) -> (u32, Option<PauseNote>, Option<Pause>) {
+        let (pause, annotation) = match controls.requested() {
+            Some((p, a)) if p.blocks().is_none() => (p, Some(a)),
+            _ if self.switched_off(current) => (Pause::ScaledToZero, None),
+            Some((p, a)) => (p, Some(a)),
+            None => return (desired, None, st.paused.take()),
+        };
+        let started = st.paused.as_ref() != Some(&pause);
+        st.paused = Some(pause.clone());
+        let note = PauseNote {
+            pause,
+            annotation,
+            started,
+        };
+        let (min, max) = (self.min, self.max);
+        let others = |to: u32| match desired == to {
+            true => String::new(),
+            false => format!(" (the other rules say {desired})"),
+        };
+        let held = current.clamp(min, max);
+        let holds = |at: u32| (at, format!("{note}: holds at {at}{}", others(at)));
+        let (to, detail) = match &note.pause {
+            Pause::ScaledToZero => (
+                0,
+                format!(
+                    "the target is at 0 and min is {min}: switched off by someone else, it \
+                     stays at 0 until scaled up by hand (as the HPA: ScalingDisabled)"
+                ),
+            ),
+            Pause::Frozen | Pause::Invalid { .. } if current == 0 => holds(0),
+            Pause::Frozen | Pause::Invalid { .. } if held != current => (
+                held,
+                format!("{note}, but {current} is outside [{min}, {max}]: {held}"),
+            ),
+            Pause::Frozen | Pause::Invalid { .. } => holds(current),
+            Pause::Replicas { requested } => {
+                let to = (*requested).clamp(min, max);
+                let clamped = match to == *requested {
+                    true => String::new(),
+                    false => format!(": {requested} is outside [{min}, {max}], so {to}"),
+                };
+                (to, format!("{note}{clamped}{}", others(to)))
+            }
+            Pause::ScaleUp if desired > current && current >= min => holds(current),
+            Pause::ScaleDown if desired < current && current <= max => holds(current),
+            Pause::ScaleUp | Pause::ScaleDown => return (desired, Some(note), None),
+        };
+        let to = match to == desired {
+            true => steps.note(Rule::Pause, to, detail),
+            false => steps.apply(Rule::Pause, desired, to, || detail),
+        };
+        (to, Some(note), None)
     }
 
     /// The largest proposal after tolerance (None when no metric had data).
@@ -725,7 +820,7 @@ mod tests {
         r: Recommendation,
         now: Seconds,
     ) -> (u32, Option<Rule>) {
-        let d = g.govern(st, &obs(current), r, now);
+        let d = g.govern(st, &obs(current), r, &Controls::default(), now);
         st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
     }
@@ -742,9 +837,10 @@ mod tests {
             step(&g, &mut st, 1, rec(1, 1), 15.0),
             (2, Some(Rule::Bounds))
         );
+        // At 0 it was switched off by someone else: it stays there (see the pause tests).
         assert_eq!(
             step(&g, &mut st, 0, missing(), 30.0),
-            (2, Some(Rule::Bounds))
+            (0, Some(Rule::Pause))
         );
     }
 
@@ -1050,11 +1146,307 @@ mod tests {
         assert!(st.events.len() <= 1);
     }
 
+    use crate::engine::pause::controls as ctl;
+
+    /// One tick under `controls`, committed as applied: the decision.
+    fn paused(
+        g: &Governor,
+        st: &mut GovernorState,
+        current: u32,
+        r: Recommendation,
+        controls: &Controls,
+        now: Seconds,
+    ) -> Decision {
+        let d = g.govern(st, &obs(current), r, controls, now);
+        st.commit(&d, now);
+        d
+    }
+
+    use crate::engine::pause::{PAUSED, PAUSED_REPLICAS, PAUSED_SCALE_DOWN, PAUSED_SCALE_UP};
+
+    #[test]
+    fn paused_freezes_under_rising_load_and_resumes_with_its_memory() {
+        let mut g = hpa(1, 20);
+        g.scale_up.stabilization = 60.0;
+        let on = ctl(&[(PAUSED, "true")]);
+        let mut st = GovernorState::conservative(3, 0.0);
+        let mut t = 0.0;
+        for load in [6, 9, 12, 15] {
+            t += 15.0;
+            let d = paused(&g, &mut st, 3, rec(3, load), &on, t);
+            assert_eq!(d.desired_replicas, 3, "{d}");
+            assert_eq!(d.explanation.limited_by(), Some(Rule::Pause));
+            let note = d.explanation.pause.as_ref().unwrap();
+            assert_eq!(note.pause, Pause::Frozen);
+            assert_eq!(note.annotation.as_deref(), Some(PAUSED));
+            assert_eq!(note.started, t == 15.0, "announced once");
+        }
+        let d = paused(&g, &mut st, 3, rec(3, 16), &on, 75.0);
+        assert!(
+            d.to_string()
+                .ends_with("paused (setpoint.dev/paused): holds at 3 (the other rules say 7)"),
+            "{d}"
+        );
+        // The windows were fed and nothing was committed while paused.
+        assert!(st.recommendations.len() >= 5);
+        assert!(st.last_action.is_none() && st.events.is_empty());
+        // Lifted: the scale-up window (60 s) already holds the paused ticks' proposals, so the
+        // policy scales at once, as an unpaused one would have: to its lowest (12 at t=45... 15
+        // at t=60, 16 at t=75, 16 now), within the HPA's rate limit (3 → 7).
+        let d = paused(&g, &mut st, 3, rec(3, 16), &Controls::default(), 90.0);
+        assert_eq!(d.desired_replicas, 7, "{d}");
+        assert_eq!(d.explanation.limited_by(), Some(Rule::RateLimit));
+        assert_eq!(d.explanation.pause, None);
+        assert_eq!(d.explanation.resumed, Some(Pause::Frozen));
+        assert!(
+            d.to_string().ends_with("; resumed: no longer paused"),
+            "{d}"
+        );
+        assert_eq!(st.paused, None);
+        let d = paused(&g, &mut st, 7, rec(7, 16), &Controls::default(), 105.0);
+        assert_eq!(d.explanation.resumed, None, "announced once");
+    }
+
+    #[test]
+    fn paused_replicas_moves_once_clamped_then_freezes_and_the_cooldown_counts_from_it() {
+        let mut g = bare(2, 10);
+        g.scale_down.cooldown = 120.0;
+        let mut st = GovernorState::default();
+        let four = ctl(&[(PAUSED_REPLICAS, "4")]);
+        let d = paused(&g, &mut st, 8, rec(8, 8), &four, 0.0);
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (4, Some(Rule::Pause))
+        );
+        assert_eq!(
+            d.explanation.pause.as_ref().unwrap().pause,
+            Pause::Replicas { requested: 4 }
+        );
+        assert_eq!(
+            st.last_action,
+            Some((0.0, Direction::Down)),
+            "an action like any other"
+        );
+        // Then frozen at 4, whatever the load says.
+        let d = paused(&g, &mut st, 4, rec(4, 9), &four, 15.0);
+        assert_eq!(d.desired_replicas, 4, "{d}");
+        assert!(!d.explanation.pause.as_ref().unwrap().started);
+        // Outside the bounds: clamped, and said so.
+        let far = ctl(&[(PAUSED_REPLICAS, "30")]);
+        let d = paused(&g, &mut st, 4, rec(4, 4), &far, 30.0);
+        assert_eq!(d.desired_replicas, 10);
+        assert!(
+            d.to_string().contains("30 is outside [2, 10], so 10"),
+            "{d}"
+        );
+        let d = paused(
+            &g,
+            &mut st,
+            10,
+            rec(10, 4),
+            &ctl(&[(PAUSED_REPLICAS, "0")]),
+            45.0,
+        );
+        assert_eq!(d.desired_replicas, 2, "{d}");
+        // Lifted at 60 s: a scale-down waits for the cooldown from that last move (45 s).
+        let d = paused(&g, &mut st, 2, rec(2, 1), &Controls::default(), 60.0);
+        assert_eq!(d.desired_replicas, 2);
+        let d = paused(&g, &mut st, 2, rec(2, 9), &Controls::default(), 75.0);
+        assert_eq!(d.desired_replicas, 9, "up has no cooldown: {d}");
+        let d = paused(&g, &mut st, 9, rec(9, 3), &Controls::default(), 90.0);
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (9, Some(Rule::Cooldown))
+        );
+    }
+
+    #[test]
+    fn one_direction_pauses_block_only_their_direction() {
+        let g = bare(1, 20);
+        let up = ctl(&[(PAUSED_SCALE_UP, "true")]);
+        let down = ctl(&[(PAUSED_SCALE_DOWN, "true")]);
+        let mut st = GovernorState::default();
+        let d = paused(&g, &mut st, 5, rec(5, 9), &up, 0.0);
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (5, Some(Rule::Pause))
+        );
+        assert!(
+            d.to_string().contains(
+                "scale-up paused (setpoint.dev/paused-scale-up): holds at 5 (the other rules say 9)"
+            ),
+            "{d}"
+        );
+        let d = paused(&g, &mut st, 5, rec(5, 2), &up, 15.0);
+        assert_eq!(d.desired_replicas, 2);
+        assert_eq!(d.explanation.limited_by(), None);
+        // Paused all the same, and the line says so though nothing was blocked.
+        assert_eq!(d.explanation.pause.as_ref().unwrap().pause, Pause::ScaleUp);
+        assert!(
+            d.to_string()
+                .ends_with("; scale-up paused (setpoint.dev/paused-scale-up)"),
+            "{d}"
+        );
+        let d = paused(&g, &mut st, 2, rec(2, 1), &down, 30.0);
+        assert_eq!(d.desired_replicas, 2);
+        let note = d.explanation.pause.as_ref().unwrap();
+        assert!(note.started, "a new pause: announced");
+        assert_eq!(
+            paused(&g, &mut st, 2, rec(2, 6), &down, 45.0).desired_replicas,
+            6
+        );
+        // Both directions: frozen.
+        let both = ctl(&[(PAUSED_SCALE_UP, "true"), (PAUSED_SCALE_DOWN, "true")]);
+        assert_eq!(
+            paused(&g, &mut st, 6, rec(6, 12), &both, 60.0).desired_replicas,
+            6
+        );
+        assert_eq!(
+            paused(&g, &mut st, 6, rec(6, 1), &both, 75.0).desired_replicas,
+            6
+        );
+    }
+
+    #[test]
+    fn a_bad_paused_replicas_holds_and_says_so_and_a_bad_boolean_is_unset() {
+        let g = bare(1, 20);
+        let mut st = GovernorState::default();
+        let bad = ctl(&[(PAUSED_REPLICAS, "abc")]);
+        let d = paused(&g, &mut st, 5, rec(5, 12), &bad, 0.0);
+        assert_eq!(d.desired_replicas, 5);
+        assert!(
+            d.to_string().contains(
+                "paused: setpoint.dev/paused-replicas \"abc\" is not a replica count \
+                 (setpoint.dev/paused-replicas): holds at 5"
+            ),
+            "{d}"
+        );
+        let d = paused(&g, &mut st, 5, rec(5, 12), &ctl(&[(PAUSED, "false")]), 15.0);
+        assert_eq!(d.desired_replicas, 12);
+        assert_eq!(d.explanation.pause, None);
+    }
+
+    #[test]
+    fn bounds_stay_absolute_under_a_pause() {
+        let g = bare(2, 10);
+        let on = ctl(&[(PAUSED, "true")]);
+        let mut st = GovernorState::default();
+        let d = paused(&g, &mut st, 14, rec(14, 14), &on, 0.0);
+        assert_eq!(d.desired_replicas, 10);
+        assert!(
+            d.to_string().contains("but 14 is outside [2, 10]: 10"),
+            "{d}"
+        );
+        let up = ctl(&[(PAUSED_SCALE_UP, "true")]);
+        assert_eq!(
+            paused(&g, &mut st, 1, rec(1, 1), &up, 15.0).desired_replicas,
+            2
+        );
+        let down = ctl(&[(PAUSED_SCALE_DOWN, "true")]);
+        assert_eq!(
+            paused(&g, &mut st, 12, rec(12, 3), &down, 30.0).desired_replicas,
+            10
+        );
+    }
+
+    #[test]
+    fn a_target_scaled_to_zero_by_someone_else_stays_there_until_scaled_up_by_hand() {
+        let g = hpa(2, 10);
+        let mut st = GovernorState::conservative(6, 0.0);
+        let none = Controls::default();
+        let d = paused(&g, &mut st, 0, rec(0, 8), &none, 15.0);
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (0, Some(Rule::Pause))
+        );
+        let note = d.explanation.pause.as_ref().unwrap();
+        assert_eq!(
+            (&note.pause, note.annotation.as_ref(), note.started),
+            (&Pause::ScaledToZero, None, true)
+        );
+        assert!(
+            d.to_string().contains("switched off by someone else"),
+            "{d}"
+        );
+        // No data, and any number of ticks: still 0, and nothing fed to the windows.
+        let before = st.recommendations.len();
+        for i in 2..40 {
+            let d = paused(&g, &mut st, 0, missing(), &none, i as f64 * 15.0);
+            assert_eq!(d.desired_replicas, 0);
+        }
+        assert!(st.recommendations.len() <= before);
+        // Scaled up by hand to 5: the policy resumes, with 5 as a recommendation made now, so
+        // that a low load waits a scale-down window.
+        let d = paused(&g, &mut st, 5, rec(5, 1), &none, 600.0);
+        assert_eq!(d.explanation.resumed, Some(Pause::ScaledToZero));
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (5, Some(Rule::Stabilization))
+        );
+        assert_eq!(
+            paused(&g, &mut st, 5, rec(5, 1), &none, 900.0).desired_replicas,
+            2
+        );
+        // paused-replicas is an explicit ask: it moves a target at zero.
+        let mut st = GovernorState::default();
+        let three = ctl(&[(PAUSED_REPLICAS, "3")]);
+        assert_eq!(
+            paused(&g, &mut st, 0, rec(0, 8), &three, 0.0).desired_replicas,
+            3
+        );
+        // paused holds at zero too.
+        let mut st = GovernorState::default();
+        let on = ctl(&[(PAUSED, "true")]);
+        assert_eq!(
+            paused(&g, &mut st, 0, rec(0, 8), &on, 0.0).desired_replicas,
+            0
+        );
+    }
+
+    #[test]
+    fn scale_to_zero_policies_keep_their_rules_at_zero_unless_paused() {
+        let mut g = hpa(0, 10);
+        g.scale_to_zero.thresholds = vec![("m".into(), 0.0)];
+        let none = Controls::default();
+        let mut st = GovernorState::default();
+        let d = paused(&g, &mut st, 0, rec(0, 3), &none, 0.0);
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (3, Some(Rule::Activation))
+        );
+        assert_eq!(d.explanation.pause, None);
+        let mut st = GovernorState::default();
+        for c in [ctl(&[(PAUSED, "true")]), ctl(&[(PAUSED_SCALE_UP, "true")])] {
+            let d = paused(&g, &mut st, 0, rec(0, 3), &c, 0.0);
+            assert_eq!(
+                (d.desired_replicas, d.explanation.limited_by()),
+                (0, Some(Rule::Pause)),
+                "{d}"
+            );
+            assert!(!d.explanation.activity.unwrap().active);
+        }
+        // Idle at 1 for longer than the idle time while scale-down is paused: stays at 1; lifted,
+        // the idle clock kept running and it goes to zero at once.
+        let mut g = bare(0, 10);
+        g.scale_to_zero.idle = 60.0;
+        let down = ctl(&[(PAUSED_SCALE_DOWN, "true")]);
+        let mut st = GovernorState::default();
+        for i in 0..10 {
+            let d = paused(&g, &mut st, 1, rec(1, 0), &down, i as f64 * 15.0);
+            assert_eq!(d.desired_replicas, 1, "{d}");
+        }
+        let d = paused(&g, &mut st, 1, rec(1, 0), &none, 150.0);
+        assert_eq!(
+            (d.desired_replicas, d.explanation.limited_by()),
+            (0, Some(Rule::Deactivation))
+        );
+    }
+
     #[test]
     fn explanation_names_the_numbers() {
         let g = hpa(1, 100);
         let mut st = GovernorState::default();
-        let d = g.govern(&mut st, &obs(2), rec(2, 30), 0.0);
+        let d = g.govern(&mut st, &obs(2), rec(2, 30), &Controls::default(), 0.0);
         let line = d.to_string();
         assert!(
             line.starts_with("scale up 2→6: m 30 vs 1/replica → 30"),

@@ -13,11 +13,13 @@
 //! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`]; [`schedule`] adds
-//!   scheduled capacity and [`activation`] scale to and from zero.
+//!   scheduled capacity, [`activation`] scale to and from zero, and [`pause`] the pause
+//!   annotations and the HPA's rule for a target switched off at zero.
 
 pub mod activation;
 pub mod governor;
 pub mod hpa;
+pub mod pause;
 pub mod pid;
 pub mod pod;
 pub mod predictive;
@@ -178,6 +180,14 @@ pub struct Explanation {
     /// The schedule window open at the decision, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<schedule::Window>,
+    /// The pause this decision is under, and the annotation that asked for it (None: not
+    /// paused). What kubectl's `Paused` condition and column show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<pause::PauseNote>,
+    /// The pause that ended at this decision (the annotation was removed, or the target was
+    /// scaled up by hand from zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<pause::Pause>,
 }
 
 impl Explanation {
@@ -245,6 +255,14 @@ impl fmt::Display for Decision {
         for s in &e.steps {
             write!(f, "; {}", s.detail)?;
         }
+        match &e.pause {
+            // A one-direction pause that blocked nothing has no step: say it is there.
+            Some(p) if !e.steps.iter().any(|s| s.rule == Rule::Pause) => write!(f, "; {p}")?,
+            _ => {}
+        }
+        if let Some(p) = &e.resumed {
+            write!(f, "; resumed: no longer {p}")?;
+        }
         Ok(())
     }
 }
@@ -310,18 +328,24 @@ impl State {
     }
 }
 
-/// One tick where what is decided is done (the simulator, backtests, benchmarks): [`decide`],
-/// then commit the action to the governor's memory. The daemon's tick commits only what it
-/// applied ([`crate::tick::run`]).
+/// One tick where what is decided is done (the simulator, backtests, benchmarks): [`decide`]
+/// with no pause annotation, then commit the action to the governor's memory. The daemon's
+/// tick commits only what it applied ([`crate::tick::run`]).
 pub fn tick(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seconds) -> Decision {
-    let decision = decide(policy, state, obs, now);
+    let decision = decide(policy, state, obs, &pause::Controls::default(), now);
     state.governor.commit(&decision, now);
     decision
 }
 
-/// Decide with the policy, then govern. The decided action is not yet in the governor's memory:
-/// [`GovernorState::commit`] puts it there once it was applied.
-pub fn decide(policy: &Horizontal, state: &mut State, obs: &Observation, now: Seconds) -> Decision {
+/// Decide with the policy, then govern under the pause `controls`. The decided action is not
+/// yet in the governor's memory: [`GovernorState::commit`] puts it there once it was applied.
+pub fn decide(
+    policy: &Horizontal,
+    state: &mut State,
+    obs: &Observation,
+    controls: &pause::Controls,
+    now: Seconds,
+) -> Decision {
     let rec = match &policy.algorithm {
         Algorithm::Threshold => threshold::recommend(&policy.metrics, obs),
         Algorithm::Pid(p) => pid::recommend(p, &policy.metrics, &mut state.pid, obs, now),
@@ -329,5 +353,7 @@ pub fn decide(policy: &Horizontal, state: &mut State, obs: &Observation, now: Se
             predictive::recommend(p, &policy.metrics, &mut state.predictive, obs, now)
         }
     };
-    policy.governor.govern(&mut state.governor, obs, rec, now)
+    policy
+        .governor
+        .govern(&mut state.governor, obs, rec, controls, now)
 }

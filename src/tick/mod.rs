@@ -8,14 +8,16 @@
 //!
 //! 1. **observe** the target: its `/scale` and its pods (API calls that fail with 429, 5xx or no
 //!    answer are tried again while half the interval lasts); at the first tick, the memory a
-//!    previous daemon kept on the target's annotation ([`restart`]); then every metric
-//!    ([`Observer`]);
-//! 2. **decide and govern** ([`crate::engine::decide`]);
+//!    previous daemon kept on the target's annotation ([`restart`]); the pause annotations
+//!    ([`crate::engine::pause`]: a ScalingPolicy object's own; for a policy file, its target's
+//!    read on every tick, over the file's own); then every metric ([`Observer`]);
+//! 2. **decide and govern** ([`crate::engine::decide`]), under the pause controls;
 //! 3. **act** ([`act`]): patch `/scale` when [`act::Actuator::choose`] allows it. A 409
 //!    Conflict (the target changed since it was read) reads the target again and decides again,
 //!    up to [`CONFLICT_ATTEMPTS`] times. The governor commits the action only once the patch was
 //!    made;
-//! 4. **plan and act vertically** ([`usage::VerticalTick`], [`vertical::apply_vertical`]);
+//! 4. **plan and act vertically** ([`usage::VerticalTick`], [`vertical::apply_vertical`]),
+//!    writing nothing while a pause freezes the policy;
 //! 5. return everything the caller publishes ([`TickOutcome`]).
 //!
 //! Rooms of this one:
@@ -46,6 +48,7 @@ pub use act::{Actuator, Hold, Why};
 pub use observe::{MetricReading, ObserveError, Observer, TargetState};
 
 use crate::cluster::{Cluster, ClusterError, ScaleState};
+use crate::engine::pause::{self, Controls, Pause, PauseNote};
 use crate::engine::vertical_plan::PlanState;
 use crate::engine::{self, Algorithm, Decision, Horizontal, Observation, Seconds, State};
 use crate::policy::{MetricQuery, Policy};
@@ -112,6 +115,11 @@ pub struct TickState {
     vertical: Option<VerticalTick>,
     /// Whether the planner's state has been restored (at the first tick that saw the pods).
     vertical_started: bool,
+    /// The pause controls as last read (kept when a read of the target's annotations fails).
+    controls: Controls,
+    /// The pause of a policy without a horizontal part at its last tick (with one, the
+    /// governor remembers it).
+    vertical_paused: Option<Pause>,
 }
 
 impl TickState {
@@ -159,6 +167,8 @@ impl TickState {
             primed: false,
             vertical,
             vertical_started: false,
+            controls: Controls::default(),
+            vertical_paused: None,
         })
     }
 
@@ -244,8 +254,13 @@ pub struct TickOutcome {
     pub history: Option<HistorySeed>,
     /// The planner's state restored from the target's annotation (the first tick only).
     pub restored_plan: Option<PlanState>,
-    /// The annotation could not be read at the first tick (it started conservatively).
+    /// The target's annotations could not be read: at the first tick it started
+    /// conservatively; a policy file's pause controls stay as last read.
     pub annotations_error: Option<ClusterError>,
+    /// The pause the tick was under (the decision's, or a vertical-only policy's).
+    pub pause: Option<PauseNote>,
+    /// The pause that ended at this tick.
+    pub resumed: Option<Pause>,
     /// What the first tick read of the predictive policy's history (one note per metric).
     pub notes: Vec<String>,
     /// The tick stopped at this error: the fields above hold what it had done before.
@@ -284,6 +299,8 @@ pub async fn run<C: Cluster>(
         history: None,
         restored_plan: None,
         annotations_error: None,
+        pause: None,
+        resumed: None,
         notes: Vec::new(),
         error: None,
     };
@@ -325,11 +342,20 @@ async fn ticked<C: Cluster>(
         out.now = clock.now();
     }
     st_counts(st, &mut out.target);
-    let saved = match cluster {
-        Some(c) if st.restores(policy) => Some(saved(c, policy, &mut out.annotations_error).await),
+    let restores = st.restores(policy);
+    let read = match cluster {
+        Some(c) if restores || policy.object.is_none() => {
+            Some(target_annotations(c, policy, restores, &mut out.annotations_error).await)
+        }
+        _ => None,
+    };
+    st.read_controls(policy, read.as_ref());
+    let saved = match (cluster, read) {
+        (Some(_), Some(read)) if restores => Some(read.unwrap_or_default()),
         _ => None,
     };
     horizontal(cluster, policy, st, saved.as_ref(), budget, clock, out).await?;
+    st.pause_of(policy, out);
     let Some(v) = st.vertical.as_mut() else {
         return Ok(());
     };
@@ -354,9 +380,10 @@ async fn ticked<C: Cluster>(
         }
         st.vertical_started = true;
     }
-    let outcome = v
-        .tick(c, policy, pods, selector, out.now, out.why.hold())
-        .await;
+    let paused = out.pause.as_ref().filter(|p| p.pause.freezes_vertical());
+    let paused = paused.map(|p| format!("the policy is {p}"));
+    let hold = out.why.hold().or(paused.as_deref());
+    let outcome = v.tick(c, policy, pods, selector, out.now, hold).await;
     out.history = v.take_history();
     out.vertical = Some(outcome);
     Ok(())
@@ -375,20 +402,72 @@ fn st_counts(st: &TickState, target: &mut TargetState) {
     }
 }
 
-/// The target's annotations, for what a previous daemon kept there. A failed read is logged,
-/// returned in `failed`, and reads as no annotation: the policy starts conservatively.
-async fn saved<C: Cluster>(
+/// The target's annotations: what a previous daemon kept there (at the first tick:
+/// `restores`), and a policy file's pause controls. A failed read is logged and returned in
+/// `failed`: the policy starts conservatively, and its pause controls stay as last read.
+async fn target_annotations<C: Cluster>(
     cluster: &C,
     policy: &Policy,
+    restores: bool,
     failed: &mut Option<ClusterError>,
-) -> BTreeMap<String, String> {
+) -> Option<BTreeMap<String, String>> {
     match cluster.annotations(&policy.target).await {
-        Ok(a) => a,
+        Ok(a) => Some(a),
         Err(e) => {
-            warn!(error = %e, "cannot read the target's annotations: starting conservatively");
+            let then = match restores {
+                true => "starting conservatively",
+                false => "the pause controls stay as last read",
+            };
+            warn!(error = %e, "cannot read the target's annotations: {then}");
             *failed = Some(e);
-            BTreeMap::new()
+            None
         }
+    }
+}
+
+impl TickState {
+    /// This tick's pause controls: a ScalingPolicy object's own annotations (and a look's
+    /// without the cluster); for a policy file, the target's annotations (`read`) over the
+    /// file's own, the target's value winning; kept as they were when that read failed.
+    fn read_controls(&mut self, policy: &Policy, read: Option<&Option<BTreeMap<String, String>>>) {
+        self.controls = match read {
+            Some(None) if policy.object.is_none() => return,
+            Some(Some(target)) if policy.object.is_none() => {
+                let layered = pause::ANNOTATIONS
+                    .iter()
+                    .filter_map(|k| {
+                        let v = target.get(*k).or_else(|| policy.annotations.get(*k))?;
+                        Some((k.to_string(), v.clone()))
+                    })
+                    .collect();
+                Controls::from_annotations(&layered)
+            }
+            _ => Controls::from_annotations(&policy.annotations),
+        };
+    }
+
+    /// The tick's pause: the decision's; for a policy without a horizontal part, the controls
+    /// that freeze its vertical part, started and ended as the governor would say.
+    fn pause_of(&mut self, policy: &Policy, out: &mut TickOutcome) {
+        if let Some(d) = &out.decision {
+            out.pause = d.explanation.pause.clone();
+            out.resumed = d.explanation.resumed.clone();
+            return;
+        }
+        if policy.horizontal.is_some() {
+            return;
+        }
+        let note = self.controls.vertical().map(|(pause, a)| PauseNote {
+            started: self.vertical_paused.as_ref() != Some(&pause),
+            pause,
+            annotation: Some(a),
+        });
+        out.resumed = match &note {
+            Some(_) => None,
+            None => self.vertical_paused.take(),
+        };
+        self.vertical_paused = note.as_ref().map(|n| n.pause.clone());
+        out.pause = note;
     }
 }
 
@@ -428,6 +507,7 @@ async fn horizontal<C: Cluster>(
         .observer
         .observe(policy, cluster, &out.target, out.now, None)
         .await;
+    let controls = st.controls.clone();
     let mut attempt = 1;
     loop {
         let state = st.horizontal.as_mut().expect("set above");
@@ -437,7 +517,7 @@ async fn horizontal<C: Cluster>(
             ready_replicas: out.target.ready,
             samples: out.readings.iter().map(|r| r.sample.clone()).collect(),
         };
-        let decision = engine::decide(h, state, &obs, out.now);
+        let decision = engine::decide(h, state, &obs, &controls, out.now);
         let acted = match (cluster, &out.scale) {
             (Some(c), Some(scale)) => out.actuator.act(c, &policy.target, scale, &decision).await,
             _ => Ok(None),

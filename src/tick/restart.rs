@@ -28,7 +28,9 @@
 //! read when a policy has no annotation of its own yet, so an upgrade keeps cooldowns; it is
 //! left in place (the new annotation wins from the first write on).
 //! A target at zero stays at zero across a restart: only a metric above its activation
-//! threshold wakes it ([`crate::engine::activation`]), and the idle clock starts again.
+//! threshold wakes it ([`crate::engine::activation`]), and the idle clock starts again. A pause
+//! the governor was under is kept too (written when it starts and ends), so that a restarted
+//! daemon does not announce it again.
 //!
 //! The format only grows: an annotation written before the vertical part was kept (no
 //! `vertical` field) restores the governor as before and the planner from nothing; an older
@@ -303,6 +305,19 @@ mod tests {
         );
         assert_eq!(s.governor.failures, 0);
         assert!(note.contains("last action Up 30s ago"), "{note}");
+    }
+
+    #[test]
+    fn a_pause_is_kept_so_that_a_restart_does_not_announce_it_again() {
+        use crate::engine::pause::Pause;
+        let mut paused = acted(1000.0);
+        paused.governor.paused = Some(Pause::Replicas { requested: 3 });
+        let a = annotations("web", Some(&paused), None, 1000.0);
+        let (s, _) = restore("web", &a, 3, 1030.0);
+        assert_eq!(s.governor.paused, Some(Pause::Replicas { requested: 3 }));
+        // Not paused: nothing written for it (an older daemon reads the annotation as before).
+        let a = annotations("web", Some(&acted(1000.0)), None, 1000.0);
+        assert!(!a[&annotation("web")].contains("paused"), "{a:?}");
     }
 
     #[test]
