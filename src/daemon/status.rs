@@ -635,7 +635,7 @@ impl StatusWriter {
         self.computed.as_ref()
     }
 
-    /// After a tick of `policy` at `now`: computes its status ([`of_tick`]) and, for a policy
+    /// After a tick of `policy`: computes its status at the tick's time ([`of_tick`]) and, for a policy
     /// from an object, while `leading` (this replica holds the Lease), writes it when [`due`]
     /// says so. A write is counted in `setpoint_status_writes_total`; a failed one is logged
     /// once (while it keeps failing) and tried again at the next tick. Returns why it wrote,
@@ -648,9 +648,9 @@ impl StatusWriter {
         outcome: &TickOutcome,
         memory: Option<&State>,
         leading: bool,
-        now: SystemTime,
     ) -> Option<Due> {
         let object = policy.object.as_ref()?;
+        let now = unix_time(outcome.now);
         let status = of_tick(policy, outcome, memory, self.computed.as_ref(), now);
         self.computed = Some(status.clone());
         if !leading {

@@ -193,15 +193,7 @@ impl Worker {
         let memory = self.tick.memory();
         let telemetry = admin.telemetry();
         (self.status)
-            .after_tick(
-                &ctx.cluster,
-                telemetry,
-                &policy,
-                &outcome,
-                memory,
-                leading,
-                wall,
-            )
+            .after_tick(&ctx.cluster, telemetry, &policy, &outcome, memory, leading)
             .await;
         match outcome.error.take() {
             None => {
