@@ -80,9 +80,8 @@ pub fn of_tick(
         status.current_replicas = Some(d.current_replicas);
         status.desired_replicas = Some(d.desired_replicas);
     }
-    let last_action = memory.and_then(|m| m.governor.last_action);
-    if let Some((t, _)) = last_action {
-        status.last_scale_time = Some(rfc3339(unix_time(t)));
+    if let Some(t) = last_scale_time(memory) {
+        status.last_scale_time = Some(t);
     }
     if decided {
         status.last_decision = Some(last_decision(policy, decision, vertical, now));
@@ -544,6 +543,12 @@ fn vertical_status(outcome: &VerticalOutcome) -> VerticalStatus {
         container_recommendations: containers,
         omitted_containers: omitted,
     }
+}
+
+/// When the governor's `memory` last saw a scaling action applied (RFC 3339).
+pub(super) fn last_scale_time(memory: Option<&State>) -> Option<String> {
+    let (t, _) = memory?.governor.last_action?;
+    Some(rfc3339(unix_time(t)))
 }
 
 fn unix_time(t: f64) -> SystemTime {

@@ -448,6 +448,7 @@ impl Worker {
             (None, None) => return keep_plan,
         };
         published.mode = actuator.mode();
+        published.last_scale_time = super::status::last_scale_time(self.tick.memory());
         ctx.admin.publish(published);
         if speaks {
             for e in &events {
