@@ -88,7 +88,7 @@ pub fn of_tick(
         status.forecast = decision.map(forecast).unwrap_or_default();
         status.vertical = vertical.map(vertical_status);
     }
-    let (pause, paused_text) = paused(policy);
+    let (pause, paused_text) = paused(policy, outcome);
     status.paused = paused_text;
     let mut verdicts = vec![ready(outcome), able_to_scale(outcome), pause];
     if decided {
@@ -146,8 +146,9 @@ pub fn invalid(
 }
 
 /// The pause in force: the `Paused` condition and `status.paused` (empty when not paused).
-/// The one place the pause controls fill in.
-pub fn paused(_policy: &Policy) -> (Verdict, String) {
+/// The one place the pause controls fill in (from the policy's or the target's annotations as
+/// the tick read them); until then, never paused.
+pub fn paused(_policy: &Policy, _outcome: &TickOutcome) -> (Verdict, String) {
     (
         Verdict::new(Paused, False, "NotPaused", "no pause annotation"),
         String::new(),
@@ -763,9 +764,6 @@ mod tests {
                 }
             });
         TickOutcome {
-            now: t,
-            actuator,
-            why,
             scale: Some(scale),
             target: TargetState {
                 current,
@@ -773,17 +771,9 @@ mod tests {
                 pods: None,
                 selector: None,
             },
-            readings: Vec::new(),
             decision: Some(decision),
             patched,
-            conflicts: 0,
-            patch_failed: false,
-            vertical: None,
-            history: None,
-            restored_plan: None,
-            annotations_error: None,
-            notes: Vec::new(),
-            error: None,
+            ..TickOutcome::new(t, actuator, why)
         }
     }
 
