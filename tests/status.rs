@@ -11,7 +11,7 @@ mod support;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
-use setpoint::cluster::{ClusterConfig, KubeCluster};
+use setpoint::cluster::{Cluster, ClusterConfig, KubeCluster};
 use setpoint::daemon::status::{Due, StatusWriter};
 use setpoint::daemon::telemetry::Telemetry;
 use setpoint::policy::{self, ObjectRef, Policy};
@@ -122,28 +122,7 @@ async fn the_status_lands_on_the_status_subresource_and_only_when_it_changes() {
     support::bounded(TEST_LIMIT, async {
         let api = KubeStandIn::start(world("250m"));
         let dir = TempDir::new("status");
-        let config = ClusterConfig {
-            kubeconfig: Some(api.kubeconfig(&dir, NS)),
-            ..ClusterConfig::default()
-        };
-        let cluster = KubeCluster::connect(&config).await.unwrap();
-        let client = cluster.client().clone();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &crd()).await.unwrap();
-        let gvk = GroupVersionKind::gvk("setpoint.dev", "v1alpha1", "ScalingPolicy");
-        let ar = ApiResource::from_gvk_with_plural(&gvk, "scalingpolicies");
-        let objects: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &ar);
-        let manifest: DynamicObject = serde_json::from_value(yaml(POLICY)).unwrap();
-        let created = objects
-            .create(&PostParams::default(), &manifest)
-            .await
-            .unwrap();
-        let mut p = policy::parse(POLICY, Path::new("web.yaml")).unwrap();
-        p.object = Some(ObjectRef {
-            name: "web".into(),
-            uid: created.metadata.uid.clone().unwrap(),
-            generation: created.metadata.generation.unwrap(),
-        });
+        let (cluster, objects, p) = setup(&api, &dir).await;
 
         // The first tick of the leader writes the status, by server-side apply of /status.
         let t0 = SystemTime::now();
@@ -290,6 +269,126 @@ async fn the_status_lands_on_the_status_subresource_and_only_when_it_changes() {
             table["rows"][0]["cells"][9].is_string(),
             "LAST ACTION is an age now"
         );
+    })
+    .await;
+}
+
+#[test]
+fn the_status_schema_is_structural_as_kube_s_crd_derive_generates_it() {
+    // What `#[derive(CustomResource)]` does with a status type: OpenAPI 3, subschemas inlined,
+    // then kube's structural rewrite.
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .with_transform(kube::core::schema::StructuralSchemaRewriter)
+        .into_generator();
+    let schema = serde_json::to_value(
+        generator.into_root_schema_for::<setpoint::policy::status::PolicyStatus>(),
+    )
+    .unwrap();
+    let text = schema.to_string();
+    for not_structural in ["anyOf", "oneOf", "$ref", "const"] {
+        assert!(
+            !text.contains(not_structural),
+            "{not_structural} in {schema:#}"
+        );
+    }
+    let conditions = &schema["properties"]["conditions"];
+    assert_eq!(conditions["x-kubernetes-list-type"], "map");
+    assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
+    let condition = &conditions["items"]["properties"];
+    assert_eq!(
+        condition["type"]["enum"],
+        json!([
+            "Ready",
+            "AbleToScale",
+            "ScalingActive",
+            "ScalingLimited",
+            "Paused",
+            "Fallback"
+        ])
+    );
+    assert_eq!(
+        condition["status"]["enum"],
+        json!(["True", "False", "Unknown"])
+    );
+    assert_eq!(schema["properties"]["lastDecision"]["type"], "object");
+}
+
+/// The CRD and the object `web` in the stand-in; a cluster adapter; the policy `web` as a
+/// file policy with `object` set to that object.
+async fn setup(api: &KubeStandIn, dir: &TempDir) -> (KubeCluster, Api<DynamicObject>, Policy) {
+    let config = ClusterConfig {
+        kubeconfig: Some(api.kubeconfig(dir, NS)),
+        ..ClusterConfig::default()
+    };
+    let cluster = KubeCluster::connect(&config).await.unwrap();
+    let client = cluster.client().clone();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &crd()).await.unwrap();
+    let gvk = GroupVersionKind::gvk("setpoint.dev", "v1alpha1", "ScalingPolicy");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "scalingpolicies");
+    let objects: Api<DynamicObject> = Api::namespaced_with(client, NS, &ar);
+    let manifest: DynamicObject = serde_json::from_value(yaml(POLICY)).unwrap();
+    let created = objects
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+    let mut p = policy::parse(POLICY, Path::new("web.yaml")).unwrap();
+    p.object = Some(ObjectRef {
+        name: "web".into(),
+        uid: created.metadata.uid.clone().unwrap(),
+        generation: created.metadata.generation.unwrap(),
+    });
+    (cluster, objects, p)
+}
+
+#[tokio::test]
+async fn a_failed_write_names_the_object_and_is_tried_again_at_the_next_tick() {
+    support::bounded(TEST_LIMIT, async {
+        let api = KubeStandIn::start(world("250m"));
+        let dir = TempDir::new("status");
+        let (cluster, objects, p) = setup(&api, &dir).await;
+        api.world().faults.push_back(k::Fault {
+            method: Some("PATCH".into()),
+            path_contains: "/scalingpolicies/web/status".into(),
+            status: Some(403),
+            delay: Duration::ZERO,
+            times: 2,
+        });
+        let status = setpoint::policy::status::PolicyStatus::default();
+        let object = p.object.clone().unwrap();
+        let e = cluster.apply_status(&object, &status).await.unwrap_err();
+        assert_eq!(e.code(), Some(403));
+        let text = e.to_string();
+        assert!(
+            text.starts_with("PATCH (apply) status of ScalingPolicy web in namespace demo: HTTP 403"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "(the Role needs verb \"patch\" on resource \"scalingpolicies/status\" in API group \"setpoint.dev\")"
+            ),
+            "{text}"
+        );
+
+        let t0 = SystemTime::now();
+        let mut leader = Ticking::new(p);
+        assert_eq!(leader.tick(&cluster, true, t0).await, None, "refused");
+        assert!(objects.get("web").await.unwrap().data.get("status").is_none());
+        let wall = t0 + Duration::from_secs(15);
+        assert_eq!(leader.tick(&cluster, true, wall).await, Some(Due::First));
+        let metrics = leader.telemetry.encode();
+        for line in [
+            "setpoint_status_writes_total{result=\"ok\"} 1",
+            "setpoint_status_writes_total{result=\"error\"} 1",
+            "setpoint_errors_total{kind=\"forbidden\"} 1",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+        }
+        assert_eq!(objects.get("web").await.unwrap().data["status"]["desiredReplicas"], 3);
     })
     .await;
 }
