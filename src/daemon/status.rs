@@ -636,6 +636,13 @@ pub struct StatusWriter {
 }
 
 impl StatusWriter {
+    /// Takes the status the object holds (`live`, as a watch of the object shows it) as the
+    /// previous one, before the first tick: its conditions keep their `lastTransitionTime`
+    /// across a restart or a change of leader. A status already computed wins.
+    pub fn seed(&mut self, live: PolicyStatus) {
+        self.computed.get_or_insert(live);
+    }
+
     /// The status last computed.
     pub fn computed(&self) -> Option<&PolicyStatus> {
         self.computed.as_ref()
@@ -1136,6 +1143,21 @@ mod tests {
         // The first write, then a refresh at 15, 30 and 45 minutes (the hour's last tick is at
         // 59:45).
         assert_eq!(writes_in_an_hour(&p, jitter), 4);
+    }
+
+    #[test]
+    fn a_seeded_status_keeps_its_transition_times() {
+        let p = policy("apply", "");
+        let live = status_after(&p, Some(300.0), 3);
+        let mut w = StatusWriter::default();
+        w.seed(live.clone());
+        let mut state = State::conservative(3, T0);
+        let later = T0 + 3600.0;
+        let out = tick(&p, &mut state, Some(300.0), 3, later);
+        let s = of_tick(&p, &out, Some(&state), w.computed(), wall(later));
+        assert_eq!(s.conditions, live.conditions, "same statuses, same times");
+        let fresh = of_tick(&p, &out, Some(&state), None, wall(later));
+        assert_ne!(fresh.conditions, live.conditions);
     }
 
     #[test]
