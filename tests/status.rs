@@ -388,7 +388,53 @@ async fn a_failed_write_names_the_object_and_is_tried_again_at_the_next_tick() {
         ] {
             assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
         }
-        assert_eq!(objects.get("web").await.unwrap().data["status"]["desiredReplicas"], 3);
+        assert_eq!(
+            objects.get("web").await.unwrap().data["status"]["desiredReplicas"],
+            3
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_object_gets_ready_false_with_the_field_and_its_message() {
+    support::bounded(TEST_LIMIT, async {
+        let api = KubeStandIn::start(world("250m"));
+        let dir = TempDir::new("status");
+        let (cluster, objects, p) = setup(&api, &dir).await;
+        let object = p.object.clone().unwrap();
+        let problems = [policy::Problem {
+            line: 0,
+            column: 0,
+            field: "spec.horizontal.replicas.min".into(),
+            message: "must be at most max (10), got 12".into(),
+        }];
+        let mut writer = StatusWriter::default();
+        let telemetry = Telemetry::new();
+        let now = SystemTime::now();
+        let wrote = writer
+            .after_invalid(&cluster, &telemetry, &object, &problems, true, now)
+            .await;
+        assert_eq!(wrote, Some(Due::First));
+        // Again, unchanged: nothing.
+        let again = writer
+            .after_invalid(&cluster, &telemetry, &object, &problems, true, now)
+            .await;
+        assert_eq!(again, None);
+        assert_eq!(status_writes(&api).len(), 1);
+        let o = objects.get("web").await.unwrap();
+        assert_eq!(o.metadata.generation, Some(1));
+        let ready = &o.data["status"]["conditions"][0];
+        assert_eq!(
+            (&ready["type"], &ready["status"], &ready["reason"]),
+            (&json!("Ready"), &json!("False"), &json!("InvalidSpec"))
+        );
+        assert_eq!(
+            ready["message"],
+            "the spec is invalid: spec.horizontal.replicas.min: must be at most max (10), got 12"
+        );
+        let table = get_table(&api).await;
+        assert_eq!(table["rows"][0]["cells"][7], json!("False"), "READY");
     })
     .await;
 }

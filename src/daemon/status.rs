@@ -1,7 +1,9 @@
 //! The status of a policy that came from a ScalingPolicy object: computed from each tick's
 //! outcome ([`of_tick`], pure), or for an object whose spec is invalid ([`invalid`]), and
 //! written to the object's `/status` subresource by [`StatusWriter`] when something in it
-//! changed.
+//! changed: the worker calls [`StatusWriter::after_tick`] after each tick; the loader of
+//! ScalingPolicy objects calls [`StatusWriter::after_invalid`] for an object that does not
+//! validate.
 //!
 //! # What the conditions say
 //!
@@ -40,7 +42,7 @@ use crate::policy::status::{
     ContainerStatus, ForecastStatus, LastDecision, MAX_LISTED, MAX_SUMMARY, MetricStatus,
     PolicyStatus, Resources, Verdict, VerticalStatus, cut, rfc3339, round3,
 };
-use crate::policy::{MetricQuery, Policy, Problem};
+use crate::policy::{MetricQuery, ObjectRef, Policy, Problem};
 use crate::tick::vertical::{Applied, VerticalOutcome};
 use crate::tick::{Actuator, TickOutcome, Why};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -648,11 +650,9 @@ impl StatusWriter {
         self.computed.as_ref()
     }
 
-    /// After a tick of `policy`: computes its status at the tick's time ([`of_tick`]) and, for a policy
-    /// from an object, while `leading` (this replica holds the Lease), writes it when [`due`]
-    /// says so. A write is counted in `setpoint_status_writes_total`; a failed one is logged
-    /// once (while it keeps failing) and tried again at the next tick. Returns why it wrote,
-    /// if it did and it worked.
+    /// After a tick of `policy`: computes its status at the tick's time ([`of_tick`]) and, for
+    /// a policy from an object, while `leading` (this replica holds the Lease), writes it when
+    /// [`due`] says so. Returns why it wrote, if it did and it worked.
     pub async fn after_tick<C: Cluster>(
         &mut self,
         cluster: &C,
@@ -665,6 +665,39 @@ impl StatusWriter {
         let object = policy.object.as_ref()?;
         let now = unix_time(outcome.now);
         let status = of_tick(policy, outcome, memory, self.computed.as_ref(), now);
+        self.write(cluster, telemetry, object, status, leading, now)
+            .await
+    }
+
+    /// For `object`, whose spec (at `object.generation`) has `problems`: computes its status
+    /// ([`invalid`]) and writes it as [`StatusWriter::after_tick`] does. Call it again when
+    /// the object changes, or later if a write failed.
+    pub async fn after_invalid<C: Cluster>(
+        &mut self,
+        cluster: &C,
+        telemetry: &Telemetry,
+        object: &ObjectRef,
+        problems: &[Problem],
+        leading: bool,
+        now: SystemTime,
+    ) -> Option<Due> {
+        let status = invalid(object.generation, problems, self.computed.as_ref(), now);
+        self.write(cluster, telemetry, object, status, leading, now)
+            .await
+    }
+
+    /// Keeps `status` as computed and, while `leading`, writes it when [`due`]. A write is
+    /// counted in `setpoint_status_writes_total`; a failed one is logged once (while it keeps
+    /// failing) and tried again at the next call.
+    async fn write<C: Cluster>(
+        &mut self,
+        cluster: &C,
+        telemetry: &Telemetry,
+        object: &ObjectRef,
+        status: PolicyStatus,
+        leading: bool,
+        now: SystemTime,
+    ) -> Option<Due> {
         self.computed = Some(status.clone());
         if !leading {
             // The leader writes; after taking the Lease, this replica writes once first.
@@ -706,7 +739,6 @@ mod tests {
     use crate::engine::vertical::Recommended;
     use crate::engine::vertical_plan::{PlanRow, VerticalAction, VerticalPlan};
     use crate::engine::{Observation, Sample};
-    use crate::policy::ObjectRef;
     use crate::policy::status::{ConditionStatus, ConditionType};
     use crate::tick::TargetState;
     use std::path::Path;
