@@ -34,7 +34,7 @@ use super::admin::redact;
 use super::telemetry::Telemetry;
 use crate::cluster::Cluster;
 use crate::engine::quantity::Resource;
-use crate::engine::vertical_plan::show;
+use crate::engine::vertical_plan::{VerticalAction, show};
 use crate::engine::{Decision, Direction, Rule, State};
 use crate::policy::status::{
     ConditionStatus::{False, True, Unknown},
@@ -198,9 +198,20 @@ fn able_to_scale(outcome: &TickOutcome) -> Verdict {
             "SucceededResize",
             "patched the pod template".to_string(),
         ),
+        _ if reported(outcome) => v(
+            False,
+            "ResizeNotApplied",
+            "the vertical plan reports a change it will not make (see lastDecision)".into(),
+        ),
         _ if outcome.actuator == Actuator::Recommend => recommending(outcome.why),
         _ => v(True, "ReadyForNewScale", "nothing to change".into()),
     }
+}
+
+/// Whether the vertical plan reports a change it will not make.
+fn reported(outcome: &TickOutcome) -> bool {
+    let action = outcome.vertical.as_ref().map(|o| &o.plan.action);
+    matches!(action, Some(VerticalAction::Report { .. }))
 }
 
 /// AbleToScale of a horizontal decision.
@@ -737,7 +748,7 @@ mod tests {
     use crate::cluster::{ClusterError, ScaleState};
     use crate::engine::predictive::ForecastNote;
     use crate::engine::vertical::Recommended;
-    use crate::engine::vertical_plan::{PlanRow, VerticalAction, VerticalPlan};
+    use crate::engine::vertical_plan::{PlanRow, VerticalPlan};
     use crate::engine::{Observation, Sample};
     use crate::policy::status::{ConditionStatus, ConditionType};
     use crate::tick::TargetState;
@@ -1106,6 +1117,16 @@ mod tests {
                 .summary
                 .contains("; vertical: nothing: every request")
         );
+        // Vertical only, with a plan that reports what it will not do.
+        out.decision = None;
+        let v = out.vertical.as_mut().unwrap();
+        v.plan.action = VerticalAction::Report {
+            reason: "Guaranteed pod with limits: requestsOnly".into(),
+        };
+        let s = of_tick(&p, &out, None, None, wall(T0));
+        is(&s, AbleToScale, False, "ResizeNotApplied");
+        is(&s, ScalingActive, True, "ValidMetricFound");
+        assert_eq!(s.desired_replicas, None);
     }
 
     #[test]
