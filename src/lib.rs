@@ -42,9 +42,9 @@
 //!
 //! [`tick::run`] is that one call: the daemon's worker calls it on a schedule, with a
 //! [`tick::Hold`] from its Lease and `--dry-run`, and then records (`/recommendations`, its
-//! `/metrics`, Events, the restart state on the target); `recommend` calls it once with
-//! [`tick::Hold::ReadOnly`] and prints. [`tick::TickState`] owns what a policy remembers
-//! between ticks. The governor commits an action only once the tick applied it. `simulate` and
+//! `/metrics`, Events, the restart state on the target, the status of a ScalingPolicy object);
+//! `recommend` calls it once with [`tick::Hold::ReadOnly`] and prints. [`tick::TickState`]
+//! owns what a policy remembers between ticks. The governor commits an action only once the tick applied it. `simulate` and
 //! `backtest` drive the same engine ([`engine::tick`]) on a virtual clock.
 #![warn(missing_docs)]
 

@@ -221,6 +221,15 @@ impl Cluster for MemoryCluster {
         Ok(())
     }
 
+    async fn apply_status(
+        &self,
+        object: &policy::ObjectRef,
+        _status: &policy::status::PolicyStatus,
+    ) -> Result<(), ClusterError> {
+        self.call(format!("apply_status {}", object.name));
+        Ok(())
+    }
+
     async fn resize_pod(
         &self,
         pod: &str,

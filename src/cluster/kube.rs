@@ -14,7 +14,8 @@ use super::metrics_api::PodMetricsList;
 use super::{Cluster, ClusterError, EventNote, PodUsage, ScaleState};
 use crate::engine::pod::{self, ContainerResources};
 use crate::engine::vertical_plan::ContainerChange;
-use crate::policy::TargetRef;
+use crate::policy::status::PolicyStatus;
+use crate::policy::{ObjectRef, TargetRef};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
@@ -233,6 +234,20 @@ pub(super) fn patch_params() -> PatchParams {
     PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
+    }
+}
+
+/// The ScalingPolicy kind, `scalingpolicies.setpoint.dev`.
+fn scalingpolicies() -> ApiResource {
+    let (group, version) = crate::policy::API_VERSION
+        .split_once('/')
+        .expect("a group and a version");
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: crate::policy::API_VERSION.into(),
+        kind: crate::policy::KIND.into(),
+        plural: "scalingpolicies".into(),
     }
 }
 
@@ -504,6 +519,36 @@ impl Cluster for KubeCluster {
         api.create(&PostParams::default(), &body)
             .await
             .map_err(|e| needs(api_error(what, &e), "create", &events, ""))?;
+        Ok(())
+    }
+
+    async fn apply_status(
+        &self,
+        object: &ObjectRef,
+        status: &PolicyStatus,
+    ) -> Result<(), ClusterError> {
+        let resource = scalingpolicies();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let what = format!(
+            "PATCH (apply) status of {} {} in namespace {}",
+            crate::policy::KIND,
+            object.name,
+            self.namespace
+        );
+        let body = serde_json::json!({
+            "apiVersion": crate::policy::API_VERSION,
+            "kind": crate::policy::KIND,
+            "metadata": {"name": object.name},
+            "status": status,
+        });
+        api.patch_status(
+            &object.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|e| needs(api_error(what, &e), "patch", &resource, "/status"))?;
         Ok(())
     }
 

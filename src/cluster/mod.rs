@@ -8,6 +8,8 @@
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
+//! - ScalingPolicy status: [`Cluster::apply_status`] writes a [`PolicyStatus`] to the object's
+//!   `/status` subresource.
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
 //!   is true while this replica may act, an error when the election fails for good, and a
 //!   release on shutdown.
@@ -28,7 +30,8 @@ pub mod resize;
 use crate::engine::Seconds;
 use crate::engine::pod::{ContainerResources, Pod};
 use crate::engine::vertical_plan::ContainerChange;
-use crate::policy::TargetRef;
+use crate::policy::status::PolicyStatus;
+use crate::policy::{ObjectRef, TargetRef};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -176,6 +179,16 @@ pub trait Cluster {
 
     /// Creates an `events.k8s.io/v1` Event about the target.
     async fn create_event(&self, event: &EventNote) -> Result<(), ClusterError>;
+
+    /// Writes the `status` of a ScalingPolicy object: a server-side apply of its `/status`
+    /// subresource, field manager `setpoint`, forced. The fields of the status that setpoint
+    /// applied before and left out of `status` are removed; the spec and `metadata.generation`
+    /// stay as they are.
+    async fn apply_status(
+        &self,
+        object: &ObjectRef,
+        status: &PolicyStatus,
+    ) -> Result<(), ClusterError>;
 
     // Vertical: in-place resize and pod-template patches ([`resize`]).
 

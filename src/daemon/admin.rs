@@ -78,6 +78,10 @@ pub struct PolicyRecommendation {
     /// The vertical part's recommendations per container, its plan, and what was written.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub vertical: Option<VerticalOutcome>,
+    /// When the daemon last changed the target's replica count (RFC 3339, whole seconds; the
+    /// status's `lastScaleTime`). None in `recommend`'s output and before any change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<String>,
 }
 
 impl PolicyRecommendation {
@@ -91,6 +95,7 @@ impl PolicyRecommendation {
             time,
             decision: Some(decision),
             vertical: None,
+            last_scale_time: None,
         }
     }
 
@@ -107,6 +112,7 @@ impl PolicyRecommendation {
             time,
             decision: None,
             vertical: Some(vertical),
+            last_scale_time: None,
         }
     }
 }

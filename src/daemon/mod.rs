@@ -9,6 +9,8 @@
 //!   label values.
 //! - [`admin`]: the admin HTTP server (`/healthz`, `/readyz`, `/metrics`, `/recommendations`) and
 //!   the [`admin::AdminState`] handle that the control loop updates.
+//! - [`status`]: the status of a policy from a ScalingPolicy object, from each tick's outcome,
+//!   written to the object's `/status` by the Lease holder when it changed.
 //! - `outage`: an outage (failing ticks, metrics without data) seen once when it starts and
 //!   once when it ends: a log line each, a `failing` entry, a gauge and one Warning Event.
 //!
@@ -28,6 +30,7 @@
 pub mod admin;
 mod outage;
 pub mod reload;
+pub mod status;
 pub mod telemetry;
 mod worker;
 

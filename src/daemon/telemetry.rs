@@ -17,11 +17,12 @@
 //! | `setpoint_leader` | gauge | none: 1 while this replica holds the Lease |
 //! | `setpoint_policies` | gauge | `state` (loaded, invalid) |
 //! | `setpoint_policy_reloads_total` | counter | `result` (ok, error) |
+//! | `setpoint_status_writes_total` | counter | `result` (ok, error): writes of a ScalingPolicy's `/status` |
 //! | `setpoint_blind_since_seconds` | gauge | `policy`: the Unix time since which some of the policy's metrics give no data; no series while they all do |
 //! | `setpoint_failing_since_seconds` | gauge | `policy`: the Unix time since which the policy's ticks fail; no series while they succeed |
 //! | `setpoint_paused` | gauge | `policy`: 1 while the policy is paused (an annotation, or a target switched off at zero), else 0 |
 //!
-//! The series of fixed label sets (every error kind, both policy states, both reload results) are
+//! The series of fixed label sets (every error kind, both policy states, both reload and status-write results) are
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
 //! series are removed with [`Telemetry::forget_policy`].
 
@@ -246,6 +247,7 @@ struct Metrics {
     leader: Gauge,
     policies: Family<StateLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
+    status_writes: Family<ResultLabels, Counter>,
     vertical: Family<VerticalLabels, Gauge<f64, AtomicU64>>,
     blind: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
     failing: Family<PolicyLabels, Gauge<f64, AtomicU64>>,
@@ -290,6 +292,7 @@ impl Telemetry {
         let leader = Gauge::default();
         let policies = Family::<StateLabels, Gauge>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
+        let status_writes = Family::<ResultLabels, Counter>::default();
         let vertical = Family::<VerticalLabels, Gauge<f64, AtomicU64>>::default();
         let blind = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
         let failing = Family::<PolicyLabels, Gauge<f64, AtomicU64>>::default();
@@ -350,6 +353,11 @@ impl Telemetry {
             reloads.clone(),
         );
         registry.register(
+            "status_writes",
+            "Writes of a ScalingPolicy object's status subresource, by result",
+            status_writes.clone(),
+        );
+        registry.register(
             "vertical_recommendation",
             "The vertical recommendation per container and resource (CPU in cores, memory in \
              bytes): the target request and the bounds outside which a request is changed",
@@ -389,6 +397,9 @@ impl Telemetry {
             reloads.get_or_create_owned(&ResultLabels {
                 result: Fixed(result),
             });
+            status_writes.get_or_create_owned(&ResultLabels {
+                result: Fixed(result),
+            });
         }
 
         Telemetry {
@@ -406,6 +417,7 @@ impl Telemetry {
                 leader,
                 policies,
                 reloads,
+                status_writes,
                 vertical,
                 blind,
                 failing,
@@ -571,6 +583,16 @@ impl Telemetry {
             .inc();
     }
 
+    /// Counts a write of a ScalingPolicy object's `/status`, and whether it worked.
+    pub fn record_status_write(&self, ok: bool) {
+        self.m
+            .status_writes
+            .get_or_create(&ResultLabels {
+                result: Fixed(if ok { "ok" } else { "error" }),
+            })
+            .inc();
+    }
+
     /// Removes every series of a policy that is gone (its file was deleted or renamed), so that
     /// its last values do not linger on /metrics.
     pub fn forget_policy(&self, policy: &str) {
@@ -682,6 +704,7 @@ mod tests {
         t.set_blind("web", Some(1_700_000_000.0));
         t.set_failing("web", Some(1_700_000_060.0));
         t.set_paused("web", true);
+        t.record_status_write(true);
         let text = t.encode();
         for line in [
             "# TYPE setpoint_ticks counter",
@@ -707,6 +730,8 @@ mod tests {
             "setpoint_policy_reloads_total{result=\"error\"} 0",
             "# TYPE setpoint_paused gauge",
             "setpoint_paused{policy=\"web\"} 1",
+            "setpoint_status_writes_total{result=\"ok\"} 1",
+            "setpoint_status_writes_total{result=\"error\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

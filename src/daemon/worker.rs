@@ -1,6 +1,7 @@
 //! One policy's loop: [`tick::run`] on the policy's interval (the first tick at a random offset
 //! inside the first interval, so that many policies spread out), then record what it returned:
-//! `/recommendations`, the daemon's `/metrics`, the log and Events, and the restart state.
+//! `/recommendations`, the daemon's `/metrics`, the log and Events, the restart state, and for a
+//! policy from a ScalingPolicy object its status ([`super::status`]).
 //!
 //! The first tick reads what a previous daemon kept on the target ([`restart`]): the governor's
 //! memory and the vertical planner's state. The annotation is written again here after a scaling
@@ -21,6 +22,7 @@
 
 use super::admin::{AdminState, PolicyRecommendation};
 use super::outage::{self, Change, Tracker};
+use super::status::StatusWriter;
 use super::telemetry::{ErrorKind, Source};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
@@ -141,6 +143,8 @@ struct Worker {
     blind: Tracker,
     /// Since when the ticks have failed with 403, and whether that was logged as lasting.
     forbidden: Option<(Instant, bool)>,
+    /// The status of a policy from a ScalingPolicy object.
+    status: StatusWriter,
 }
 
 /// The vertical planner's state as the target's annotation holds it.
@@ -179,6 +183,7 @@ impl Worker {
             failing: Tracker::default(),
             blind: Tracker::default(),
             forbidden: None,
+            status: StatusWriter::default(),
         })
     }
 
@@ -188,10 +193,18 @@ impl Worker {
         let admin = &ctx.admin;
         admin.telemetry().record_tick(&self.policy.name);
         let policy = self.policy.clone();
-        let hold = Hold::of(ctx.dry_run, *ctx.leader.borrow());
+        let leading = *ctx.leader.borrow();
+        let hold = Hold::of(ctx.dry_run, leading);
         let wall = SystemTime::now();
         let mut outcome = tick::run(Some(&ctx.cluster), &policy, &mut self.tick, hold, wall).await;
         self.count(ctx, &outcome);
+        // Written only while the Lease was held for the whole tick.
+        let leading = leading && *ctx.leader.borrow();
+        let memory = self.tick.memory();
+        let telemetry = admin.telemetry();
+        (self.status)
+            .after_tick(&ctx.cluster, telemetry, &policy, &outcome, memory, leading)
+            .await;
         match outcome.error.take() {
             None => {
                 let pause_changed = outcome.actuator == Actuator::Apply
@@ -463,6 +476,7 @@ impl Worker {
             (None, None) => return keep_plan,
         };
         published.mode = actuator.mode();
+        published.last_scale_time = super::status::last_scale_time(self.tick.memory());
         ctx.admin.publish(published);
         if speaks {
             for e in &events {
@@ -656,7 +670,7 @@ fn failing_text(o: &outage::Outage) -> String {
 }
 
 /// The `kind` label of an error.
-fn error_kind(e: &ClusterError) -> ErrorKind {
+pub(super) fn error_kind(e: &ClusterError) -> ErrorKind {
     match e.code() {
         Some(409) => ErrorKind::Conflict,
         Some(403) => ErrorKind::Forbidden,

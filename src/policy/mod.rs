@@ -16,11 +16,14 @@
 //! - `load.rs`: [`parse`], [`load`], [`files`] and [`load_all`]: text and folders in, policies
 //!   or errors out.
 //! - `error.rs`: [`Problem`] and [`PolicyError`], rendered as `file:line:column: field: message`.
+//! - [`status`]: the `status` of a ScalingPolicy object (conditions, counts, last decision,
+//!   forecast, vertical recommendation), its schema and its size bounds.
 
 mod error;
 mod load;
 pub mod model;
 mod shared;
+pub mod status;
 mod validate;
 mod validated;
 

@@ -267,6 +267,32 @@ pub struct TickOutcome {
     pub error: Option<ClusterError>,
 }
 
+impl TickOutcome {
+    /// The outcome of a tick at `now` that has done nothing yet.
+    pub fn new(now: Seconds, actuator: Actuator, why: Why) -> TickOutcome {
+        TickOutcome {
+            now,
+            actuator,
+            why,
+            scale: None,
+            target: TargetState::default(),
+            readings: Vec::new(),
+            decision: None,
+            patched: None,
+            conflicts: 0,
+            patch_failed: false,
+            vertical: None,
+            history: None,
+            restored_plan: None,
+            annotations_error: None,
+            pause: None,
+            resumed: None,
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+}
+
 /// Seconds since the Unix epoch.
 fn unix(t: SystemTime) -> Seconds {
     t.duration_since(UNIX_EPOCH)
@@ -284,26 +310,7 @@ pub async fn run<C: Cluster>(
     wall: SystemTime,
 ) -> TickOutcome {
     let (actuator, why) = Actuator::choose(policy.mode, hold);
-    let mut out = TickOutcome {
-        now: unix(wall),
-        actuator,
-        why,
-        scale: None,
-        target: TargetState::default(),
-        readings: Vec::new(),
-        decision: None,
-        patched: None,
-        conflicts: 0,
-        patch_failed: false,
-        vertical: None,
-        history: None,
-        restored_plan: None,
-        annotations_error: None,
-        pause: None,
-        resumed: None,
-        notes: Vec::new(),
-        error: None,
-    };
+    let mut out = TickOutcome::new(unix(wall), actuator, why);
     let clock = Clock {
         wall: out.now,
         started: Instant::now(),
