@@ -8,6 +8,8 @@
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
 //! - [`resize`]: writing container resources: `pods/resize` (in place) and pod-template
 //!   patches.
+//! - [`policies`]: the watch of the namespace's ScalingPolicy objects ([`policies::watch`]),
+//!   each change as a validated policy or its error.
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
 //!   is true while this replica may act, an error when the election fails for good, and a
 //!   release on shutdown.
@@ -23,6 +25,7 @@ pub mod kube;
 pub mod lease;
 pub mod metrics_api;
 pub mod pods;
+pub mod policies;
 pub mod resize;
 
 use crate::engine::Seconds;
