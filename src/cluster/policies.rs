@@ -65,7 +65,11 @@ impl Seen {
                 return Vec::new();
             }
         };
-        if let Some(what) = self.failing.take() {
+        // Each relist starts with `Init`, before its list is asked for: only an answer shows
+        // that the watch works again.
+        if !matches!(event, Event::Init)
+            && let Some(what) = self.failing.take()
+        {
             info!(namespace = ns, failure = %what, "the ScalingPolicy watch works again");
         }
         match event {

@@ -859,3 +859,43 @@ fn apply_object(
         ),
     )
 }
+
+impl KubeStandIn {
+    /// Installs setpoint's ScalingPolicy CRD (`setpoint crd`) as an admin would, and returns a
+    /// kube-rs client of the namespace's ScalingPolicy objects (through a kubeconfig in `dir`),
+    /// to create, change and delete them as `kubectl` would.
+    pub async fn scalingpolicies(
+        &self,
+        dir: &crate::support::TempDir,
+        namespace: &str,
+    ) -> kube::Api<kube::api::DynamicObject> {
+        use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+        let client = self.cluster(dir, namespace).await.client().clone();
+        let resource = |group: &str, version: &str, kind: &str, plural: &str| {
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+        };
+        let crds: kube::Api<DynamicObject> = kube::Api::all_with(
+            client.clone(),
+            &resource(
+                CRD_GROUP,
+                "v1",
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+            ),
+        );
+        let crd = serde_json::from_value(setpoint::policy::crd::definition()).unwrap();
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("the stand-in takes the CRD");
+        kube::Api::namespaced_with(
+            client,
+            namespace,
+            &resource(
+                "setpoint.dev",
+                "v1alpha1",
+                "ScalingPolicy",
+                "scalingpolicies",
+            ),
+        )
+    }
+}
