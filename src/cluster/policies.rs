@@ -192,3 +192,69 @@ fn fingerprint(object: &Value) -> String {
     ])
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(name: &str, max: u32, status: u32) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "setpoint.dev/v1alpha1", "kind": "ScalingPolicy",
+            "metadata": {"name": name, "namespace": "demo", "uid": format!("uid-{name}"),
+                         "generation": 1, "resourceVersion": format!("{}", 100 + status)},
+            "spec": {"target": {"kind": "Deployment", "name": name},
+                     "horizontal": {"replicas": {"min": 1, "max": max},
+                                    "metrics": [{"prometheus": "up", "targetPerReplica": 1}]}},
+            "status": {"desiredReplicas": status},
+        }))
+        .unwrap()
+    }
+
+    fn summary(changes: Vec<PolicyChange>) -> Vec<String> {
+        changes
+            .into_iter()
+            .map(|c| match c {
+                PolicyChange::Applied(n, p) => match *p {
+                    Ok(p) => format!("applied {n} max {}", p.horizontal.unwrap().governor.max),
+                    Err(e) => format!("invalid {n}: {e}"),
+                },
+                PolicyChange::Deleted(n) => format!("deleted {n}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_reports_what_changed_and_what_went_away_and_status_writes_nothing() {
+        let mut seen = Seen::default();
+        let mut feed = |events: Vec<Event<DynamicObject>>| {
+            let mut out = Vec::new();
+            for e in events {
+                out.extend(seen.event("demo", Ok(e)));
+            }
+            summary(out)
+        };
+        let first = feed(vec![
+            Event::Init,
+            Event::InitApply(object("a", 5, 0)),
+            Event::InitApply(object("b", 5, 0)),
+            Event::InitDone,
+        ]);
+        assert_eq!(first, ["applied a max 5", "applied b max 5"]);
+        // A status write, then a spec change.
+        assert!(feed(vec![Event::Apply(object("a", 5, 3))]).is_empty());
+        assert_eq!(
+            feed(vec![Event::Apply(object("a", 6, 3))]),
+            ["applied a max 6"]
+        );
+        // A relist after a 410: b went away meanwhile, a is unchanged, c is new.
+        let relist = feed(vec![
+            Event::Init,
+            Event::InitApply(object("a", 6, 4)),
+            Event::InitApply(object("c", 2, 0)),
+            Event::InitDone,
+        ]);
+        assert_eq!(relist, ["deleted b", "applied c max 2"]);
+        assert_eq!(feed(vec![Event::Delete(object("c", 2, 0))]), ["deleted c"]);
+        assert!(feed(vec![Event::Delete(object("zz", 2, 0))]).is_empty());
+    }
+}

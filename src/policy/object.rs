@@ -119,6 +119,26 @@ mod tests {
     }
 
     #[test]
+    fn an_object_and_a_file_on_one_target_are_two_horizontal_policies() {
+        let file = parse(
+            "apiVersion: setpoint.dev/v1alpha1\nkind: ScalingPolicy\nmetadata: {name: web-file}\n\
+             spec:\n  target: {kind: Deployment, name: web}\n  horizontal:\n    \
+             replicas: {min: 1, max: 5}\n    metrics: [{prometheus: up, targetPerReplica: 1}]\n",
+            std::path::Path::new("policies/web.yaml"),
+        )
+        .unwrap();
+        let object = from_object(&object(spec())).unwrap();
+        let e = crate::policy::shared_target(&object, [&file]).expect("refused");
+        assert!(
+            e.to_string().starts_with(
+                "ScalingPolicy demo/web: policy \"web\" scales Deployment web horizontally, \
+                 and so does policy \"web-file\" of policies/web.yaml"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_object_and_the_field() {
         let mut s = spec();
         s["horizontal"]["replicas"]["min"] = json!(20);

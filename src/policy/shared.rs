@@ -4,8 +4,9 @@
 
 use super::{Policy, PolicyError};
 
-/// The error for `policy` when one of `others` (another file) already scales the same target
-/// horizontally; None when none does.
+/// The error for `policy` when one of `others` (another file or object) already scales the same
+/// target horizontally; None when none does. A policy that names no namespace is in the one
+/// served (as a ScalingPolicy object always is), so it meets a policy of any namespace.
 pub fn shared_target<'a>(
     policy: &Policy,
     others: impl IntoIterator<Item = &'a Policy>,
@@ -15,7 +16,9 @@ pub fn shared_target<'a>(
         o.source != policy.source
             && o.horizontal.is_some()
             && o.target == policy.target
-            && o.namespace == policy.namespace
+            && (o.namespace == policy.namespace
+                || o.namespace.is_none()
+                || policy.namespace.is_none())
     })?;
     Some(PolicyError::SharedTarget {
         path: policy.source.clone(),
