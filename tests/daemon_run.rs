@@ -1495,14 +1495,19 @@ fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
 }
 
 #[test]
-fn a_name_used_by_a_file_and_an_object_is_refused_naming_both() {
+fn a_name_used_by_a_file_and_an_object_is_refused_naming_both_until_the_file_goes() {
     let Some((demand, api, dir, kubeconfig)) = setup("a_name_used_by_a_file_and_an_object", 2)
     else {
         return;
     };
     write_policy(&dir, "web.yaml", &policy("web", "web", ""));
     apply_object(&api, &dir, &policy("web", "web", ""));
-    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
+    let mut d = single(
+        &dir,
+        &kubeconfig,
+        demand.url(),
+        &["--reload-every", "300ms"],
+    );
     d.wait_for("the object refused", Duration::from_secs(20), |d| {
         !invalid_entries(d).is_empty() && d.decision("web").is_some()
     });
@@ -1518,6 +1523,20 @@ fn a_name_used_by_a_file_and_an_object_is_refused_naming_both() {
              policy (rename or remove one of them)",
             file.display()
         )
+    );
+    assert!(d.log().contains("policy loaded policy=web source=file"));
+    // The file removed (the policy moved to the object): the object's policy takes over.
+    std::fs::remove_file(&file).unwrap();
+    d.wait_for("the object's policy runs", Duration::from_secs(10), |d| {
+        d.log()
+            .contains("policy loaded policy=web source=ScalingPolicy demo/web")
+    });
+    assert!(invalid_entries(&d).is_empty());
+    demand.set(400.0);
+    d.wait_for(
+        "the object's policy scales",
+        Duration::from_secs(10),
+        |_| replicas(&api) == 5,
     );
     d.stop();
 }

@@ -223,6 +223,8 @@ struct Policies {
     running: BTreeMap<Source, Running>,
     /// Sources with an error, and the name they are shown under on `/recommendations`.
     invalid: BTreeMap<Source, String>,
+    /// Valid policies refused for another source's name or target, until that one goes.
+    blocked: BTreeMap<Source, Policy>,
 }
 
 impl Policies {
@@ -231,6 +233,7 @@ impl Policies {
         for update in updates {
             match update {
                 Update::Removed(source) => {
+                    self.blocked.remove(&source);
                     if let Some(r) = self.running.remove(&source) {
                         info!(policy = %r.policy.name, %source, "policy removed: stopping it");
                         let name = r.policy.name.clone();
@@ -243,18 +246,35 @@ impl Policies {
                     }
                 }
                 Update::Loaded(source, loaded) => {
-                    match (*loaded).and_then(|p| self.admit(&source, p)) {
-                        Ok(p) => self.start(ctx, source, p).await,
+                    self.blocked.remove(&source);
+                    match *loaded {
                         Err(e) => self.refuse(ctx, source, e.to_string()).await,
+                        Ok(p) => match self.admit(&source, &p) {
+                            Ok(()) => self.start(ctx, source, p).await,
+                            Err(e) => {
+                                self.refuse(ctx, source.clone(), e.to_string()).await;
+                                self.blocked.insert(source, p);
+                            }
+                        },
                     }
                 }
+            }
+        }
+        // A policy refused for another one's name or target starts once that one is gone (a
+        // file policy moved to an object, say) or changed.
+        let waiting: Vec<Source> = self.blocked.keys().cloned().collect();
+        for source in waiting {
+            if self.admit(&source, &self.blocked[&source]).is_ok()
+                && let Some(p) = self.blocked.remove(&source)
+            {
+                self.start(ctx, source, p).await;
             }
         }
         ctx.admin.set_loaded(self.running.len());
     }
 
     /// The checks across sources: one policy per name, one horizontal policy per target.
-    fn admit(&self, source: &Source, p: Policy) -> Result<Policy, PolicyError> {
+    fn admit(&self, source: &Source, p: &Policy) -> Result<(), PolicyError> {
         let same_name = self
             .running
             .iter()
@@ -263,11 +283,11 @@ impl Policies {
             return Err(match (first, source) {
                 (Source::File(first), Source::File(path)) => PolicyError::Duplicate {
                     path: path.clone(),
-                    name: p.name,
+                    name: p.name.clone(),
                     first: first.clone(),
                 },
                 _ => PolicyError::TwoSources {
-                    name: p.name,
+                    name: p.name.clone(),
                     first: policy::source_name(&r.policy),
                     second: source.to_string(),
                 },
@@ -278,9 +298,9 @@ impl Policies {
             .iter()
             .filter(|(s, _)| *s != source)
             .map(|(_, r)| r.policy.as_ref());
-        match policy::shared_target(&p, others) {
+        match policy::shared_target(p, others) {
             Some(e) => Err(e),
-            None => Ok(p),
+            None => Ok(()),
         }
     }
 
