@@ -157,6 +157,73 @@ async fn the_server_takes_the_crd_stores_every_example_unchanged_and_refuses_wro
             .await
             .unwrap();
         assert!(stored.data["spec"]["horizontal"].get("replicaz").is_none());
+
+        // `kubectl get sp`: the printer columns, from spec and status.
+        let status = json!({"status": {"currentReplicas": 3, "desiredReplicas": 4, "paused": "",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Running"}]}});
+        let pp = kube::api::PatchParams::default();
+        policies
+            .patch_status("hpa", &pp, &kube::api::Patch::Merge(&status))
+            .await
+            .unwrap();
+        let table = reqwest::Client::new()
+            .get(format!(
+                "{}/apis/setpoint.dev/v1alpha1/namespaces/{NS}/scalingpolicies",
+                api.url()
+            ))
+            .header(
+                "accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let table: Value = serde_json::from_str(&table).unwrap();
+        let names: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Name",
+                "Target",
+                "Mode",
+                "Min",
+                "Max",
+                "Current",
+                "Desired",
+                "Ready",
+                "Paused",
+                "Last Action",
+                "Age"
+            ]
+        );
+        let hpa = table["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["cells"][0] == "hpa")
+            .expect("a row for hpa");
+        assert_eq!(
+            hpa["cells"].as_array().unwrap()[..9],
+            [
+                json!("hpa"),
+                json!("web"),
+                json!("recommend"),
+                json!(1),
+                json!(1000),
+                json!(3),
+                json!(4),
+                json!("True"),
+                json!("")
+            ]
+        );
     })
     .await;
 }
