@@ -1,5 +1,5 @@
 //! The ScalingPolicy CustomResourceDefinition, generated from the policy file's model: its spec
-//! schema is [`model::Spec`]'s, made structural (what a Kubernetes API server requires of a
+//! schema is [`Spec`]'s (the policy file's spec), made structural (what a Kubernetes API server requires of a
 //! CRD schema, and what lets it prune unknown fields and refuse wrong types and enum values at
 //! `kubectl apply`).
 //!

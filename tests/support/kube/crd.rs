@@ -28,6 +28,8 @@
 //! - With a status subresource, a write of the main resource ignores `status`, a write of
 //!   `/status` ignores everything but `status`, and only a change outside `metadata` and
 //!   `status` bumps `metadata.generation`. A create drops `status`.
+//! - [`KubeStandIn::scalingpolicies`] installs setpoint's own CRD (`setpoint crd`) and gives a
+//!   client of its objects, as a test's `kubectl`.
 //! - `managedFields` as a server keeps them for an unstructured object: an `Update` (per
 //!   manager and subresource) owns the leaves it changed and the maps it created (`".": {}`),
 //!   lists are atomic, an `Apply` owns the leaves it sent, a field written by one manager is
