@@ -1426,10 +1426,15 @@ fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
             "metadata: {name: web, labels: {team: shop}}",
         )
         .replace("interval: 2s", "interval: 1s");
+    let written = Instant::now();
     apply_object(&api, &dir, &changed);
     d.wait_for("the reload", Duration::from_secs(10), |d| {
         d.log().contains("policy reloaded")
     });
+    // Watched, not polled: the change arrives at once (a file waits for --reload-every).
+    let took = written.elapsed();
+    eprintln!("object change to reload: {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
     demand.set(80.0);
     d.wait_ticks("web", 4, Duration::from_secs(20));
     assert_eq!(replicas(&api), 5, "the cooldown survived the change");
