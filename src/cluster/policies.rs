@@ -45,7 +45,7 @@ pub fn watch(client: kube::Client, namespace: &str) -> impl Stream<Item = Policy
 #[derive(Default)]
 struct Seen {
     /// By name: the fingerprint of what makes the policy.
-    reported: BTreeMap<String, String>,
+    reported: BTreeMap<String, u64>,
     /// Objects of the relist in progress.
     relist: Option<Vec<DynamicObject>>,
     /// The failure logged, until the watch works again.
@@ -178,10 +178,11 @@ fn as_json(o: DynamicObject) -> Value {
     v
 }
 
-/// What the policy of an object depends on.
-fn fingerprint(object: &Value) -> String {
+/// A hash of what the policy of an object depends on (8 bytes kept per object, not its spec).
+fn fingerprint(object: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
     let m = &object["metadata"];
-    json!([
+    let text = json!([
         object["apiVersion"],
         object["kind"],
         m["uid"],
@@ -190,7 +191,10 @@ fn fingerprint(object: &Value) -> String {
         m["generation"],
         object["spec"]
     ])
-    .to_string()
+    .to_string();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]
