@@ -1576,3 +1576,51 @@ fn without_the_crd_file_policies_run_and_one_warning_says_so() {
     assert_eq!(warnings.len(), 1, "{log}");
     d.stop();
 }
+
+#[test]
+fn a_broken_policy_watch_relists_after_410_gone_and_restarts_nothing_unchanged() {
+    let Some((demand, api, dir, kubeconfig)) = setup("a_broken_policy_watch_relists", 2) else {
+        return;
+    };
+    apply_object(&api, &dir, &policy("web", "web", ""));
+    apply_object(&api, &dir, &policy("gone", "web-b", ""));
+    let mut d = start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &["--prometheus", demand.url(), "--no-leader-election"],
+    );
+    d.wait_for("both policies tick", Duration::from_secs(20), |d| {
+        d.ticks("web") > 0 && d.ticks("gone") > 0
+    });
+    // Behind the watch's back (no event), `gone` is deleted and the watch cache moves past what
+    // the daemon saw; then the API server restarts: the watch comes back to a 410 Gone and
+    // relists.
+    {
+        let mut w = api.world();
+        w.custom_objects
+            .retain(|o| o.object["metadata"]["name"] != "gone");
+        w.watch.oldest = w.resource_version + 1;
+    }
+    api.restart(Duration::from_millis(200), Duration::from_millis(300));
+    d.wait_for(
+        "gone stopped after the relist",
+        Duration::from_secs(20),
+        |d| d.log().contains("policy removed: stopping it policy=gone"),
+    );
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.uri.contains("/scalingpolicies?") && !r.uri.contains("watch=true"))
+        .count();
+    assert!(lists >= 2, "a relist after the 410: {lists} lists");
+    d.wait_ticks("web", 2, Duration::from_secs(10));
+    let log = d.log();
+    assert!(!log.contains("policy reloaded"), "{log}");
+    assert_eq!(log.matches("policy loaded policy=web").count(), 1, "{log}");
+    demand.set(400.0);
+    d.wait_for("web still scales", Duration::from_secs(10), |_| {
+        replicas(&api) == 5
+    });
+    d.stop();
+}
