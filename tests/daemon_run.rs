@@ -1349,15 +1349,7 @@ fn kubectl<T>(
         .build()
         .unwrap();
     rt.block_on(async {
-        let installed = !api.world().crds.is_empty();
-        let objects = if installed {
-            let client = api.cluster(dir, NS).await.client().clone();
-            let gvk = kube::api::GroupVersionKind::gvk("setpoint.dev", "v1alpha1", "ScalingPolicy");
-            let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, "scalingpolicies");
-            kube::Api::namespaced_with(client, NS, &ar)
-        } else {
-            api.scalingpolicies(dir, NS).await
-        };
+        let objects = api.scalingpolicies(dir, NS).await;
         f(objects).await
     })
 }

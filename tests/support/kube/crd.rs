@@ -28,7 +28,7 @@
 //! - With a status subresource, a write of the main resource ignores `status`, a write of
 //!   `/status` ignores everything but `status`, and only a change outside `metadata` and
 //!   `status` bumps `metadata.generation`. A create drops `status`.
-//! - [`KubeStandIn::scalingpolicies`] installs setpoint's own CRD (`setpoint crd`) and gives a
+//! - [`KubeStandIn::scalingpolicies`] installs setpoint's own CRD (`setpoint crd`), once, and gives a
 //!   client of its objects, as a test's `kubectl`.
 //! - `managedFields` as a server keeps them for an unstructured object: an `Update` (per
 //!   manager and subresource) owns the leaves it changed and the maps it created (`".": {}`),
@@ -863,9 +863,10 @@ fn apply_object(
 }
 
 impl KubeStandIn {
-    /// Installs setpoint's ScalingPolicy CRD (`setpoint crd`) as an admin would, and returns a
-    /// kube-rs client of the namespace's ScalingPolicy objects (through a kubeconfig in `dir`),
-    /// to create, change and delete them as `kubectl` would.
+    /// Installs setpoint's ScalingPolicy CRD (`setpoint crd`) as an admin would, unless a CRD
+    /// of that name is there, and returns a kube-rs client of the namespace's ScalingPolicy
+    /// objects (through a kubeconfig in `dir`), to create, change and delete them as `kubectl`
+    /// would.
     pub async fn scalingpolicies(
         &self,
         dir: &crate::support::TempDir,
@@ -885,10 +886,18 @@ impl KubeStandIn {
                 "customresourcedefinitions",
             ),
         );
-        let crd = serde_json::from_value(setpoint::policy::crd::definition()).unwrap();
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .expect("the stand-in takes the CRD");
+        let definition = setpoint::policy::crd::definition();
+        let installed = self
+            .world()
+            .crds
+            .iter()
+            .any(|c| c["metadata"]["name"] == definition["metadata"]["name"]);
+        if !installed {
+            let crd = serde_json::from_value(definition).unwrap();
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("the stand-in takes the CRD");
+        }
         kube::Api::namespaced_with(
             client,
             namespace,
