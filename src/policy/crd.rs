@@ -101,10 +101,7 @@ pub fn spec_schema() -> Value {
 
 /// [`definition`] as YAML, with a header saying where it comes from.
 pub fn yaml() -> String {
-    let body = serde_saphyr::to_string(&definition()).unwrap_or_else(|e| {
-        // A JSON value always serializes; say so rather than print half a CRD.
-        unreachable!("the CRD serializes as YAML: {e}")
-    });
+    let body = serde_saphyr::to_string(&definition()).expect("a JSON value serializes as YAML");
     format!(
         "# The ScalingPolicy CustomResourceDefinition, generated from setpoint's policy model by\n\
          # `setpoint crd`: do not edit (regenerate it). Cluster-scoped: applied once per cluster by\n\
@@ -148,8 +145,8 @@ pub fn structural(schema: &mut Value) {
         }
         return structural(schema);
     }
-    for (_, child) in map.iter_mut().filter(|(k, _)| *k == "items") {
-        structural(child);
+    if let Some(items) = map.get_mut("items") {
+        structural(items);
     }
     if let Some(Value::Object(props)) = map.get_mut("properties") {
         for child in props.values_mut() {
