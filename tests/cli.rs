@@ -1,4 +1,5 @@
-//! The `setpoint` binary: `check` and `simulate` as a user runs them.
+//! The `setpoint` binary: `check` and `simulate` as a user runs them, `crd`, and what `run`
+//! refuses before it connects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -369,4 +370,23 @@ fn simulate_start_puts_schedules_at_their_dates() {
     );
     // A weekend: no window at all.
     assert!(opens(&run("2026-03-07T00:00:00Z")).is_empty());
+}
+
+#[test]
+fn run_needs_at_least_one_source_of_policies() {
+    let out = setpoint(&["run", "--no-policy-objects"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "no source of policies: give --policies DIR, or leave out --no-policy-objects to watch \
+         ScalingPolicy objects"
+    );
+}
+
+#[test]
+fn crd_prints_the_committed_definition() {
+    let out = setpoint(&["crd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let committed = std::fs::read_to_string("deploy/crd/scalingpolicy.yaml").unwrap();
+    assert_eq!(text(&out.stdout), committed);
 }

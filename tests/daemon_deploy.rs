@@ -87,6 +87,11 @@ fn every_yaml_in_deploy_parses_and_nothing_is_cluster_scoped() {
                 !matches!(kind, "ClusterRole" | "ClusterRoleBinding" | "Namespace"),
                 "{what}: {kind} is cluster-scoped; setpoint gets a namespaced Role only"
             );
+            // The one cluster-scoped object, in its own kustomization for an admin.
+            assert!(
+                kind != "CustomResourceDefinition" || path.starts_with(deploy().join("crd")),
+                "{what}: the CRD lives in deploy/crd only"
+            );
             assert!(
                 doc["metadata"]["namespace"].is_null(),
                 "{what}: the namespace comes from the overlay"
@@ -144,6 +149,10 @@ fn the_role_grants_exactly_what_the_daemon_needs() {
         "coordination.k8s.io/leases:patch",
         "metrics.k8s.io/pods:get",
         "metrics.k8s.io/pods:list",
+        "setpoint.dev/scalingpolicies:get",
+        "setpoint.dev/scalingpolicies:list",
+        "setpoint.dev/scalingpolicies:watch",
+        "setpoint.dev/scalingpolicies/status:patch",
     ]
     .into_iter()
     .map(String::from)
@@ -249,7 +258,8 @@ fn the_deployment_is_locked_down_and_agrees_with_the_daemon() {
         assert_eq!(c[probe]["httpGet"]["port"], "admin");
     }
 
-    // The policies: the ConfigMap the overlay generates, mounted read-only at --policies.
+    // The policy files: the ConfigMap an overlay may generate (optional: the examples are
+    // ScalingPolicy objects), mounted read-only at --policies.
     let mount = c["volumeMounts"]
         .as_array()
         .unwrap()
@@ -264,6 +274,7 @@ fn the_deployment_is_locked_down_and_agrees_with_the_daemon() {
         .find(|v| v["name"] == mount["name"])
         .unwrap();
     assert_eq!(volume["configMap"]["name"], "setpoint-policies");
+    assert_eq!(volume["configMap"]["optional"], true);
 
     // The Service selects these pods and is scraped on the admin port.
     let svc = &objects["Service"];
@@ -310,13 +321,10 @@ fn the_example_overlay_ships_the_example_policies_unchanged() {
     let overlay = deploy().join("overlays/example");
     let k = &yaml_docs(&read(&overlay.join("kustomization.yaml")), "overlay")[0];
     assert!(k["namespace"].is_string());
-    assert_eq!(k["resources"], serde_json::json!(["../../base"]));
-    let generator = &k["configMapGenerator"][0];
-    assert_eq!(generator["name"], "setpoint-policies");
-    assert_eq!(generator["options"]["disableNameSuffixHash"], true);
-    let listed: BTreeSet<String> = generator["files"]
-        .as_array()
-        .unwrap()
+    // The examples as ScalingPolicy objects (`kubectl apply -f policies/` works on them too).
+    let resources = k["resources"].as_array().unwrap();
+    assert_eq!(resources[0], "../../base");
+    let listed: BTreeSet<String> = resources[1..]
         .iter()
         .map(|f| f.as_str().unwrap().to_owned())
         .collect();
@@ -385,11 +393,11 @@ fn the_overlays_render_with_kustomize() {
         assert_eq!(
             kinds,
             BTreeSet::from([
-                "ConfigMap",
                 "Deployment",
                 "PodDisruptionBudget",
                 "Role",
                 "RoleBinding",
+                "ScalingPolicy",
                 "Service",
                 "ServiceAccount"
             ])
@@ -402,12 +410,11 @@ fn the_overlays_render_with_kustomize() {
         }
         let binding = objects.iter().find(|o| o["kind"] == "RoleBinding").unwrap();
         assert_eq!(binding["subjects"][0]["namespace"], ns);
-        let cm = objects.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
-        assert_eq!(cm["metadata"]["name"], "setpoint-policies");
         let examples = setpoint::policy::files(&root().join("policies/examples"))
             .unwrap()
             .len();
-        assert_eq!(cm["data"].as_object().unwrap().len(), examples);
+        let policies = objects.iter().filter(|o| o["kind"] == "ScalingPolicy");
+        assert_eq!(policies.count(), examples);
         let dep = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let c = &dep["spec"]["template"]["spec"]["containers"][0];
         assert!(c["image"].as_str().unwrap().contains("setpoint:"));

@@ -1483,3 +1483,285 @@ fn pause_annotations_freeze_the_target_and_resume_with_the_governor_s_memory() {
     });
     d.stop();
 }
+
+// ScalingPolicy objects: the same policies, from the API server instead of a folder.
+
+/// Runs `f` on the namespace's ScalingPolicy objects (the CRD installed first if it is not),
+/// as `kubectl` would, on a runtime of its own.
+fn kubectl<T>(
+    api: &KubeStandIn,
+    dir: &TempDir,
+    f: impl AsyncFnOnce(kube::Api<kube::api::DynamicObject>) -> T,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let objects = api.scalingpolicies(dir, NS).await;
+        f(objects).await
+    })
+}
+
+/// Creates the object of policy `text`, or replaces the one of its name (`kubectl apply`).
+fn apply_object(api: &KubeStandIn, dir: &TempDir, text: &str) {
+    kubectl(api, dir, async |objects| {
+        let mut o: kube::api::DynamicObject = serde_saphyr::from_str(text).unwrap();
+        let name = o.metadata.name.clone().unwrap();
+        let pp = kube::api::PostParams::default();
+        match objects.get_opt(&name).await.unwrap() {
+            None => drop(objects.create(&pp, &o).await.unwrap()),
+            Some(live) => {
+                o.metadata.resource_version = live.metadata.resource_version;
+                drop(objects.replace(&name, &pp, &o).await.unwrap());
+            }
+        }
+    });
+}
+
+fn invalid_entries(d: &Daemon) -> Vec<Value> {
+    d.recommendations()["invalid"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
+    let Some((demand, api, dir, kubeconfig)) = setup("a_scalingpolicy_object_is_applied", 2) else {
+        return;
+    };
+    // A long scale-down cooldown: the governor's memory shows as a hold after a change.
+    let web = policy("web", "web", "").replace(
+        "scaleDown: {stabilization: 0s}",
+        "scaleDown: {stabilization: 0s, cooldown: 10m}",
+    );
+    apply_object(&api, &dir, &web);
+    // Objects only: no --policies.
+    let mut d = start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &["--prometheus", demand.url(), "--no-leader-election"],
+    );
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    assert!(
+        d.log().contains("ScalingPolicy demo/web"),
+        "{}",
+        d.log_tail()
+    );
+    demand.set(400.0);
+    d.wait_for(
+        "the object's policy scales",
+        Duration::from_secs(10),
+        |_| replicas(&api) == 5,
+    );
+
+    // Changed (a label and the interval): reloaded with its memory, so the cooldown holds a
+    // scale-down the new version would otherwise make at once.
+    let changed = web
+        .replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, labels: {team: shop}}",
+        )
+        .replace("interval: 2s", "interval: 1s");
+    let written = Instant::now();
+    apply_object(&api, &dir, &changed);
+    d.wait_for("the reload", Duration::from_secs(10), |d| {
+        d.log().contains("policy reloaded")
+    });
+    // Watched, not polled: the change arrives at once (a file waits for --reload-every).
+    let took = written.elapsed();
+    eprintln!("object change to reload: {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    demand.set(80.0);
+    d.wait_ticks("web", 4, Duration::from_secs(20));
+    assert_eq!(replicas(&api), 5, "the cooldown survived the change");
+    let why = d.decision("web").unwrap().to_string();
+    assert!(why.contains("cooldown"), "{why}");
+
+    // Made invalid (min above max: the schema takes it, setpoint's validation does not): the
+    // previous version keeps running, the error names the object and the field.
+    let broken = changed.replace(
+        "replicas: {min: 1, max: 50}",
+        "replicas: {min: 60, max: 50}",
+    );
+    apply_object(&api, &dir, &broken);
+    d.wait_for("web listed invalid", Duration::from_secs(10), |d| {
+        invalid_entries(d).iter().any(|i| i["policy"] == "web")
+    });
+    let error = invalid_entries(&d)[0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("ScalingPolicy demo/web: spec.horizontal.replicas"),
+        "{error}"
+    );
+    d.wait_for("a PolicyInvalid Event", Duration::from_secs(10), |_| {
+        !events(&api, "PolicyInvalid").is_empty()
+    });
+    assert_eq!(events(&api, "PolicyInvalid")[0]["type"], "Warning");
+    d.wait_ticks("web", 2, Duration::from_secs(10));
+
+    // Fixed: runs again (40 per replica: 400/s needs 10).
+    demand.set(400.0);
+    apply_object(
+        &api,
+        &dir,
+        &changed.replace("targetPerReplica: 80", "targetPerReplica: 40"),
+    );
+    d.wait_for("the fixed version scales", Duration::from_secs(15), |_| {
+        replicas(&api) == 10
+    });
+    assert!(invalid_entries(&d).is_empty());
+
+    // Deleted: stopped, gone from /recommendations.
+    kubectl(&api, &dir, async |objects| {
+        drop(objects.delete("web", &Default::default()).await.unwrap());
+    });
+    d.wait_for("web stopped", Duration::from_secs(10), |d| {
+        d.decision("web").is_none()
+    });
+    let ticks = d.ticks("web");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(d.ticks("web"), ticks, "no tick after the delete");
+    let writes = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.uri.contains("/scalingpolicies") && r.method != "GET")
+        .filter(|r| !r.uri.split('?').next().unwrap().ends_with("/status"))
+        .count();
+    // The test's own writes only (a create, three replaces and a delete): the daemon writes no
+    // spec or metadata of an object, at most its status.
+    assert_eq!(writes, 5);
+    d.stop();
+}
+
+#[test]
+fn a_name_used_by_a_file_and_an_object_is_refused_naming_both_until_the_file_goes() {
+    let Some((demand, api, dir, kubeconfig)) = setup("a_name_used_by_a_file_and_an_object", 2)
+    else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    apply_object(&api, &dir, &policy("web", "web", ""));
+    let mut d = single(
+        &dir,
+        &kubeconfig,
+        demand.url(),
+        &["--reload-every", "300ms"],
+    );
+    d.wait_for("the object refused", Duration::from_secs(20), |d| {
+        !invalid_entries(d).is_empty() && d.decision("web").is_some()
+    });
+    let error = invalid_entries(&d)[0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = dir.path().join("policies/web.yaml");
+    assert_eq!(
+        error,
+        format!(
+            "policy web is defined by file {} and by ScalingPolicy demo/web: a name is one \
+             policy (rename or remove one of them)",
+            file.display()
+        )
+    );
+    assert!(d.log().contains("policy loaded policy=web source=file"));
+    // The file removed (the policy moved to the object): the object's policy takes over.
+    std::fs::remove_file(&file).unwrap();
+    d.wait_for("the object's policy runs", Duration::from_secs(10), |d| {
+        d.log()
+            .contains("policy loaded policy=web source=ScalingPolicy demo/web")
+    });
+    assert!(invalid_entries(&d).is_empty());
+    demand.set(400.0);
+    d.wait_for(
+        "the object's policy scales",
+        Duration::from_secs(10),
+        |_| replicas(&api) == 5,
+    );
+    d.stop();
+}
+
+#[test]
+fn without_the_crd_file_policies_run_and_one_warning_says_so() {
+    let Some((demand, api, dir, kubeconfig)) = setup("without_the_crd_file_policies_run", 2) else {
+        return;
+    };
+    write_policy(&dir, "web.yaml", &policy("web", "web", ""));
+    let mut d = single(&dir, &kubeconfig, demand.url(), &[]);
+    d.wait_for("a first decision", Duration::from_secs(20), |d| {
+        d.decision("web").is_some()
+    });
+    demand.set(400.0);
+    d.wait_for("the file policy scales", Duration::from_secs(10), |_| {
+        replicas(&api) == 5
+    });
+    // The watch retried meanwhile (backoff from 0.8 s): one WARN for all of it.
+    d.wait_for("a retried list", Duration::from_secs(10), |_| {
+        api.requests()
+            .iter()
+            .filter(|r| r.uri.contains("scalingpolicies"))
+            .count()
+            >= 3
+    });
+    let log = d.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("CRD is not installed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    d.stop();
+}
+
+#[test]
+fn a_broken_policy_watch_relists_after_410_gone_and_restarts_nothing_unchanged() {
+    let Some((demand, api, dir, kubeconfig)) = setup("a_broken_policy_watch_relists", 2) else {
+        return;
+    };
+    apply_object(&api, &dir, &policy("web", "web", ""));
+    apply_object(&api, &dir, &policy("gone", "web-b", ""));
+    let mut d = start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &["--prometheus", demand.url(), "--no-leader-election"],
+    );
+    d.wait_for("both policies tick", Duration::from_secs(20), |d| {
+        d.ticks("web") > 0 && d.ticks("gone") > 0
+    });
+    // Behind the watch's back (no event), `gone` is deleted and the watch cache moves past what
+    // the daemon saw; then the API server restarts: the watch comes back to a 410 Gone and
+    // relists.
+    {
+        let mut w = api.world();
+        w.custom_objects
+            .retain(|o| o.object["metadata"]["name"] != "gone");
+        w.watch.oldest = w.resource_version + 1;
+    }
+    api.restart(Duration::from_millis(200), Duration::from_millis(300));
+    d.wait_for(
+        "gone stopped after the relist",
+        Duration::from_secs(20),
+        |d| d.log().contains("policy removed: stopping it policy=gone"),
+    );
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.uri.contains("/scalingpolicies?") && !r.uri.contains("watch=true"))
+        .count();
+    assert!(lists >= 2, "a relist after the 410: {lists} lists");
+    d.wait_ticks("web", 2, Duration::from_secs(10));
+    let log = d.log();
+    assert!(!log.contains("policy reloaded"), "{log}");
+    assert_eq!(log.matches("policy loaded policy=web").count(), 1, "{log}");
+    demand.set(400.0);
+    d.wait_for("web still scales", Duration::from_secs(10), |_| {
+        replicas(&api) == 5
+    });
+    d.stop();
+}

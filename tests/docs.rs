@@ -7,6 +7,8 @@
 //! - docs/reference/commands.md has a `## `setpoint <command>`` section for every command that
 //!   `setpoint --help` lists, and the flag table of each section lists exactly the flags that
 //!   `setpoint <command> --help` prints (a row whose first cell starts with `` `--flag``).
+//! - policies/scalingpolicy.schema.json (hand-written for editors) has exactly the spec fields
+//!   of the model, which the CRD's schema is generated from ([`setpoint::policy::crd`]).
 //! - README.md stays at most 10,000 bytes.
 //! - Every relative link in README.md, docs/**/*.md, deploy/README.md and
 //!   policies/examples/README.md points at a file or folder that exists, and a `#fragment` at a
@@ -454,5 +456,39 @@ fn the_command_reference_lists_every_flag_of_every_command() {
         problems.is_empty(),
         "{COMMANDS_PAGE} and `setpoint --help` disagree:\n{}",
         problems.join("\n")
+    );
+}
+
+/// The editors' JSON Schema stays hand-written (its `oneOf` for the fields of two shapes,
+/// patterns and examples serve editors better than a structural schema), but it cannot drift
+/// from the model: it has exactly the CRD's spec fields (the model's), and below the fields the
+/// CRD leaves open (`tolerance`, `onMetricError`) only theirs.
+#[test]
+fn the_editors_schema_has_exactly_the_fields_of_the_model() {
+    let crd = setpoint::policy::crd::definition();
+    let spec = |paths: BTreeSet<String>| -> BTreeSet<String> {
+        paths
+            .into_iter()
+            .filter(|p| p.starts_with("spec."))
+            .collect()
+    };
+    let from_model = spec(schema_paths(
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+    ));
+    let editors: Value = serde_json::from_str(&read(&root().join(SCHEMA))).unwrap();
+    let from_editors = spec(schema_paths(&editors));
+    assert!(from_model.len() > 50, "{from_model:?}");
+    let open = [
+        "spec.horizontal.tolerance.",
+        "spec.horizontal.onMetricError.",
+    ];
+    let only_editors: Vec<&String> = from_editors
+        .difference(&from_model)
+        .filter(|p| !open.iter().any(|o| p.starts_with(o)))
+        .collect();
+    let only_model: Vec<&String> = from_model.difference(&from_editors).collect();
+    assert!(
+        only_editors.is_empty() && only_model.is_empty(),
+        "{SCHEMA} has {only_editors:?} that the model lacks, and lacks {only_model:?}"
     );
 }

@@ -1,4 +1,4 @@
-//! The `setpoint` command line: `check`, `simulate`, `recommend`, `backtest`, `tune` and `run`, one
+//! The `setpoint` command line: `check`, `simulate`, `recommend`, `backtest`, `tune`, `run` and `crd`, one
 //! thin file per command (each parses its arguments, calls the library once, and prints).
 //!
 //! Exit codes: 0 success, 1 invalid input (a policy or trace that does not validate, a file that
@@ -51,11 +51,15 @@ pub enum Command {
     /// Replay a policy over a past range of Prometheus history through the simulator's service
     /// model.
     Backtest(BacktestArgs),
-    /// The daemon: run every policy of a folder against the cluster, in one namespace.
+    /// The daemon: run every policy of a folder and of the namespace's ScalingPolicy objects
+    /// against the cluster, in one namespace.
     Run(DaemonArgs),
     /// Search a policy's quantile sizing for the cheapest setting that meets an SLO on a
     /// history (a trace, or Prometheus), and write it as a policy file.
     Tune(TuneArgs),
+    /// Print the ScalingPolicy CustomResourceDefinition (YAML), generated from the policy model:
+    /// `setpoint crd | kubectl apply -f -` installs it.
+    Crd,
 }
 
 /// The service model's start-up and the outputs, shared by `simulate` and `backtest`.
@@ -92,6 +96,10 @@ pub fn main() -> ExitCode {
         Command::Backtest(a) => runtime().and_then(|rt| rt.block_on(backtest::backtest(&a))),
         Command::Run(a) => runtime().and_then(|rt| rt.block_on(run::daemon(&a))),
         Command::Tune(a) => runtime().and_then(|rt| rt.block_on(tune::tune(&a))),
+        Command::Crd => {
+            print!("{}", crate::policy::crd::yaml());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,8 +22,14 @@ pub enum LogFormat {
 #[derive(Debug, clap::Args)]
 pub struct DaemonArgs {
     /// The folder of policy files (in a pod: the ConfigMap mount). Changed files are reloaded.
+    /// Optional: the namespace's ScalingPolicy objects are watched too (unless
+    /// --no-policy-objects); a name used by both is refused.
     #[arg(long)]
-    pub policies: PathBuf,
+    pub policies: Option<PathBuf>,
+    /// Do not watch ScalingPolicy objects: policies come from --policies only (for a cluster
+    /// without the CRD, or a Role without the right to read them).
+    #[arg(long)]
+    pub no_policy_objects: bool,
     /// Namespace to serve (default: the service account's in a pod, else the context's).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
@@ -94,6 +100,13 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
             LogFormat::Json => registry.with(logs.json().flatten_event(true)).init(),
         }
     }
+    if a.policies.is_none() && a.no_policy_objects {
+        return Err(Failure(
+            "no source of policies: give --policies DIR, or leave out --no-policy-objects to \
+             watch ScalingPolicy objects"
+                .into(),
+        ));
+    }
     let cluster = KubeCluster::connect(&ClusterConfig {
         kubeconfig: a.kubeconfig.clone(),
         context: a.context.clone(),
@@ -120,7 +133,8 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
     ));
     tracing::info!(
         namespace = cluster.namespace(),
-        policies = %a.policies.display(),
+        policies = %a.policies.as_deref().map_or("none".into(), |p| p.display().to_string()),
+        policy_objects = !a.no_policy_objects,
         dry_run = a.dry_run,
         "setpoint starts"
     );
@@ -160,6 +174,8 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         dry_run: a.dry_run,
         reload_every: a.reload_every,
     };
+    let objects = (!a.no_policy_objects)
+        .then(|| crate::cluster::policies::watch(cluster.client().clone(), cluster.namespace()));
     let lost = async {
         match leadership.as_mut() {
             Some(l) => l.failed().await,
@@ -167,7 +183,7 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         }
     };
     tokio::select! {
-        r = daemon::run(config, cluster, admin, leader, until_stopped(stopped)) => {
+        r = daemon::run(config, cluster, objects, admin, leader, until_stopped(stopped)) => {
             r.map_err(|e| Failure(e.to_string()))?
         }
         // If the election cannot go on, the process exits (and is restarted): acting without

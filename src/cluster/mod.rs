@@ -10,6 +10,8 @@
 //!   patches.
 //! - ScalingPolicy status: [`Cluster::apply_status`] writes a [`PolicyStatus`] to the object's
 //!   `/status` subresource.
+//! - [`policies`]: the watch of the namespace's ScalingPolicy objects ([`policies::watch`]),
+//!   each change as a validated policy or its error.
 //! - [`lease`]: leader election on a `coordination.k8s.io` Lease ([`lease::elect`]): a flag that
 //!   is true while this replica may act, an error when the election fails for good, and a
 //!   release on shutdown.
@@ -25,6 +27,7 @@ pub mod kube;
 pub mod lease;
 pub mod metrics_api;
 pub mod pods;
+pub mod policies;
 pub mod resize;
 
 use crate::engine::Seconds;

@@ -1,9 +1,13 @@
 //! The in-cluster daemon (`setpoint run`): scheduling, restart state, reload, the admin HTTP
 //! server and telemetry, and shutdown.
 //!
-//! - [`run`]: loads every policy of a folder, runs each on its own interval in its own task,
-//!   reloads the folder when files change, and stops every task at shutdown. One policy failing
-//!   (a bad file, a target that is gone, a missing RBAC right) never stops the others.
+//! - [`run`]: loads every policy of a folder and of the namespace's ScalingPolicy objects
+//!   (watched), runs each on its own interval in its own task, reloads a policy when its file
+//!   or object changes, and stops every task at shutdown. Both sources go through one path
+//!   (`Policies::apply`), keyed by source (a file path or an object), with the same checks
+//!   across both (one policy per name, one horizontal policy per target). One policy failing
+//!   (a bad file or object, a target that is gone, a missing RBAC right) never stops the
+//!   others.
 //! - [`reload`]: which policy files changed (ConfigMap symlink swaps included).
 //! - [`telemetry`]: the daemon's own metrics on one prometheus-client registry, with bounded
 //!   label values.
@@ -34,11 +38,13 @@ pub mod status;
 pub mod telemetry;
 mod worker;
 
+use crate::cluster::policies::PolicyChange;
 use crate::cluster::{Cluster, EventNote};
 use crate::engine::State;
 use crate::policy::{self, Policy, PolicyError};
 use crate::prometheus::PrometheusClient;
 use admin::AdminState;
+use futures_util::{Stream, StreamExt};
 use reload::{Change, Scanner};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -54,8 +60,8 @@ use worker::Context;
 /// Settings of [`run`].
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    /// The folder of policy files.
-    pub policies: PathBuf,
+    /// The folder of policy files (None: policies come from ScalingPolicy objects only).
+    pub policies: Option<PathBuf>,
     /// The Prometheus of policies that name none (one client: its connections are shared).
     pub prometheus: Option<PrometheusClient>,
     /// Patch nothing: every policy only recommends.
@@ -85,17 +91,22 @@ impl Running {
     }
 }
 
-/// Runs every policy of `config.policies` against `cluster` until `shutdown` resolves, then
-/// lets the ticks in flight finish and returns. `leader` says whether this replica may act.
+/// Runs every policy of `config.policies` and of `objects` (the ScalingPolicy watch,
+/// [`crate::cluster::policies::watch`]) against `cluster` until `shutdown` resolves, then lets
+/// the ticks in flight finish and returns. `leader` says whether this replica may act.
 pub async fn run<C: Cluster + 'static>(
     config: DaemonConfig,
     cluster: C,
+    objects: Option<impl Stream<Item = PolicyChange>>,
     admin: AdminState,
     leader: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let mut scanner = Scanner::new(&config.policies);
-    let first = scanner.scan()?;
+    let mut scanner = config.policies.as_deref().map(Scanner::new);
+    let first = match scanner.as_mut() {
+        Some(s) => s.scan()?,
+        None => Vec::new(),
+    };
     let ctx = Rc::new(Context {
         cluster,
         admin,
@@ -106,16 +117,39 @@ pub async fn run<C: Cluster + 'static>(
     LocalSet::new()
         .run_until(async move {
             let mut policies = Policies::default();
-            policies.apply(&ctx, first).await;
+            policies
+                .apply(&ctx, first.into_iter().map(Update::from).collect())
+                .await;
             let mut every = tokio::time::interval(config.reload_every);
             every.tick().await;
+            let mut objects = objects.map(Box::pin);
+            let ns = ctx.cluster.namespace().to_string();
             tokio::pin!(shutdown);
             loop {
+                let object = async {
+                    match objects.as_mut() {
+                        Some(s) => s.next().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    _ = every.tick() => match scanner.scan() {
-                        Ok(changes) if changes.is_empty() => {}
-                        Ok(changes) => policies.apply(&ctx, changes).await,
-                        Err(e) => warn!(error = %e, "cannot read the policy folder"),
+                    _ = every.tick(), if scanner.is_some() => {
+                        match scanner.as_mut().map(Scanner::scan) {
+                            Some(Ok(changes)) if changes.is_empty() => {}
+                            Some(Ok(changes)) => {
+                                let updates = changes.into_iter().map(Update::from).collect();
+                                policies.apply(&ctx, updates).await
+                            }
+                            Some(Err(e)) => warn!(error = %e, "cannot read the policy folder"),
+                            None => {}
+                        }
+                    }
+                    change = object => match change {
+                        Some(c) => policies.apply(&ctx, vec![Update::object(&ns, c)]).await,
+                        None => {
+                            warn!("the ScalingPolicy watch ended: objects are no longer followed");
+                            objects = None;
+                        }
                     },
                     () = &mut shutdown => break,
                 }
@@ -136,59 +170,141 @@ pub async fn run<C: Cluster + 'static>(
     Ok(())
 }
 
-/// The policies running, by file.
+/// Where a policy comes from: the key it runs under.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// A policy file.
+    File(PathBuf),
+    /// A ScalingPolicy object, as `ScalingPolicy <namespace>/<name>`.
+    Object(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Object(o) => f.write_str(o),
+        }
+    }
+}
+
+/// A change of one source: loaded (a policy, or why it is not one), or gone.
+enum Update {
+    Loaded(Source, Box<Result<Policy, PolicyError>>),
+    Removed(Source),
+}
+
+impl From<Change> for Update {
+    fn from(c: Change) -> Update {
+        match c {
+            Change::Changed(path) => {
+                let loaded = policy::load(&path);
+                Update::Loaded(Source::File(path), Box::new(loaded))
+            }
+            Change::Removed(path) => Update::Removed(Source::File(path)),
+        }
+    }
+}
+
+impl Update {
+    fn object(namespace: &str, c: PolicyChange) -> Update {
+        match c {
+            PolicyChange::Applied(name, loaded) => Update::Loaded(
+                Source::Object(policy::object_name(namespace, &name)),
+                loaded,
+            ),
+            PolicyChange::Deleted(name) => {
+                Update::Removed(Source::Object(policy::object_name(namespace, &name)))
+            }
+        }
+    }
+}
+
+/// The policies running, by source (file or object).
 #[derive(Default)]
 struct Policies {
-    running: BTreeMap<PathBuf, Running>,
-    /// Files with an error, and the name they are shown under on `/recommendations`.
-    invalid: BTreeMap<PathBuf, String>,
+    running: BTreeMap<Source, Running>,
+    /// Sources with an error, and the name they are shown under on `/recommendations`.
+    invalid: BTreeMap<Source, String>,
+    /// Valid policies refused for another source's name or target, until that one goes.
+    blocked: BTreeMap<Source, Policy>,
 }
 
 impl Policies {
-    async fn apply<C: Cluster + 'static>(&mut self, ctx: &Rc<Context<C>>, changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Removed(path) => {
-                    if let Some(r) = self.running.remove(&path) {
-                        info!(policy = %r.policy.name, file = %path.display(), "policy file removed: stopping the policy");
+    /// The one path of every change, from the folder and from the watch alike.
+    async fn apply<C: Cluster + 'static>(&mut self, ctx: &Rc<Context<C>>, updates: Vec<Update>) {
+        for update in updates {
+            match update {
+                Update::Removed(source) => {
+                    self.blocked.remove(&source);
+                    if let Some(r) = self.running.remove(&source) {
+                        info!(policy = %r.policy.name, %source, "policy removed: stopping it");
                         let name = r.policy.name.clone();
                         // Stopped first: a tick in flight would list the policy again.
                         r.stop().await;
                         ctx.admin.remove(&name);
                     }
-                    if let Some(key) = self.invalid.remove(&path) {
+                    if let Some(key) = self.invalid.remove(&source) {
                         ctx.admin.clear_invalid(&key);
                     }
                 }
-                Change::Changed(path) => {
-                    let loaded = policy::load(&path).and_then(|p| {
-                        match self
-                            .running
-                            .iter()
-                            .find(|(f, r)| **f != path && r.policy.name == p.name)
-                        {
-                            Some((first, _)) => Err(PolicyError::Duplicate {
-                                path: path.clone(),
-                                name: p.name,
-                                first: first.clone(),
-                            }),
-                            None => {
-                                let others = self.running.values().map(|r| r.policy.as_ref());
-                                match policy::shared_target(&p, others) {
-                                    Some(e) => Err(e),
-                                    None => Ok(p),
-                                }
+                Update::Loaded(source, loaded) => {
+                    self.blocked.remove(&source);
+                    match *loaded {
+                        Err(e) => self.refuse(ctx, source, e.to_string()).await,
+                        Ok(p) => match self.admit(&source, &p) {
+                            Ok(()) => self.start(ctx, source, p).await,
+                            Err(e) => {
+                                self.refuse(ctx, source.clone(), e.to_string()).await;
+                                self.blocked.insert(source, p);
                             }
-                        }
-                    });
-                    match loaded {
-                        Ok(p) => self.start(ctx, path, p).await,
-                        Err(e) => self.refuse(ctx, path, e.to_string()).await,
+                        },
                     }
                 }
             }
         }
+        // A policy refused for another one's name or target starts once that one is gone (a
+        // file policy moved to an object, say) or changed.
+        let waiting: Vec<Source> = self.blocked.keys().cloned().collect();
+        for source in waiting {
+            if self.admit(&source, &self.blocked[&source]).is_ok()
+                && let Some(p) = self.blocked.remove(&source)
+            {
+                self.start(ctx, source, p).await;
+            }
+        }
         ctx.admin.set_loaded(self.running.len());
+    }
+
+    /// The checks across sources: one policy per name, one horizontal policy per target.
+    fn admit(&self, source: &Source, p: &Policy) -> Result<(), PolicyError> {
+        let same_name = self
+            .running
+            .iter()
+            .find(|(s, r)| *s != source && r.policy.name == p.name);
+        if let Some((first, r)) = same_name {
+            return Err(match (first, source) {
+                (Source::File(first), Source::File(path)) => PolicyError::Duplicate {
+                    path: path.clone(),
+                    name: p.name.clone(),
+                    first: first.clone(),
+                },
+                _ => PolicyError::TwoSources {
+                    name: p.name.clone(),
+                    first: policy::source_name(&r.policy),
+                    second: source.to_string(),
+                },
+            });
+        }
+        let others = self
+            .running
+            .iter()
+            .filter(|(s, _)| *s != source)
+            .map(|(_, r)| r.policy.as_ref());
+        match policy::shared_target(p, others) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Starts a new or changed policy; a changed one goes on from its previous version's
@@ -196,15 +312,15 @@ impl Policies {
     async fn start<C: Cluster + 'static>(
         &mut self,
         ctx: &Rc<Context<C>>,
-        path: PathBuf,
+        source: Source,
         policy: Policy,
     ) {
         let policy = Arc::new(policy);
-        if let Some(key) = self.invalid.remove(&path) {
+        if let Some(key) = self.invalid.remove(&source) {
             ctx.admin.clear_invalid(&key);
         }
         let mut carried = None;
-        if let Some(old) = self.running.remove(&path) {
+        if let Some(old) = self.running.remove(&source) {
             let same_target = old.policy.target == policy.target;
             let old_name = old.policy.name.clone();
             let state = old.stop().await;
@@ -213,36 +329,38 @@ impl Policies {
             } else if same_target {
                 carried = state;
             }
-            info!(policy = %policy.name, file = %path.display(), "policy reloaded");
+            info!(policy = %policy.name, %source, "policy reloaded");
         } else {
-            info!(policy = %policy.name, file = %path.display(), "policy loaded");
+            info!(policy = %policy.name, %source, "policy loaded");
         }
         ctx.admin.telemetry().record_reload(true);
         let (stop, stopped) = watch::channel(false);
         let task =
             tokio::task::spawn_local(worker::run(ctx.clone(), policy.clone(), carried, stopped));
-        self.running.insert(path, Running { policy, stop, task });
+        self.running.insert(source, Running { policy, stop, task });
     }
 
-    /// Records a file that does not load; the previous version of its policy keeps running.
-    async fn refuse<C: Cluster>(&mut self, ctx: &Context<C>, path: PathBuf, error: String) {
-        let running = self.running.get(&path).map(|r| r.policy.clone());
-        let key = match &running {
-            Some(p) => p.name.clone(),
-            None => path.display().to_string(),
+    /// Records a file or object that does not load; the previous version of its policy keeps
+    /// running.
+    async fn refuse<C: Cluster>(&mut self, ctx: &Context<C>, source: Source, error: String) {
+        let running = self.running.get(&source).map(|r| r.policy.clone());
+        let key = match (&running, &source) {
+            (Some(p), _) => p.name.clone(),
+            (None, Source::File(path)) => path.display().to_string(),
+            (None, Source::Object(o)) => o.clone(),
         };
         ctx.admin.telemetry().record_reload(false);
         ctx.admin
             .telemetry()
             .record_error(telemetry::ErrorKind::Policy);
         ctx.admin.set_invalid(&key, &error);
-        self.invalid.insert(path.clone(), key);
+        self.invalid.insert(source.clone(), key);
         let error = admin::redact(&error);
         match running {
-            None => error!(file = %path.display(), %error, "invalid policy file: not loaded"),
+            None => error!(%source, %error, "invalid policy: not loaded"),
             Some(p) => {
-                error!(policy = %p.name, file = %path.display(), %error,
-                    "invalid new version of a policy file: the previous version keeps running");
+                error!(policy = %p.name, %source, %error,
+                    "invalid new version of a policy: the previous version keeps running");
                 if *ctx.leader.borrow() {
                     let note = format!(
                         "the new version of policy {} is invalid; the previous version keeps \

@@ -35,6 +35,28 @@ pub enum PolicyError {
         /// Every problem found.
         problems: Vec<Problem>,
     },
+    /// A ScalingPolicy object that is not a valid policy (`ScalingPolicy <namespace>/<name>`,
+    /// then the field path and the message of each problem).
+    #[error("{}", render_object(object, problems))]
+    InvalidObject {
+        /// `ScalingPolicy <namespace>/<name>`.
+        object: String,
+        /// Every problem found (their line and column are of no use for an object: 0).
+        problems: Vec<Problem>,
+    },
+    /// A policy file and a ScalingPolicy object define the same policy name.
+    #[error(
+        "policy {name} is defined by {first} and by {second}: a name is one policy (rename or \
+         remove one of them)"
+    )]
+    TwoSources {
+        /// The name.
+        name: String,
+        /// The source running it (`file policies/web.yaml`, `ScalingPolicy demo/web`).
+        first: String,
+        /// The source refused.
+        second: String,
+    },
     /// Two files define the same policy name.
     #[error("{}: policy name \"{name}\" is already used by {}", path.display(), first.display())]
     Duplicate {
@@ -104,6 +126,17 @@ fn render(path: &Path, problems: &[Problem]) -> String {
                 p.column,
                 p.message
             )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+fn render_object(object: &str, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| match p.field.as_str() {
+            "" => format!("{object}: {}", p.message),
+            field => format!("{object}: {field}: {}", p.message),
         })
         .collect();
     lines.join("\n")

@@ -1,4 +1,5 @@
-//! ScalingPolicy files: parsing, validation with `file:line:column` errors, and loading folders.
+//! ScalingPolicy files and objects: parsing, validation with `file:line:column` errors (or the
+//! object and field, for an object), loading folders, and the CRD.
 //!
 //! [`parse`] turns the text of one file into a validated [`Policy`] or a [`PolicyError`] listing
 //! every problem found, each with its line, column and field path. It never panics, whatever the
@@ -15,13 +16,20 @@
 //! - `validated.rs`: the validated [`Policy`] the engine and the drivers use.
 //! - `load.rs`: [`parse`], [`load`], [`files`] and [`load_all`]: text and folders in, policies
 //!   or errors out.
-//! - `error.rs`: [`Problem`] and [`PolicyError`], rendered as `file:line:column: field: message`.
+//! - `object.rs`: [`from_object`]: a ScalingPolicy object (JSON, as the API server returns it)
+//!   validated as a file is, its errors naming the object and the field.
+//! - [`crd`]: the ScalingPolicy CustomResourceDefinition, its spec schema generated from
+//!   [`model`] (`setpoint crd`).
+//! - `error.rs`: [`Problem`] and [`PolicyError`], rendered as `file:line:column: field: message`
+//!   (for an object, `ScalingPolicy <namespace>/<name>: field: message`).
 //! - [`status`]: the `status` of a ScalingPolicy object (conditions, counts, last decision,
 //!   forecast, vertical recommendation), its schema and its size bounds.
 
+pub mod crd;
 mod error;
 mod load;
 pub mod model;
+mod object;
 mod shared;
 pub mod status;
 mod validate;
@@ -30,6 +38,7 @@ mod validated;
 pub use error::{PolicyError, Problem};
 pub use load::{files, load, load_all, parse};
 pub use model::{LimitsMode, Mode, PodsMetricKind, ResizeFallback, TargetRef, UpdateMode};
+pub use object::{from_object, object_name, source_name};
 pub use shared::shared_target;
 pub use validated::{
     MetricQuery, ObjectRef, PodsQuery, Policy, USAGE_PLACEHOLDERS, UsageQueries, VerticalSpec,

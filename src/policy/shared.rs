@@ -8,8 +8,10 @@
 use super::{Mode, Policy, PolicyError};
 use crate::engine::vertical_plan::UpdateMode;
 
-/// The error for `policy` when one of `others` (another file) already scales the same target
-/// horizontally, or right-sizes one of the same containers; None when none does.
+/// The error for `policy` when one of `others` (another file or object) already scales the same
+/// target horizontally, or right-sizes one of the same containers; None when none does. A
+/// policy that names no namespace is in the one served (as a ScalingPolicy object always is),
+/// so it meets a policy of any namespace.
 pub fn shared_target<'a>(
     policy: &Policy,
     others: impl IntoIterator<Item = &'a Policy>,
@@ -26,8 +28,10 @@ pub fn shared_target<'a>(
     };
     let mine = containers(policy);
     for o in others {
-        if o.source == policy.source || o.target != policy.target || o.namespace != policy.namespace
-        {
+        let same_namespace = o.namespace == policy.namespace
+            || o.namespace.is_none()
+            || policy.namespace.is_none();
+        if o.source == policy.source || o.target != policy.target || !same_namespace {
             continue;
         }
         if policy.horizontal.is_some() && o.horizontal.is_some() {

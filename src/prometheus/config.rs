@@ -27,7 +27,7 @@ use std::time::Duration;
 /// ```
 ///
 /// From code (for example from CLI flags), start with [`PrometheusConfig::new`] and set fields.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PrometheusConfig {
     /// Base URL of the HTTP API, `http` or `https`. A path prefix is kept: with
@@ -49,6 +49,7 @@ pub struct PrometheusConfig {
     pub headers: BTreeMap<String, String>,
     /// Longest wait for one HTTP attempt, connection included (default 10s).
     #[serde(default = "default_timeout", deserialize_with = "duration")]
+    #[schemars(with = "Dur")]
     pub timeout: Duration,
     /// Retries of transient failures.
     #[serde(default)]
@@ -56,7 +57,7 @@ pub struct PrometheusConfig {
 }
 
 /// HTTP basic authentication: a user name and a file holding the password.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BasicAuth {
     /// The user name.
@@ -66,7 +67,7 @@ pub struct BasicAuth {
 }
 
 /// TLS settings. Without `caFile` the platform's trusted roots are used.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsConfig {
     /// PEM file of the certificate authorities to trust instead of the platform's roots.
@@ -84,18 +85,21 @@ pub struct TlsConfig {
 /// How transient failures (connection errors, timeouts, HTTP 5xx and 429) are retried: with
 /// exponential backoff and jitter, until the budget is spent. Permanent failures (a bad query,
 /// an execution error, a refused credential) are never retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryConfig {
     /// Total time for one query, all attempts and waits included (default 30s): the timeout of
     /// an attempt is cut to what is left. Zero means a single attempt with the full timeout.
     #[serde(default = "default_budget", deserialize_with = "duration")]
+    #[schemars(with = "Dur")]
     pub budget: Duration,
     /// Wait before the first retry (default 100ms); doubled after each retry.
     #[serde(default = "default_initial_backoff", deserialize_with = "duration")]
+    #[schemars(with = "Dur")]
     pub initial_backoff: Duration,
     /// Longest wait between two attempts (default 5s).
     #[serde(default = "default_max_backoff", deserialize_with = "duration")]
+    #[schemars(with = "Dur")]
     pub max_backoff: Duration,
 }
 

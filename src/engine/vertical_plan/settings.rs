@@ -6,7 +6,9 @@ use crate::engine::vertical::{Recommended, VerticalParams};
 use serde::{Deserialize, Serialize};
 
 /// How recommendations are applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum UpdateMode {
     /// Recommend only.
@@ -19,7 +21,9 @@ pub enum UpdateMode {
 }
 
 /// Whether limits follow requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum LimitsMode {
     /// Limits keep their ratio to requests.
@@ -30,7 +34,9 @@ pub enum LimitsMode {
 }
 
 /// Fallback for a resize that cannot happen in place.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ResizeFallback {
     /// Patch the pod template instead.

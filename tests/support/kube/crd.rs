@@ -28,6 +28,8 @@
 //! - With a status subresource, a write of the main resource ignores `status`, a write of
 //!   `/status` ignores everything but `status`, and only a change outside `metadata` and
 //!   `status` bumps `metadata.generation`. A create drops `status`.
+//! - [`KubeStandIn::scalingpolicies`] installs setpoint's own CRD (`setpoint crd`), once, and gives a
+//!   client of its objects, as a test's `kubectl`.
 //! - `managedFields` as a server keeps them for an unstructured object: an `Update` (per
 //!   manager and subresource) owns the leaves it changed and the maps it created (`".": {}`),
 //!   lists are atomic, an `Apply` owns the leaves it sent, a field written by one manager is
@@ -858,4 +860,53 @@ fn apply_object(
             sub,
         ),
     )
+}
+
+impl KubeStandIn {
+    /// Installs setpoint's ScalingPolicy CRD (`setpoint crd`) as an admin would, unless a CRD
+    /// of that name is there, and returns a kube-rs client of the namespace's ScalingPolicy
+    /// objects (through a kubeconfig in `dir`), to create, change and delete them as `kubectl`
+    /// would.
+    pub async fn scalingpolicies(
+        &self,
+        dir: &crate::support::TempDir,
+        namespace: &str,
+    ) -> kube::Api<kube::api::DynamicObject> {
+        use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+        let client = self.cluster(dir, namespace).await.client().clone();
+        let resource = |group: &str, version: &str, kind: &str, plural: &str| {
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+        };
+        let crds: kube::Api<DynamicObject> = kube::Api::all_with(
+            client.clone(),
+            &resource(
+                CRD_GROUP,
+                "v1",
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+            ),
+        );
+        let definition = setpoint::policy::crd::definition();
+        let installed = self
+            .world()
+            .crds
+            .iter()
+            .any(|c| c["metadata"]["name"] == definition["metadata"]["name"]);
+        if !installed {
+            let crd = serde_json::from_value(definition).unwrap();
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("the stand-in takes the CRD");
+        }
+        kube::Api::namespaced_with(
+            client,
+            namespace,
+            &resource(
+                "setpoint.dev",
+                "v1alpha1",
+                "ScalingPolicy",
+                "scalingpolicies",
+            ),
+        )
+    }
 }
