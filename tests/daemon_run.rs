@@ -1519,6 +1519,36 @@ fn apply_object(api: &KubeStandIn, dir: &TempDir, text: &str) {
     });
 }
 
+/// The object `web`'s generation and status, as `kubectl get sp web -o json` shows them.
+fn web_status(api: &KubeStandIn, dir: &TempDir) -> (i64, Value) {
+    kubectl(api, dir, async |objects| {
+        let o = objects.get("web").await.unwrap();
+        (o.metadata.generation.unwrap(), o.data["status"].clone())
+    })
+}
+
+/// The `type` condition of a status: (status, reason, message).
+fn condition(status: &Value, type_: &str) -> (String, String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_default();
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("reason"), text("message"))
+}
+
+/// Waits until the object `web`'s status says Ready `ready` with `reason` at its generation.
+fn wait_ready(d: &Daemon, api: &KubeStandIn, dir: &TempDir, ready: &str, reason: &str) -> Value {
+    let what = format!("web's status Ready {ready} {reason}");
+    d.wait_for(&what, Duration::from_secs(15), |_| {
+        let (generation, s) = web_status(api, dir);
+        let (status, r, _) = condition(&s, "Ready");
+        status == ready && r == reason && s["observedGeneration"] == generation
+    });
+    web_status(api, dir).1
+}
+
 fn invalid_entries(d: &Daemon) -> Vec<Value> {
     d.recommendations()["invalid"]
         .as_array()
@@ -1558,6 +1588,12 @@ fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
         Duration::from_secs(10),
         |_| replicas(&api) == 5,
     );
+    // Its status: Ready, and the counts kubectl shows.
+    let status = wait_ready(&d, &api, &dir, "True", "Reconciled");
+    d.wait_for("the status shows 5", Duration::from_secs(10), |_| {
+        web_status(&api, &dir).1["desiredReplicas"] == 5
+    });
+    assert_eq!(condition(&status, "AbleToScale").0, "True", "{status:#}");
 
     // Changed (a label and the interval): reloaded with its memory, so the cooldown holds a
     // scale-down the new version would otherwise make at once.
@@ -1604,7 +1640,15 @@ fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
         !events(&api, "PolicyInvalid").is_empty()
     });
     assert_eq!(events(&api, "PolicyInvalid")[0]["type"], "Warning");
+    // The status says so, at the object's new generation, with the field and the message; the
+    // rest is what the running version says.
+    let status = wait_ready(&d, &api, &dir, "False", "InvalidSpec");
+    let (_, _, message) = condition(&status, "Ready");
+    assert!(message.contains("spec.horizontal.replicas"), "{message}");
+    assert_eq!(status["desiredReplicas"], 5, "{status:#}");
     d.wait_ticks("web", 2, Duration::from_secs(10));
+    let (_, still) = web_status(&api, &dir);
+    assert_eq!(condition(&still, "Ready").1, "InvalidSpec", "{still:#}");
 
     // Fixed: runs again (40 per replica: 400/s needs 10).
     demand.set(400.0);
@@ -1617,6 +1661,7 @@ fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
         replicas(&api) == 10
     });
     assert!(invalid_entries(&d).is_empty());
+    wait_ready(&d, &api, &dir, "True", "Reconciled");
 
     // Deleted: stopped, gone from /recommendations.
     kubectl(&api, &dir, async |objects| {
@@ -1763,5 +1808,28 @@ fn a_broken_policy_watch_relists_after_410_gone_and_restarts_nothing_unchanged()
     d.wait_for("web still scales", Duration::from_secs(10), |_| {
         replicas(&api) == 5
     });
+    d.stop();
+}
+
+#[test]
+fn an_object_invalid_from_the_start_says_why_in_its_status() {
+    let Some((demand, api, dir, kubeconfig)) = setup("an_object_invalid_from_the_start", 2) else {
+        return;
+    };
+    let broken = policy("web", "web", "").replace(
+        "replicas: {min: 1, max: 50}",
+        "replicas: {min: 60, max: 50}",
+    );
+    apply_object(&api, &dir, &broken);
+    let mut d = start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &["--prometheus", demand.url(), "--no-leader-election"],
+    );
+    let status = wait_ready(&d, &api, &dir, "False", "InvalidSpec");
+    let (_, _, message) = condition(&status, "Ready");
+    assert!(message.contains("spec.horizontal.replicas"), "{message}");
+    assert_eq!(replicas(&api), 2, "nothing scaled");
     d.stop();
 }

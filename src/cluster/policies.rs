@@ -10,6 +10,7 @@
 //! The CRD not installed (404 on the list): one WARN, and the watcher keeps retrying with its
 //! backoff; other failures are logged once when they start and once when the watch works again.
 
+use crate::policy::status::PolicyStatus;
 use crate::policy::{self, Policy, PolicyError};
 use futures_util::{Stream, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
@@ -22,9 +23,14 @@ use tracing::{info, warn};
 /// A change of one ScalingPolicy object.
 #[derive(Debug)]
 pub enum PolicyChange {
-    /// Created, or changed in what makes its policy: `metadata.name` and the policy (or the
-    /// error, naming the object and the field).
-    Applied(String, Box<Result<Policy, PolicyError>>),
+    /// Created, or changed in what makes its policy: `metadata.name`, the policy (or the
+    /// error, naming the object and the field), and the object's status as it is (so that a
+    /// new worker keeps its conditions' transition times; None when absent or unreadable).
+    Applied(
+        String,
+        Box<Result<Policy, PolicyError>>,
+        Option<Box<PolicyStatus>>,
+    ),
     /// Deleted: `metadata.name`.
     Deleted(String),
 }
@@ -117,9 +123,11 @@ impl Seen {
             return None;
         }
         self.reported.insert(n.clone(), print);
+        let status = serde_json::from_value(object["status"].clone()).ok();
         Some(PolicyChange::Applied(
             n,
             Box::new(policy::from_object(&object)),
+            status.map(Box::new),
         ))
     }
 
@@ -218,7 +226,7 @@ mod tests {
         changes
             .into_iter()
             .map(|c| match c {
-                PolicyChange::Applied(n, p) => match *p {
+                PolicyChange::Applied(n, p, _) => match *p {
                     Ok(p) => format!("applied {n} max {}", p.horizontal.unwrap().governor.max),
                     Err(e) => format!("invalid {n}: {e}"),
                 },

@@ -41,11 +41,13 @@ mod worker;
 use crate::cluster::policies::PolicyChange;
 use crate::cluster::{Cluster, EventNote};
 use crate::engine::State;
+use crate::policy::status::PolicyStatus;
 use crate::policy::{self, Policy, PolicyError};
 use crate::prometheus::PrometheusClient;
 use admin::AdminState;
 use futures_util::{Stream, StreamExt};
 use reload::{Change, Scanner};
+use status::{InvalidSpec, StatusWriter};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -80,6 +82,8 @@ pub enum DaemonError {
 
 struct Running {
     policy: Arc<Policy>,
+    /// A newer spec of its object that does not validate, for its status.
+    invalid: watch::Sender<Option<InvalidSpec>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Option<State>>,
 }
@@ -190,7 +194,12 @@ impl std::fmt::Display for Source {
 
 /// A change of one source: loaded (a policy, or why it is not one), or gone.
 enum Update {
-    Loaded(Source, Box<Result<Policy, PolicyError>>),
+    /// With the object's status as it is (None for a file).
+    Loaded(
+        Source,
+        Box<Result<Policy, PolicyError>>,
+        Option<Box<PolicyStatus>>,
+    ),
     Removed(Source),
 }
 
@@ -199,7 +208,7 @@ impl From<Change> for Update {
         match c {
             Change::Changed(path) => {
                 let loaded = policy::load(&path);
-                Update::Loaded(Source::File(path), Box::new(loaded))
+                Update::Loaded(Source::File(path), Box::new(loaded), None)
             }
             Change::Removed(path) => Update::Removed(Source::File(path)),
         }
@@ -209,9 +218,10 @@ impl From<Change> for Update {
 impl Update {
     fn object(namespace: &str, c: PolicyChange) -> Update {
         match c {
-            PolicyChange::Applied(name, loaded) => Update::Loaded(
+            PolicyChange::Applied(name, loaded, status) => Update::Loaded(
                 Source::Object(policy::object_name(namespace, &name)),
                 loaded,
+                status,
             ),
             PolicyChange::Deleted(name) => {
                 Update::Removed(Source::Object(policy::object_name(namespace, &name)))
@@ -228,6 +238,8 @@ struct Policies {
     invalid: BTreeMap<Source, String>,
     /// Valid policies refused for another source's name or target, until that one goes.
     blocked: BTreeMap<Source, Policy>,
+    /// The status of each invalid object that runs no previous version.
+    statuses: BTreeMap<Source, StatusWriter>,
 }
 
 impl Policies {
@@ -237,6 +249,7 @@ impl Policies {
             match update {
                 Update::Removed(source) => {
                     self.blocked.remove(&source);
+                    self.statuses.remove(&source);
                     if let Some(r) = self.running.remove(&source) {
                         info!(policy = %r.policy.name, %source, "policy removed: stopping it");
                         let name = r.policy.name.clone();
@@ -248,12 +261,15 @@ impl Policies {
                         ctx.admin.clear_invalid(&key);
                     }
                 }
-                Update::Loaded(source, loaded) => {
+                Update::Loaded(source, loaded, live) => {
                     self.blocked.remove(&source);
                     match *loaded {
-                        Err(e) => self.refuse(ctx, source, e.to_string()).await,
+                        Err(e) => {
+                            self.invalid_status(ctx, &source, &e, live).await;
+                            self.refuse(ctx, source, e.to_string()).await
+                        }
                         Ok(p) => match self.admit(&source, &p) {
-                            Ok(()) => self.start(ctx, source, p).await,
+                            Ok(()) => self.start(ctx, source, p, live).await,
                             Err(e) => {
                                 self.refuse(ctx, source.clone(), e.to_string()).await;
                                 self.blocked.insert(source, p);
@@ -270,7 +286,7 @@ impl Policies {
             if self.admit(&source, &self.blocked[&source]).is_ok()
                 && let Some(p) = self.blocked.remove(&source)
             {
-                self.start(ctx, source, p).await;
+                self.start(ctx, source, p, None).await;
             }
         }
         ctx.admin.set_loaded(self.running.len());
@@ -314,6 +330,7 @@ impl Policies {
         ctx: &Rc<Context<C>>,
         source: Source,
         policy: Policy,
+        live: Option<Box<PolicyStatus>>,
     ) {
         let policy = Arc::new(policy);
         if let Some(key) = self.invalid.remove(&source) {
@@ -334,10 +351,56 @@ impl Policies {
             info!(policy = %policy.name, %source, "policy loaded");
         }
         ctx.admin.telemetry().record_reload(true);
+        self.statuses.remove(&source);
         let (stop, stopped) = watch::channel(false);
-        let task =
-            tokio::task::spawn_local(worker::run(ctx.clone(), policy.clone(), carried, stopped));
-        self.running.insert(source, Running { policy, stop, task });
+        let (invalid, spec) = watch::channel(None);
+        let run = worker::run(ctx.clone(), policy.clone(), carried, live, spec, stopped);
+        let task = tokio::task::spawn_local(run);
+        let running = Running {
+            policy,
+            invalid,
+            stop,
+            task,
+        };
+        self.running.insert(source, running);
+    }
+
+    /// The status of an object whose spec does not validate: Ready False `InvalidSpec`, with
+    /// the field path and message of each problem. Written by the previous version's worker
+    /// when one runs (with the rest of its status), else here.
+    async fn invalid_status<C: Cluster>(
+        &mut self,
+        ctx: &Context<C>,
+        source: &Source,
+        e: &PolicyError,
+        live: Option<Box<PolicyStatus>>,
+    ) {
+        let PolicyError::InvalidObject {
+            reference,
+            problems,
+            ..
+        } = e
+        else {
+            return;
+        };
+        if let Some(r) = self.running.get(source) {
+            let spec = InvalidSpec {
+                object: reference.clone(),
+                problems: problems.clone(),
+            };
+            let _ = r.invalid.send(Some(spec));
+            return;
+        }
+        let leading = *ctx.leader.borrow();
+        let telemetry = ctx.admin.telemetry();
+        let writer = self.statuses.entry(source.clone()).or_default();
+        if let Some(live) = live {
+            writer.seed(*live);
+        }
+        let now = SystemTime::now();
+        (writer)
+            .after_invalid(&ctx.cluster, telemetry, reference, problems, leading, now)
+            .await;
     }
 
     /// Records a file or object that does not load; the previous version of its policy keeps

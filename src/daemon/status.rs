@@ -133,7 +133,28 @@ pub fn invalid(
     previous: Option<&PolicyStatus>,
     now: SystemTime,
 ) -> PolicyStatus {
-    let mut status = previous.cloned().unwrap_or_default();
+    let status = previous.cloned().unwrap_or_default();
+    mark_invalid(status, generation, problems, previous, now)
+}
+
+/// A spec that does not validate, of a ScalingPolicy object whose previous version runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidSpec {
+    /// The object, at the generation that does not validate.
+    pub object: ObjectRef,
+    /// What is wrong with it.
+    pub problems: Vec<Problem>,
+}
+
+/// `status` with `Ready` False `InvalidSpec` at `generation` (transition times against
+/// `previous`).
+fn mark_invalid(
+    mut status: PolicyStatus,
+    generation: i64,
+    problems: &[Problem],
+    previous: Option<&PolicyStatus>,
+    now: SystemTime,
+) -> PolicyStatus {
     status.observed_generation = Some(generation);
     let listed: Vec<String> = problems
         .iter()
@@ -655,11 +676,19 @@ pub fn due(
 #[derive(Debug, Default)]
 pub struct StatusWriter {
     computed: Option<PolicyStatus>,
+    /// A newer spec of the object that does not validate.
+    invalid: Option<InvalidSpec>,
     written: Option<(PolicyStatus, SystemTime)>,
     failing: bool,
 }
 
 impl StatusWriter {
+    /// Says that a newer spec of the object does not validate (None: it does): the statuses
+    /// [`StatusWriter::after_tick`] writes then say `Ready` False `InvalidSpec`.
+    pub fn set_invalid(&mut self, invalid: Option<InvalidSpec>) {
+        self.invalid = invalid;
+    }
+
     /// Takes the status the object holds (`live`, as a watch of the object shows it) as the
     /// previous one, before the first tick: its conditions keep their `lastTransitionTime`
     /// across a restart or a change of leader. A status already computed wins.
@@ -686,7 +715,13 @@ impl StatusWriter {
     ) -> Option<Due> {
         let object = policy.object.as_ref()?;
         let now = unix_time(outcome.now);
-        let status = of_tick(policy, outcome, memory, self.computed.as_ref(), now);
+        let mut status = of_tick(policy, outcome, memory, self.computed.as_ref(), now);
+        if let Some(i) = &self.invalid {
+            // A newer spec of the object does not validate: this version runs on, and the
+            // status says so.
+            let previous = self.computed.as_ref();
+            status = mark_invalid(status, i.object.generation, &i.problems, previous, now);
+        }
         self.write(cluster, telemetry, object, status, leading, now)
             .await
     }

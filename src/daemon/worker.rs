@@ -22,13 +22,14 @@
 
 use super::admin::{AdminState, PolicyRecommendation};
 use super::outage::{self, Change, Tracker};
-use super::status::StatusWriter;
+use super::status::{InvalidSpec, StatusWriter};
 use super::telemetry::{ErrorKind, Source};
 use crate::cluster::{Cluster, ClusterError, EventNote, ScaleState};
 use crate::engine::governor::Direction;
 use crate::engine::pause::Pause;
 use crate::engine::vertical_plan::{PlanState, UpdateMode, VerticalAction};
 use crate::engine::{self, Decision, Seconds, State};
+use crate::policy::status::PolicyStatus;
 use crate::policy::{MetricQuery, Policy, TargetRef};
 use crate::prometheus::PrometheusClient;
 use crate::tick::usage::HistorySeed;
@@ -66,6 +67,8 @@ pub(crate) async fn run<C: Cluster>(
     ctx: Rc<Context<C>>,
     policy: Arc<Policy>,
     carried: Option<State>,
+    live: Option<Box<PolicyStatus>>,
+    invalid: watch::Receiver<Option<InvalidSpec>>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<State> {
     let span = info_span!(
@@ -75,8 +78,14 @@ pub(crate) async fn run<C: Cluster>(
         namespace = %ctx.cluster.namespace(),
     );
     async move {
-        let mut worker = match Worker::new(&ctx, policy, carried) {
-            Ok(w) => w,
+        let mut worker = match Worker::new(&ctx, policy, carried, invalid) {
+            Ok(mut w) => {
+                // The object's status as it is: its conditions keep their transition times.
+                if let Some(live) = live {
+                    w.status.seed(*live);
+                }
+                w
+            }
             Err(e) => {
                 warn!(error = %e, "the policy cannot run");
                 let _ = stop.wait_for(|s| *s).await;
@@ -145,6 +154,8 @@ struct Worker {
     forbidden: Option<(Instant, bool)>,
     /// The status of a policy from a ScalingPolicy object.
     status: StatusWriter,
+    /// A newer spec of its object that does not validate (this version runs on meanwhile).
+    invalid: watch::Receiver<Option<InvalidSpec>>,
 }
 
 /// The vertical planner's state as the target's annotation holds it.
@@ -162,6 +173,7 @@ impl Worker {
         ctx: &Context<C>,
         policy: Arc<Policy>,
         carried: Option<State>,
+        invalid: watch::Receiver<Option<InvalidSpec>>,
     ) -> Result<Worker, String> {
         let prometheus =
             tick::policy_prometheus(&policy, ctx.prometheus.as_ref()).map_err(|e| e.to_string())?;
@@ -184,6 +196,7 @@ impl Worker {
             blind: Tracker::default(),
             forbidden: None,
             status: StatusWriter::default(),
+            invalid,
         })
     }
 
@@ -201,6 +214,7 @@ impl Worker {
         // Written only while the Lease was held for the whole tick.
         let leading = leading && *ctx.leader.borrow();
         let memory = self.tick.memory();
+        self.status.set_invalid(self.invalid.borrow().clone());
         let telemetry = admin.telemetry();
         (self.status)
             .after_tick(&ctx.cluster, telemetry, &policy, &outcome, memory, leading)

@@ -18,6 +18,7 @@
 //! that output, and a test holds it to it.
 
 use super::model::Spec;
+use super::status::PolicyStatus;
 use super::{API_VERSION, KIND};
 use serde_json::{Map, Value, json};
 
@@ -76,12 +77,7 @@ pub fn definition() -> Value {
                         "kind": {"type": "string"},
                         "metadata": {"type": "object"},
                         "spec": spec_schema(),
-                        "status": {
-                            "description": "What setpoint observed and decided (written by the \
-                                            daemon that holds the Lease).",
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": true,
-                        },
+                        "status": status_schema(),
                     },
                 }},
             }],
@@ -91,10 +87,23 @@ pub fn definition() -> Value {
 
 /// The structural schema of `spec`.
 pub fn spec_schema() -> Value {
+    schema_of::<Spec>()
+}
+
+/// The structural schema of `status` ([`PolicyStatus`]: written by the daemon that holds the
+/// Lease).
+pub fn status_schema() -> Value {
+    schema_of::<PolicyStatus>()
+}
+
+/// The structural schema of `T`: subschemas inlined (no `$ref`), then [`structural`].
+fn schema_of<T: schemars::JsonSchema>() -> Value {
     let mut settings = schemars::generate::SchemaSettings::openapi3();
     settings.inline_subschemas = true;
-    let schema = settings.into_generator().into_root_schema_for::<Spec>();
-    let mut value = schema.to_value();
+    let mut value = settings
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
     structural(&mut value);
     value
 }

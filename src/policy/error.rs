@@ -41,6 +41,8 @@ pub enum PolicyError {
     InvalidObject {
         /// `ScalingPolicy <namespace>/<name>`.
         object: String,
+        /// The object (its status says why it does not run).
+        reference: super::ObjectRef,
         /// Every problem found (their line and column are of no use for an object: 0).
         problems: Vec<Problem>,
     },

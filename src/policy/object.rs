@@ -37,8 +37,14 @@ pub fn from_object(object: &Value) -> Result<Policy, PolicyError> {
     if !object["spec"].is_null() {
         document["spec"] = object["spec"].clone();
     }
+    let reference = ObjectRef {
+        name: name.clone(),
+        uid: text(&meta["uid"]),
+        generation: meta["generation"].as_i64().unwrap_or(0),
+    };
     let invalid = |problems: Vec<Problem>| PolicyError::InvalidObject {
         object: shown.clone(),
+        reference: reference.clone(),
         problems: problems
             .into_iter()
             .map(|p| Problem {
@@ -61,11 +67,7 @@ pub fn from_object(object: &Value) -> Result<Policy, PolicyError> {
         Err(PolicyError::Invalid { problems, .. }) => return Err(invalid(problems)),
         Err(other) => return Err(other),
     };
-    policy.object = Some(ObjectRef {
-        name,
-        uid: text(&meta["uid"]),
-        generation: meta["generation"].as_i64().unwrap_or(0),
-    });
+    policy.object = Some(reference);
     Ok(policy)
 }
 

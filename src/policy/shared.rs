@@ -28,9 +28,8 @@ pub fn shared_target<'a>(
     };
     let mine = containers(policy);
     for o in others {
-        let same_namespace = o.namespace == policy.namespace
-            || o.namespace.is_none()
-            || policy.namespace.is_none();
+        let same_namespace =
+            o.namespace == policy.namespace || o.namespace.is_none() || policy.namespace.is_none();
         if o.source == policy.source || o.target != policy.target || !same_namespace {
             continue;
         }
