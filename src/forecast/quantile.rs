@@ -145,18 +145,21 @@ struct Resolved {
     bin: u16,
 }
 
+/// Counts per bin, their total, and a bin at or above the highest filled (where a quantile
+/// walk starts).
 #[derive(Debug, Clone)]
-struct Hist(Box<[u16]>, u32);
+struct Hist(Box<[u16]>, u32, usize);
 
 impl Hist {
     fn new() -> Hist {
-        Hist(vec![0; BINS].into_boxed_slice(), 0)
+        Hist(vec![0; BINS].into_boxed_slice(), 0, 0)
     }
 
     fn add(&mut self, bin: usize) {
         if self.0[bin] < u16::MAX {
             self.0[bin] += 1;
             self.1 += 1;
+            self.2 = self.2.max(bin);
         }
     }
 
@@ -164,6 +167,9 @@ impl Hist {
         if self.0[bin] > 0 {
             self.0[bin] -= 1;
             self.1 -= 1;
+        }
+        while self.2 > 0 && self.0[self.2] == 0 {
+            self.2 -= 1;
         }
     }
 }
@@ -210,8 +216,6 @@ pub struct QuantileModel {
     /// when it was last decayed.
     loss: [f64; K],
     loss_t: f64,
-    /// Highest bin ever filled (the quantile walk starts there).
-    top: usize,
     /// The last quantile given.
     last: Option<Sized>,
 }
@@ -248,7 +252,6 @@ impl QuantileModel {
                 .collect(),
             loss: [0.0; K],
             loss_t: 0.0,
-            top: 0,
             last: None,
         }
     }
@@ -309,7 +312,8 @@ impl QuantileModel {
         // Rank from the top: (1 - q)(n - 1) residuals lie above the quantile.
         let above = (1.0 - q) * (n as f64 - 1.0);
         let mut acc = 0.0;
-        for b in (0..=self.top).rev() {
+        let top = hs.iter().map(|h| h.2).max().unwrap_or(0);
+        for b in (0..=top).rev() {
             let c: u32 = hs.iter().map(|h| h.0[b] as u32).sum();
             if c == 0 {
                 continue;
@@ -387,7 +391,6 @@ impl QuantileModel {
             self.loss[k] = self.loss[k] * decay + l;
         }
         let bin = bin_of(z);
-        self.top = self.top.max(bin);
         let r = Resolved {
             minute: p.minute,
             phase: p.phase,
