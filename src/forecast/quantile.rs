@@ -279,32 +279,31 @@ impl QuantileModel {
             + self.pending.capacity() * std::mem::size_of::<Pending>()
     }
 
-    /// The histogram slots (without the phase) conditioner `k` (> 0) reads at `minute`.
-    fn slots_of(k: usize, minute: i64) -> impl Iterator<Item = usize> {
-        let (base, n, span, pos) = if k <= PERIODS.len() {
-            let n = PERIODS[k - 1];
-            (slot_base(k - 1) as i64, n, 1, minute.rem_euclid(n))
+    /// The histogram slot (without the phase) conditioner `k` (> 0) reads at `minute`: a
+    /// residual is filed under every slot within its conditioner's span (±1 minute of the
+    /// period, ±15 minutes of the day), so one slot holds what the conditioner reads.
+    fn slot_of(k: usize, minute: i64) -> usize {
+        if k <= PERIODS.len() {
+            slot_base(k - 1) + minute.rem_euclid(PERIODS[k - 1]) as usize
         } else {
-            let m = minute.rem_euclid(1440) / TOD_SLOT;
-            (TOD_BASE as i64, TOD_SLOTS, TOD_SPAN, m)
-        };
-        (-span..=span).map(move |d| (base + (pos + d).rem_euclid(n)) as usize)
+            TOD_BASE + (minute.rem_euclid(1440) / TOD_SLOT) as usize
+        }
     }
 
-    /// The slot (without the phase) each conditioner files a residual of `minute` under.
+    /// The slots (without the phase) a residual of `minute` is filed under.
     fn home_slots(minute: i64) -> impl Iterator<Item = usize> {
-        let per = PERIODS
-            .iter()
-            .enumerate()
-            .map(move |(i, n)| slot_base(i) + minute.rem_euclid(*n) as usize);
-        per.chain(std::iter::once(
-            TOD_BASE + (minute.rem_euclid(1440) / TOD_SLOT) as usize,
-        ))
+        let per = PERIODS.iter().enumerate().flat_map(move |(i, &n)| {
+            (-1..=1).map(move |d| slot_base(i) + (minute + d).rem_euclid(n) as usize)
+        });
+        let m = minute.rem_euclid(1440) / TOD_SLOT;
+        per.chain(
+            (-TOD_SPAN..=TOD_SPAN).map(move |d| TOD_BASE + (m + d).rem_euclid(TOD_SLOTS) as usize),
+        )
     }
 
-    /// The q-quantile of z over the given histograms; None with fewer than `need` residuals.
-    fn hist_quantile(&self, hs: &[&Hist], need: usize) -> Option<f64> {
-        let n: u32 = hs.iter().map(|h| h.1).sum();
+    /// The q-quantile of z in a histogram; None with fewer than `need` residuals.
+    fn hist_quantile(&self, h: &Hist, need: usize) -> Option<f64> {
+        let n = h.1;
         if (n as usize) < need || n == 0 {
             return None;
         }
@@ -312,9 +311,8 @@ impl QuantileModel {
         // Rank from the top: (1 - q)(n - 1) residuals lie above the quantile.
         let above = (1.0 - q) * (n as f64 - 1.0);
         let mut acc = 0.0;
-        let top = hs.iter().map(|h| h.2).max().unwrap_or(0);
-        for b in (0..=top).rev() {
-            let c: u32 = hs.iter().map(|h| h.0[b] as u32).sum();
+        for b in (0..=h.2).rev() {
+            let c = h.0[b];
             if c == 0 {
                 continue;
             }
@@ -333,15 +331,13 @@ impl QuantileModel {
     fn conditioner_quantile(&self, k: usize, minute: i64, phase: u8) -> Option<f64> {
         if k == 0 {
             let need = self.cfg.needed() / PHASES;
-            return self.hist_quantile(&[&self.recent[phase as usize]], need);
+            return self.hist_quantile(&self.recent[phase as usize], need);
         }
-        let hs: Vec<&Hist> = Self::slots_of(k, minute)
-            .map(|i| &self.slots[i * PHASES + phase as usize])
-            .collect();
+        let h = &self.slots[Self::slot_of(k, minute) * PHASES + phase as usize];
         // A profile needs one residual beyond its quantile (and 30 at least): the pinball loss
         // judges whether so few are worth following.
         let need = ((1.0 / (1.0 - self.cfg.quantile)).ceil() as usize).max(30);
-        self.hist_quantile(&hs, need)
+        self.hist_quantile(h, need)
     }
 
     fn file(&mut self, r: &Resolved, add: bool) {
