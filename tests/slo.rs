@@ -279,11 +279,14 @@ fn reached(written: &str) -> (String, String, String) {
         let rest = &line[line.find(after).unwrap() + after.len()..];
         rest.split([' ', ',']).next().unwrap().to_string()
     };
-    let actions = line.split(", ").find(|p| p.ends_with(" actions")).unwrap();
+    let actions = line
+        .split(", ")
+        .find_map(|p| p.split_once(" actions").map(|(n, _)| n))
+        .unwrap();
     (
         num("unserved "),
         num("cost vs oracle "),
-        actions.trim_end_matches(" actions").to_string(),
+        actions.to_string(),
     )
 }
 
@@ -319,8 +322,14 @@ fn the_tune_command_writes_a_policy_that_checks_and_reproduces_in_simulate() {
     let doc: serde_json::Value = serde_json::from_str(&ok(&setpoint(&args))).unwrap();
     let s = &doc["summary"];
     let (unserved, cost, actions) = reached(&written);
-    assert_eq!(format!("{:.4}", s["unserved_pct"].as_f64().unwrap()), unserved);
-    assert_eq!(format!("{:.4}", s["cost_vs_oracle"].as_f64().unwrap()), cost);
+    assert_eq!(
+        format!("{:.4}", s["unserved_pct"].as_f64().unwrap()),
+        unserved
+    );
+    assert_eq!(
+        format!("{:.4}", s["cost_vs_oracle"].as_f64().unwrap()),
+        cost
+    );
     assert_eq!(s["actions"].as_u64().unwrap().to_string(), actions);
 }
 

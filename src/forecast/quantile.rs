@@ -591,7 +591,7 @@ mod tests {
         // the minute is known: at phase 1 the horizon hides one minute (the next), at phase 0
         // two (this one and the next), so the residual quantile at phase 1 is below phase 0's.
         // (Tick i's slice ends at 15 i s: minute k's slices are ticks 4k + 1 to 4k + 4.)
-        let x = |i: u64| 100.0 + 30.0 * normal((i + 3) / 4);
+        let x = |i: u64| 100.0 + 30.0 * normal(i.div_ceil(4));
         let mut m = QuantileModel::new(cfg(0.9, 75.0));
         let xs: Vec<f64> = (0..3 * 5760u64).map(x).collect();
         for i in 0..xs.len() {
@@ -599,7 +599,12 @@ mod tests {
         }
         let minute = (xs.len() as i64 * 15) / 60;
         let at = |ph| m.conditioner_quantile(0, minute, ph).unwrap();
-        assert!(at(1) < at(0), "phase 1 {:.2} vs phase 0 {:.2}", at(1), at(0));
+        assert!(
+            at(1) < at(0),
+            "phase 1 {:.2} vs phase 0 {:.2}",
+            at(1),
+            at(0)
+        );
     }
 
     #[test]
