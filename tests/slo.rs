@@ -372,22 +372,13 @@ fn tune_reads_the_same_history_from_prometheus_as_from_a_trace() {
     a.extend(["--trace", csv.to_str().unwrap(), "--output"]);
     a.push(from_csv.to_str().unwrap());
     ok(&setpoint(&a));
-    let (from, to) = (
-        t0.to_string(),
-        (t0 + trace.times.last().unwrap()).to_string(),
+    let range = format!(
+        "--prometheus {} --from {t0} --to {} --load setpoint_load --output",
+        server.url(),
+        t0 + trace.times.last().unwrap()
     );
     let mut b: Vec<&str> = common.to_vec();
-    b.extend([
-        "--prometheus",
-        server.url(),
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--load",
-        "setpoint_load",
-        "--output",
-    ]);
+    b.extend(range.split(' '));
     b.push(from_prom.to_str().unwrap());
     ok(&setpoint(&b));
     let (x, y) = (
