@@ -6,8 +6,9 @@
 //! the cost ratio, and the geometric mean of the ratios, with the goal checked.
 //!
 //! `cargo bench --bench slo` prints the table; it skips with a message when the traces folder is
-//! absent. Under `cargo test` it runs on the shortest trace with a small search space, as a
-//! smoke test.
+//! absent. `SLO_TRACES=nasa,twitter cargo bench --bench slo` runs only the traces whose file
+//! names contain one of those words. Under `cargo test` it runs on the shortest trace with a
+//! small search space, as a smoke test.
 
 use setpoint::sim::tune::{self, Space};
 use setpoint::sim::{self, ServiceModel, Trace};
@@ -32,6 +33,10 @@ fn main() {
         println!("skipped: {} is absent", dir.display());
         return;
     };
+    if let Ok(only) = std::env::var("SLO_TRACES") {
+        let words: Vec<&str> = only.split(',').map(str::trim).collect();
+        traces.retain(|p| words.iter().any(|w| p.to_string_lossy().contains(w)));
+    }
     let space = if bench {
         Space::standard()
     } else {

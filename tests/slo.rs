@@ -1,6 +1,9 @@
 //! Sizing for an SLO: the quantile proposal against the reactive floor and the bounds (property),
-//! `tune` against an exhaustive search of the same space, and the written policy through
-//! `setpoint check` and `setpoint simulate`.
+//! `tune` against an exhaustive search of the same space, the written policy through
+//! `setpoint check` and `setpoint simulate`, and the `setpoint tune` command on a CSV trace and
+//! on the same history in a real Prometheus (backfilled with promtool).
+
+mod support;
 
 use proptest::prelude::*;
 use setpoint::engine::{self, Observation, Sample, State};
@@ -227,4 +230,170 @@ fn the_written_policy_checks_and_reproduces_in_simulate() {
         "{written}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Four hours at one-minute steps from `t0` (Unix seconds): a noisy level and a 2x burst of 3
+/// minutes at minute 10 of every half hour.
+fn short(t0: f64) -> Trace {
+    let full = synthetic();
+    let n = 4 * 60;
+    let values = (0..n)
+        .map(|i| full.values[i] * if i % 30 == 10 { 1.5 } else { 1.0 })
+        .collect();
+    let mut t = Trace::new((0..n).map(|i| 60.0 * i as f64).collect(), values);
+    t.start = t0;
+    t
+}
+
+fn csv_of(trace: &Trace) -> String {
+    let mut text = String::from("timestamp_s,value\n");
+    for (t, v) in trace.times.iter().zip(&trace.values) {
+        text += &format!("{},{v}\n", trace.start + t);
+    }
+    text
+}
+
+fn setpoint(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_setpoint"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The numbers of a tuned file's "reached:" comment: unserved %, cost vs oracle, actions.
+fn reached(written: &str) -> (String, String, String) {
+    let line = written
+        .lines()
+        .find(|l| l.starts_with(tune::COMMENT) && l.contains("reached:"))
+        .unwrap_or_else(|| panic!("no reached: line in {written}"));
+    let num = |after: &str| {
+        let rest = &line[line.find(after).unwrap() + after.len()..];
+        rest.split([' ', ',']).next().unwrap().to_string()
+    };
+    let actions = line
+        .split(", ")
+        .find_map(|p| p.split_once(" actions").map(|(n, _)| n))
+        .unwrap();
+    (
+        num("unserved "),
+        num("cost vs oracle "),
+        actions.to_string(),
+    )
+}
+
+#[test]
+fn the_tune_command_writes_a_policy_that_checks_and_reproduces_in_simulate() {
+    let dir = support::TempDir::new("slo-tune");
+    let trace = short(1_700_000_040.0);
+    let csv = dir.write("load.csv", csv_of(&trace));
+    let out = dir.path().join("tuned.yaml");
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/examples/predictive.yaml");
+    let table = ok(&setpoint(&[
+        "tune",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--trace",
+        csv.to_str().unwrap(),
+        "--max-unserved",
+        "1",
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    assert!(table.contains("| quantile |"), "{table}");
+    assert!(table.contains("hpa example"), "{table}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    ok(&setpoint(&["check", out.to_str().unwrap()]));
+    // The comment's reproduce line, run as written.
+    let reproduce = written
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{} reproduce: setpoint ", tune::COMMENT)))
+        .unwrap_or_else(|| panic!("no reproduce line in {written}"));
+    let mut args: Vec<&str> = reproduce.split(' ').collect();
+    args.extend(["--output", "-"]);
+    let doc: serde_json::Value = serde_json::from_str(&ok(&setpoint(&args))).unwrap();
+    let s = &doc["summary"];
+    let (unserved, cost, actions) = reached(&written);
+    assert_eq!(
+        format!("{:.4}", s["unserved_pct"].as_f64().unwrap()),
+        unserved
+    );
+    assert_eq!(
+        format!("{:.4}", s["cost_vs_oracle"].as_f64().unwrap()),
+        cost
+    );
+    assert_eq!(s["actions"].as_u64().unwrap().to_string(), actions);
+}
+
+#[test]
+fn tune_reads_the_same_history_from_prometheus_as_from_a_trace() {
+    use support::prometheus::{self as prom, Options, Prometheus, Series};
+    if !prom::available("tune_reads_the_same_history_from_prometheus_as_from_a_trace") {
+        return;
+    }
+    let t0 = ((support::unix_now() as i64 - 86_400) / 60 * 60) as f64;
+    let trace = short(t0);
+    let server = Prometheus::start(Options {
+        backfill: vec![Series {
+            name: "setpoint_load".into(),
+            labels: vec![],
+            points: trace
+                .times
+                .iter()
+                .zip(&trace.values)
+                .map(|(t, v)| ((t0 + t) as i64, *v))
+                .collect(),
+        }],
+        ..Options::default()
+    });
+    let dir = support::TempDir::new("slo-tune-prom");
+    let csv = dir.write("load.csv", csv_of(&trace));
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/examples/predictive.yaml");
+    let capacity = ServiceModel::for_trace(&trace).capacity.to_string();
+    let (from_csv, from_prom) = (dir.path().join("csv.yaml"), dir.path().join("prom.yaml"));
+    let common = [
+        "tune",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--max-unserved",
+        "1",
+        "--capacity",
+        &capacity,
+    ];
+    let mut a: Vec<&str> = common.to_vec();
+    a.extend(["--trace", csv.to_str().unwrap(), "--output"]);
+    a.push(from_csv.to_str().unwrap());
+    ok(&setpoint(&a));
+    let range = format!(
+        "--prometheus {} --from {t0} --to {} --load setpoint_load --output",
+        server.url(),
+        t0 + trace.times.last().unwrap()
+    );
+    let mut b: Vec<&str> = common.to_vec();
+    b.extend(range.split(' '));
+    b.push(from_prom.to_str().unwrap());
+    ok(&setpoint(&b));
+    let (x, y) = (
+        std::fs::read_to_string(&from_csv).unwrap(),
+        std::fs::read_to_string(&from_prom).unwrap(),
+    );
+    assert!(y.contains("tuned on http://127.0.0.1"), "{y}");
+    assert!(y.contains("--load `setpoint_load`"), "{y}");
+    // The same setting and the same numbers: only where it was tuned on differs.
+    let body = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with(tune::COMMENT) || l.contains("reached:"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(body(&x), body(&y));
+    ok(&setpoint(&["check", from_prom.to_str().unwrap()]));
 }

@@ -1,28 +1,39 @@
 //! The predictive distribution behind quantile sizing: a quantile of the largest load over the
 //! coming horizon (start-up + interval + margin), learned online from the series' own past.
 //!
-//! For each sample x(t) of the load:
+//! For each sample x(t) of the load (a mean over the last [`RATE_WINDOW`], as `rate(...[1m])`
+//! gives, taken every tick):
 //!
-//! - centre c(t): an EWMA of the samples (smoothing 1: the last sample, which measured best);
+//! - the newest slice: two overlapping window means a tick apart differ by the slice that
+//!   entered less the slice that left, over the number n of slices in the window, so the load
+//!   of the last tick's slice is n · (x(t) - x(t - dt)) + the slice of t - window (kept from n
+//!   ticks ago). It is the load of the last 15 s, not of the last minute: with a 60 s window,
+//!   45 s fresher. The period-n pattern that window means cannot see is pulled towards x by
+//!   [`SLICE_DAMPING`] a tick, so an error (a missed scrape, a window of another length) fades;
+//! - centre c(t): an EWMA of the slices (smoothing 1: the last slice, which measured best);
 //! - scale s(t) = sqrt(max(c, level / 2, capacity / 20) · capacity), with `level` a one-hour
 //!   EWMA: the noise of a load grows like the square root of its level (Poisson-like), so
 //!   residuals are comparable between night and day;
 //! - once the horizon has passed, the realized residual z = (Y - c) / s, where Y is the largest
-//!   sample in (t, t + horizon], enters the history (never before: the model is causal);
-//! - the quantile of z comes from one of several conditioners ([`CONDITIONERS`]): all residuals
-//!   of the last 24 h; the residuals at the same minute modulo N minutes (N = 15, 20, 30, 60,
-//!   120; ±1 minute) over the last 3 days, which is how short periods (a batch every 2 h, bursts
-//!   at minute 2 of every half hour) are met; and the same time of day (±15 min) over 3 days.
-//!   Each tick uses the conditioner with the lowest pinball loss at the configured quantile
-//!   (decayed with a half-life of a day; a conditioner without enough residuals yet is charged
-//!   the 24 h one's): an online choice of the model that has been right lately. The
-//!   conditioners' quantiles are recomputed once a minute;
-//! - the sized load is c + s · Q.
+//!   slice in (t, t + horizon], enters the history (never before: the model is causal);
+//! - every residual is filed under the tick's phase in the minute (`t mod 60` in 15 s steps):
+//!   what the horizon still hides differs by phase (a load that changes on the minute is
+//!   known for the rest of the minute once its first slice is seen);
+//! - the quantile of z comes from one of several conditioners ([`CONDITIONERS`]), each at the
+//!   tick's phase: all residuals of the last 24 h; the residuals at the same minute modulo N
+//!   minutes (N = 15, 20, 30, 60, 120; ±1 minute) over the last 3 days, which is how short
+//!   periods (a batch every 2 h, bursts at minute 2 of every half hour) are met; and the same
+//!   time of day (±15 min) over 3 days. Each tick uses the conditioner with the lowest pinball
+//!   loss at the configured quantile (decayed with a half-life of a day; a conditioner without
+//!   enough residuals yet is charged the 24 h one's): an online choice of the model that has
+//!   been right lately;
+//! - the sized load is max(c + s · Q, the newest slice).
 //!
 //! Residuals are kept as counts in fixed histograms over asinh(z / 0.05) (320 bins between
 //! -8 and 8, so a bin is about 5 % of |z| for large |z| and 0.0025 near 0), one per conditioner
-//! slot, interpolated within a bin. Memory is bounded (under 2 MB per metric) and a quantile costs a walk
-//! down from the highest bin in use. Pure: time comes in with every sample.
+//! slot and phase, interpolated within a bin. Memory is bounded (under 2 MB per metric) and a
+//! quantile costs a walk down from the highest bin in use. Pure: time comes in with every
+//! sample.
 
 use std::collections::VecDeque;
 
@@ -44,6 +55,12 @@ const LONG: f64 = 3.0 * 86400.0;
 const LOSS_HALF_LIFE: f64 = 86400.0;
 /// Seconds of the slow level used for the scale.
 const LEVEL_TAU: f64 = 3600.0;
+/// The window each sample is a mean over (the examples' `rate(...[1m])`, the simulator's 60 s).
+pub const RATE_WINDOW: f64 = 60.0;
+/// Share of the gap between the window mean and a reconstructed slice closed each tick.
+pub const SLICE_DAMPING: f64 = 0.01;
+/// Phases of a minute residuals are filed under (15 s each).
+const PHASES: usize = 4;
 
 /// The conditioners, by index: the names the explanation shows.
 pub const CONDITIONERS: [&str; 7] = [
@@ -113,6 +130,7 @@ impl std::fmt::Display for TooLittleHistory {
 struct Pending {
     t: f64,
     minute: i64,
+    phase: u8,
     centre: f64,
     scale: f64,
     /// Each conditioner's residual quantile at the time (NaN: it had none).
@@ -123,21 +141,25 @@ struct Pending {
 #[derive(Debug, Clone)]
 struct Resolved {
     minute: i64,
+    phase: u8,
     bin: u16,
 }
 
+/// Counts per bin, their total, and a bin at or above the highest filled (where a quantile
+/// walk starts).
 #[derive(Debug, Clone)]
-struct Hist(Box<[u16]>, u32);
+struct Hist(Box<[u16]>, u32, usize);
 
 impl Hist {
     fn new() -> Hist {
-        Hist(vec![0; BINS].into_boxed_slice(), 0)
+        Hist(vec![0; BINS].into_boxed_slice(), 0, 0)
     }
 
     fn add(&mut self, bin: usize) {
         if self.0[bin] < u16::MAX {
             self.0[bin] += 1;
             self.1 += 1;
+            self.2 = self.2.max(bin);
         }
     }
 
@@ -145,6 +167,9 @@ impl Hist {
         if self.0[bin] > 0 {
             self.0[bin] -= 1;
             self.1 -= 1;
+        }
+        while self.2 > 0 && self.0[self.2] == 0 {
+            self.2 -= 1;
         }
     }
 }
@@ -172,23 +197,25 @@ fn pinball(q: f64, z: f64, at: f64) -> f64 {
 pub struct QuantileModel {
     cfg: QuantileConfig,
     last_t: Option<f64>,
+    /// The last sample (a window mean) and the tick length it came after.
+    last_x: f64,
+    tick: f64,
+    /// The slices of the last window, oldest first (one per tick; empty: none yet).
+    slices: VecDeque<f64>,
     centre: f64,
     level: f64,
     pending: VecDeque<Pending>,
     resolved: VecDeque<Resolved>,
-    /// Resolved entries from this index on are in the 24 h histogram.
+    /// Resolved entries from this index on are in the 24 h histograms.
     recent_from: usize,
-    recent: Hist,
-    /// One histogram per slot of each period, then the time-of-day slots.
+    /// The 24 h histogram of each phase.
+    recent: Vec<Hist>,
+    /// One histogram per slot of each period, then the time-of-day slots, each per phase.
     slots: Vec<Hist>,
     /// Each conditioner's pinball loss, decayed with a half-life of [`LOSS_HALF_LIFE`], and
     /// when it was last decayed.
     loss: [f64; K],
     loss_t: f64,
-    /// The conditioners' quantiles, computed once a minute: (minute, quantiles).
-    cached: Option<(i64, [f32; K])>,
-    /// Highest bin ever filled (the quantile walk starts there).
-    top: usize,
     /// The last quantile given.
     last: Option<Sized>,
 }
@@ -200,25 +227,31 @@ fn slot_base(k: usize) -> usize {
 const TOD_BASE: usize = 15 + 20 + 30 + 60 + 120;
 const TOD_SLOTS: i64 = 1440 / TOD_SLOT;
 
+/// The phase of `t` in its minute.
+fn phase_of(t: f64) -> u8 {
+    ((t.rem_euclid(60.0) / (60.0 / PHASES as f64)).floor() as usize % PHASES) as u8
+}
+
 impl QuantileModel {
     /// An empty model.
     pub fn new(cfg: QuantileConfig) -> QuantileModel {
         QuantileModel {
             cfg,
             last_t: None,
+            last_x: 0.0,
+            tick: 0.0,
+            slices: VecDeque::new(),
             centre: 0.0,
             level: 0.0,
             pending: VecDeque::new(),
             resolved: VecDeque::new(),
             recent_from: 0,
-            recent: Hist::new(),
-            slots: (0..TOD_BASE + TOD_SLOTS as usize)
+            recent: (0..PHASES).map(|_| Hist::new()).collect(),
+            slots: (0..(TOD_BASE + TOD_SLOTS as usize) * PHASES)
                 .map(|_| Hist::new())
                 .collect(),
             loss: [0.0; K],
             loss_t: 0.0,
-            cached: None,
-            top: 0,
             last: None,
         }
     }
@@ -241,39 +274,36 @@ impl QuantileModel {
     /// Approximate bytes held.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + (self.slots.len() + 1) * BINS * 2
+            + (self.slots.len() + self.recent.len()) * BINS * 2
             + self.resolved.capacity() * std::mem::size_of::<Resolved>()
             + self.pending.capacity() * std::mem::size_of::<Pending>()
     }
 
-    /// The histogram slots conditioner `k` reads at `minute` (empty for the 24 h one).
-    fn slots_of(k: usize, minute: i64) -> impl Iterator<Item = usize> {
-        let (base, n, span, pos) = if k == 0 {
-            (0, 1, -1, 0)
-        } else if k <= PERIODS.len() {
-            let n = PERIODS[k - 1];
-            (slot_base(k - 1) as i64, n, 1, minute.rem_euclid(n))
+    /// The histogram slot (without the phase) conditioner `k` (> 0) reads at `minute`: a
+    /// residual is filed under every slot within its conditioner's span (±1 minute of the
+    /// period, ±15 minutes of the day), so one slot holds what the conditioner reads.
+    fn slot_of(k: usize, minute: i64) -> usize {
+        if k <= PERIODS.len() {
+            slot_base(k - 1) + minute.rem_euclid(PERIODS[k - 1]) as usize
         } else {
-            let m = minute.rem_euclid(1440) / TOD_SLOT;
-            (TOD_BASE as i64, TOD_SLOTS, TOD_SPAN, m)
-        };
-        (-span..=span).map(move |d| (base + (pos + d).rem_euclid(n)) as usize)
+            TOD_BASE + (minute.rem_euclid(1440) / TOD_SLOT) as usize
+        }
     }
 
-    /// The slot each conditioner files a residual of `minute` under.
+    /// The slots (without the phase) a residual of `minute` is filed under.
     fn home_slots(minute: i64) -> impl Iterator<Item = usize> {
-        let per = PERIODS
-            .iter()
-            .enumerate()
-            .map(move |(i, n)| slot_base(i) + minute.rem_euclid(*n) as usize);
-        per.chain(std::iter::once(
-            TOD_BASE + (minute.rem_euclid(1440) / TOD_SLOT) as usize,
-        ))
+        let per = PERIODS.iter().enumerate().flat_map(move |(i, &n)| {
+            (-1..=1).map(move |d| slot_base(i) + (minute + d).rem_euclid(n) as usize)
+        });
+        let m = minute.rem_euclid(1440) / TOD_SLOT;
+        per.chain(
+            (-TOD_SPAN..=TOD_SPAN).map(move |d| TOD_BASE + (m + d).rem_euclid(TOD_SLOTS) as usize),
+        )
     }
 
-    /// The q-quantile of z over the given histograms; None with fewer than `need` residuals.
-    fn hist_quantile(&self, hs: &[&Hist], need: usize) -> Option<f64> {
-        let n: u32 = hs.iter().map(|h| h.1).sum();
+    /// The q-quantile of z in a histogram; None with fewer than `need` residuals.
+    fn hist_quantile(&self, h: &Hist, need: usize) -> Option<f64> {
+        let n = h.1;
         if (n as usize) < need || n == 0 {
             return None;
         }
@@ -281,8 +311,8 @@ impl QuantileModel {
         // Rank from the top: (1 - q)(n - 1) residuals lie above the quantile.
         let above = (1.0 - q) * (n as f64 - 1.0);
         let mut acc = 0.0;
-        for b in (0..=self.top).rev() {
-            let c: u32 = hs.iter().map(|h| h.0[b] as u32).sum();
+        for b in (0..=h.2).rev() {
+            let c = h.0[b];
             if c == 0 {
                 continue;
             }
@@ -297,25 +327,26 @@ impl QuantileModel {
         Some(z_at(0.0))
     }
 
-    /// Conditioner k's residual quantile at `minute`.
-    fn conditioner_quantile(&self, k: usize, minute: i64) -> Option<f64> {
+    /// Conditioner k's residual quantile at `minute` and `phase`.
+    fn conditioner_quantile(&self, k: usize, minute: i64, phase: u8) -> Option<f64> {
         if k == 0 {
-            return self.hist_quantile(&[&self.recent], self.cfg.needed());
+            let need = self.cfg.needed() / PHASES;
+            return self.hist_quantile(&self.recent[phase as usize], need);
         }
-        let hs: Vec<&Hist> = Self::slots_of(k, minute).map(|i| &self.slots[i]).collect();
+        let h = &self.slots[Self::slot_of(k, minute) * PHASES + phase as usize];
         // A profile needs one residual beyond its quantile (and 30 at least): the pinball loss
         // judges whether so few are worth following.
         let need = ((1.0 / (1.0 - self.cfg.quantile)).ceil() as usize).max(30);
-        self.hist_quantile(&hs, need)
+        self.hist_quantile(h, need)
     }
 
     fn file(&mut self, r: &Resolved, add: bool) {
-        let slots: Vec<usize> = Self::home_slots(r.minute).collect();
-        for s in slots {
+        for s in Self::home_slots(r.minute) {
+            let h = &mut self.slots[s * PHASES + r.phase as usize];
             if add {
-                self.slots[s].add(r.bin as usize);
+                h.add(r.bin as usize);
             } else {
-                self.slots[s].remove(r.bin as usize);
+                h.remove(r.bin as usize);
             }
         }
     }
@@ -324,8 +355,8 @@ impl QuantileModel {
         while self.recent_from < self.resolved.len()
             && (self.resolved[self.recent_from].minute * 60) as f64 <= now - RECENT
         {
-            let b = self.resolved[self.recent_from].bin as usize;
-            self.recent.remove(b);
+            let r = &self.resolved[self.recent_from];
+            self.recent[r.phase as usize].remove(r.bin as usize);
             self.recent_from += 1;
         }
         while self
@@ -356,14 +387,34 @@ impl QuantileModel {
             self.loss[k] = self.loss[k] * decay + l;
         }
         let bin = bin_of(z);
-        self.top = self.top.max(bin);
         let r = Resolved {
             minute: p.minute,
+            phase: p.phase,
             bin: bin as u16,
         };
         self.file(&r, true);
-        self.recent.add(bin);
+        self.recent[r.phase as usize].add(bin);
         self.resolved.push_back(r);
+    }
+
+    /// The load of the newest slice, from the window mean `x` a tick of `dt` after the last
+    /// (see the module docs); with another tick length than the last, or a window that is not
+    /// a whole number of ticks, the slices start again at `x`.
+    fn slice(&mut self, x: f64, dt: f64) -> f64 {
+        let n = RATE_WINDOW / dt;
+        let whole = dt > 0.0 && (n - n.round()).abs() < 1e-6 && (1.0..=8.0).contains(&n.round());
+        if !whole || (dt - self.tick).abs() > 1e-6 || self.slices.len() != n.round() as usize {
+            self.tick = dt;
+            self.slices.clear();
+            let n = if whole { n.round() as usize } else { 1 };
+            self.slices.extend(std::iter::repeat_n(x, n));
+            return x;
+        }
+        let left = self.slices.pop_front().expect("a full window");
+        let s = n.round() * (x - self.last_x) + left;
+        let s = (s + SLICE_DAMPING * (x - s)).max(0.0);
+        self.slices.push_back(s);
+        s
     }
 
     /// Takes the load sample `x` at `t` (seconds; samples in time order, later ones ignored when
@@ -377,64 +428,63 @@ impl QuantileModel {
         }
         let dt = self.last_t.map_or(0.0, |l| t - l);
         // A long gap starts the centre afresh (the residuals stay: they are about the noise).
-        if self.last_t.is_none() || dt > 1800.0 {
-            self.centre = x;
-            self.level = x;
+        let fresh = self.last_t.is_none() || dt > 1800.0;
+        let slice = self.slice(x, if fresh { 0.0 } else { dt });
+        self.last_x = x;
+        if fresh {
+            self.centre = slice;
+            self.level = slice;
             self.pending.clear();
         } else {
-            self.centre += self.cfg.smoothing * (x - self.centre);
-            self.level += (dt / LEVEL_TAU).min(1.0) * (x - self.level);
+            self.centre += self.cfg.smoothing * (slice - self.centre);
+            self.level += (dt / LEVEL_TAU).min(1.0) * (slice - self.level);
         }
         self.last_t = Some(t);
-        // Resolve the predictions whose horizon has passed, then let this sample count for the
-        // rest.
+        // This slice counts for the predictions whose horizon it falls in; then those whose
+        // horizon it ends are resolved.
+        for p in &mut self.pending {
+            p.max = p.max.max(slice);
+        }
         while self
             .pending
             .front()
-            .is_some_and(|p| p.t + self.cfg.horizon < t)
+            .is_some_and(|p| p.t + self.cfg.horizon <= t + 1e-6)
         {
             let p = self.pending.pop_front().expect("checked");
             if p.max.is_finite() {
                 self.resolve(p);
             }
         }
-        for p in &mut self.pending {
-            p.max = p.max.max(x);
-        }
         self.expire(t);
         let cap = self.cfg.capacity;
         let scale = (self.centre.max(self.level / 2.0).max(cap / 20.0) * cap).sqrt();
         let minute = (t / 60.0).floor() as i64;
-        let q = match self.cached {
-            Some((m, q)) if m == minute => q,
-            _ => {
-                let mut q = [f32::NAN; K];
-                for (k, v) in q.iter_mut().enumerate() {
-                    if let Some(z) = self.conditioner_quantile(k, minute) {
-                        *v = z as f32;
-                    }
-                }
-                self.cached = Some((minute, q));
-                q
+        let phase = phase_of(t);
+        let mut q = [f32::NAN; K];
+        for (k, v) in q.iter_mut().enumerate() {
+            if let Some(z) = self.conditioner_quantile(k, minute, phase) {
+                *v = z as f32;
             }
-        };
+        }
         self.pending.push_back(Pending {
             t,
             minute,
+            phase,
             centre: self.centre,
             scale,
             q,
             max: f64::NEG_INFINITY,
         });
         let need = self.cfg.needed();
-        if self.recent.1 as usize >= need && !q[0].is_nan() {
+        let have: u32 = self.recent.iter().map(|h| h.1).sum();
+        if have as usize >= need && !q[0].is_nan() {
             let best = (0..K)
                 .filter(|&k| !q[k].is_nan())
                 .min_by(|&a, &b| self.loss[a].total_cmp(&self.loss[b]))
                 .unwrap_or(0);
             let sized = Sized {
                 centre: self.centre,
-                upper: (self.centre + scale * q[best] as f64).max(0.0),
+                upper: (self.centre + scale * q[best] as f64).max(slice).max(0.0),
                 conditioner: best,
             };
             self.last = Some(sized);
@@ -442,7 +492,7 @@ impl QuantileModel {
         } else {
             self.last = None;
             Err(TooLittleHistory {
-                have: self.recent.1 as usize,
+                have: have as usize,
                 need,
             })
         }
@@ -477,8 +527,16 @@ mod tests {
         }
     }
 
-    /// Feeds `x(i)` every 15 s and returns the share of sized loads exceeded by the largest
-    /// sample of the horizon, after `warm` samples, and the conditioners used.
+    /// What the model is fed at tick i for the load `x` of each 15 s slice: the mean of the
+    /// last four slices (a 60 s window, as `rate(...[1m])`).
+    fn window_mean(xs: &[f64], i: usize) -> f64 {
+        let from = i.saturating_sub(3);
+        xs[from..=i].iter().sum::<f64>() / (i - from + 1) as f64
+    }
+
+    /// Feeds the 60 s means of the slice loads `x(i)` every 15 s and returns the share of sized
+    /// loads exceeded by the largest slice load of the horizon, after `warm` ticks, and the
+    /// conditioners used.
     fn coverage(x: &dyn Fn(u64) -> f64, n: u64, warm: u64, c: QuantileConfig) -> (f64, Vec<usize>) {
         let mut m = QuantileModel::new(c);
         let ahead = (c.horizon / 15.0) as u64;
@@ -486,7 +544,7 @@ mod tests {
         let (mut over, mut total) = (0, 0);
         let mut used = vec![0; K];
         for i in 0..n {
-            let r = m.observe(i as f64 * 15.0, xs[i as usize]);
+            let r = m.observe(i as f64 * 15.0, window_mean(&xs, i as usize));
             if i < warm {
                 continue;
             }
@@ -501,6 +559,52 @@ mod tests {
             }
         }
         (over as f64 / total as f64, used)
+    }
+
+    #[test]
+    fn slices_are_rebuilt_from_overlapping_window_means() {
+        // A load that changes every 15 s: from the 60 s means alone, the model recovers each
+        // slice (up to the damping) far better than the window mean tells it.
+        let xs: Vec<f64> = (0..2000u64).map(|i| 100.0 + 40.0 * normal(i)).collect();
+        let mut m = QuantileModel::new(cfg(0.99, 120.0));
+        let (mut slice_err, mut mean_err) = (0.0, 0.0);
+        for i in 0..xs.len() {
+            let x = window_mean(&xs, i);
+            let _ = m.observe(15.0 * i as f64, x);
+            if i >= 1000 {
+                slice_err += (m.slices.back().unwrap() - xs[i]).abs();
+                mean_err += (x - xs[i]).abs();
+            }
+        }
+        assert!(
+            slice_err * 5.0 < mean_err,
+            "slice error {slice_err:.0} vs the window mean's {mean_err:.0}"
+        );
+        // With another tick length the slices start again at the mean.
+        let _ = m.observe(15.0 * 2000.0 + 20.0, 77.0);
+        assert_eq!(m.slices.iter().copied().collect::<Vec<_>>(), vec![77.0]);
+    }
+
+    #[test]
+    fn residuals_are_filed_by_phase() {
+        // A load that steps on the minute: once the minute's first slice is seen, the rest of
+        // the minute is known: at phase 1 the horizon hides one minute (the next), at phase 0
+        // two (this one and the next), so the residual quantile at phase 1 is below phase 0's.
+        // (Tick i's slice ends at 15 i s: minute k's slices are ticks 4k + 1 to 4k + 4.)
+        let x = |i: u64| 100.0 + 30.0 * normal(i.div_ceil(4));
+        let mut m = QuantileModel::new(cfg(0.9, 75.0));
+        let xs: Vec<f64> = (0..3 * 5760u64).map(x).collect();
+        for i in 0..xs.len() {
+            let _ = m.observe(15.0 * i as f64, window_mean(&xs, i));
+        }
+        let minute = (xs.len() as i64 * 15) / 60;
+        let at = |ph| m.conditioner_quantile(0, minute, ph).unwrap();
+        assert!(
+            at(1) < at(0),
+            "phase 1 {:.2} vs phase 0 {:.2}",
+            at(1),
+            at(0)
+        );
     }
 
     #[test]
@@ -547,8 +651,9 @@ mod tests {
         // And it costs less than sizing every tick for the burst.
         let mut m = QuantileModel::new(c);
         let mut quiet = Vec::new();
+        let xs: Vec<f64> = (0..3 * 5760u64).map(x).collect();
         for i in 0..3 * 5760u64 {
-            if let Ok(s) = m.observe(i as f64 * 15.0, x(i))
+            if let Ok(s) = m.observe(i as f64 * 15.0, window_mean(&xs, i as usize))
                 && i >= 2 * 5760
                 && (i * 15 / 60) % 30 == 15
             {
