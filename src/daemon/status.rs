@@ -775,7 +775,7 @@ impl StatusWriter {
             }
             Err(e) => {
                 telemetry.record_status_write(false);
-                telemetry.record_error(super::worker::error_kind(&e));
+                telemetry.record_error(super::telemetry::ErrorKind::of(&e));
                 if !self.failing {
                     warn!(error = %e, "cannot write the status: trying again at the next tick");
                 } else {

@@ -26,6 +26,7 @@
 //! created at zero up front, so `rate()` and `increase()` see the first event. A deleted policy's
 //! series are removed with [`Telemetry::forget_policy`].
 
+use crate::cluster::ClusterError;
 use crate::engine::quantity::Resource;
 use crate::engine::vertical_plan::ContainerRecommendation;
 use crate::engine::{Decision, Direction, Rule};
@@ -138,6 +139,17 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind of an API error, by its HTTP status (409, 403, 404, 429; anything else `api`).
+    pub fn of(e: &ClusterError) -> ErrorKind {
+        match e.code() {
+            Some(409) => ErrorKind::Conflict,
+            Some(403) => ErrorKind::Forbidden,
+            Some(404) => ErrorKind::NotFound,
+            Some(429) => ErrorKind::Throttled,
+            _ => ErrorKind::Api,
+        }
+    }
+
     /// Every kind.
     pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Query,

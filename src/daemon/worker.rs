@@ -243,7 +243,7 @@ impl Worker {
                 Ok(())
             }
             Some(e) => {
-                admin.telemetry().record_error(error_kind(&e));
+                admin.telemetry().record_error(ErrorKind::of(&e));
                 let text = e.to_string();
                 if let Change::Started(o) = self.failing.tick(Some(text.clone()), SystemTime::now())
                 {
@@ -336,7 +336,7 @@ impl Worker {
             ctx.admin.mark_api_ok(std::time::Instant::now());
         }
         if let Some(e) = &outcome.annotations_error {
-            telemetry.record_error(error_kind(e));
+            telemetry.record_error(ErrorKind::of(e));
         }
         for note in &outcome.notes {
             info!(%note, "forecast history");
@@ -416,7 +416,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                ctx.admin.telemetry().record_error(error_kind(&e));
+                ctx.admin.telemetry().record_error(ErrorKind::of(&e));
                 warn!(error = %e, "cannot keep the governor's memory and the planner's state on the target");
                 if let Some(kept) = self.plan_kept.as_mut() {
                     kept.failed_at = Some(now);
@@ -633,7 +633,7 @@ fn pause_event(policy: &Policy, outcome: &TickOutcome, time: SystemTime) -> Opti
 /// Publishes an Event; a failure is logged and counted, and changes nothing else.
 pub(crate) async fn publish_event<C: Cluster>(ctx: &Context<C>, event: &EventNote) {
     if let Err(e) = ctx.cluster.create_event(event).await {
-        ctx.admin.telemetry().record_error(error_kind(&e));
+        ctx.admin.telemetry().record_error(ErrorKind::of(&e));
         warn!(error = %e, reason = %event.reason, "cannot publish an Event");
     }
 }
@@ -681,17 +681,6 @@ const FORBIDDEN_GRACE: Duration = crate::cluster::lease::DEFAULT_FORBIDDEN_GRACE
 /// The `failing` entry of an outage: what failed, and since when.
 fn failing_text(o: &outage::Outage) -> String {
     format!("{} (since {})", o.what, o.since_text())
-}
-
-/// The `kind` label of an error.
-pub(super) fn error_kind(e: &ClusterError) -> ErrorKind {
-    match e.code() {
-        Some(409) => ErrorKind::Conflict,
-        Some(403) => ErrorKind::Forbidden,
-        Some(404) => ErrorKind::NotFound,
-        Some(429) => ErrorKind::Throttled,
-        _ => ErrorKind::Api,
-    }
 }
 
 #[cfg(test)]
