@@ -517,7 +517,9 @@ fn reaction(
             println!("step {step} to {level}: no patch to {want} within {limit:?}");
             out.missed += 1;
             // Put the count where the next step expects it.
-            api.world().scalables[index].replicas = want;
+            let name = api.world().scalables[index].name.clone();
+            api.world()
+                .update_scalable(NS, &name, |s| s.replicas = want);
             continue;
         }
         let at = api
