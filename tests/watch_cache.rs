@@ -73,6 +73,15 @@ async fn until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// Waits until the pods and the target's kind have synced; a daemon's tick state.
+async fn synced(c: &KubeCluster, p: &Policy) -> TickState {
+    until("synced", async || {
+        c.pods("app=web").await.is_ok() && c.scale(&p.target).await.is_ok()
+    })
+    .await;
+    TickState::daemon(p, None, None).unwrap()
+}
+
 fn scale_patches(api: &KubeStandIn) -> usize {
     api.requests()
         .iter()
@@ -111,8 +120,7 @@ async fn a_policy_holds_until_its_watches_synced_then_a_tick_reads_no_api_but_me
             "{why}"
         );
         assert!(out.decision.is_none() && out.patched.is_none());
-        until("synced", async || c.pods("app=web").await.is_ok()).await;
-        until("synced", async || c.scale(&p.target).await.is_ok()).await;
+        synced(&c, &p).await;
 
         // Steady state: ten ticks, no request but metrics.k8s.io's.
         let from = api.requests().len();
@@ -143,11 +151,7 @@ async fn a_pod_change_seen_through_the_watch_changes_the_next_decision() {
         let dir = TempDir::new("watch-cache");
         let (api, c, _stop) = cached(&dir).await;
         let p = policy();
-        let mut st = TickState::daemon(&p, None, None).unwrap();
-        until("synced", async || {
-            c.pods("app=web").await.is_ok() && c.scale(&p.target).await.is_ok()
-        })
-        .await;
+        let mut st = synced(&c, &p).await;
         let out = tick(&c, &p, &mut st).await;
         let d = out.decision.unwrap();
         assert_eq!((d.current_replicas, d.desired_replicas), (2, 2), "{d}");
@@ -189,11 +193,7 @@ async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_
         let dir = TempDir::new("watch-cache");
         let (api, c, _stop) = cached(&dir).await;
         let p = policy();
-        let mut st = TickState::daemon(&p, None, None).unwrap();
-        until("synced", async || {
-            c.pods("app=web").await.is_ok() && c.scale(&p.target).await.is_ok()
-        })
-        .await;
+        let mut st = synced(&c, &p).await;
         let out = tick(&c, &p, &mut st).await;
         assert!(out.error.is_none(), "{:?}", out.error);
 

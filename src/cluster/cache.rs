@@ -262,23 +262,37 @@ where
     })
 }
 
-/// Spawns the reflector of one kind.
-fn spawn<K>(
-    api: Api<K>,
-    plural: &'static str,
-    namespace: &str,
-    trim: fn(&mut K),
-    mut stop: signal::Receiver<bool>,
-) -> Kind<K>
-where
+/// A kind the cache watches.
+trait Watched:
+    'static
+    + kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+{
+}
+
+impl<K> Watched for K where
     K: 'static
         + kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
-        + Sync,
+        + Sync
 {
+}
+
+/// Spawns the reflector of one kind.
+fn spawn<K: Watched>(
+    api: Api<K>,
+    plural: &'static str,
+    namespace: &str,
+    trim: fn(&mut K),
+    mut stop: signal::Receiver<bool>,
+) -> Kind<K> {
     let (store, writer) = reflector::store::<K>();
     let health = Arc::new(Mutex::new(Health::Starting));
     let kind = Kind {
@@ -299,21 +313,13 @@ where
 /// Feeds `writer` from a watcher of `api` for as long as it runs. An error of a synced watch
 /// marks it broken and starts a fresh watcher (a relist); errors while it is broken are the
 /// fresh watcher's, retried with its default backoff.
-async fn reflect<K>(
+async fn reflect<K: Watched>(
     api: Api<K>,
     mut writer: Writer<K>,
     health: Arc<Mutex<Health>>,
     trim: fn(&mut K),
     watch: &str,
-) where
-    K: 'static
-        + kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync,
-{
+) {
     let set = |h: Health| {
         let mut current = health.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *current, h)
