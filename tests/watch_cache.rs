@@ -238,7 +238,7 @@ async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_
 
         // The lists work again: the watch relists, and the policy goes on from what it sees.
         api.world().faults.clear();
-        until("relisted", async || c.pods("app=web").await.is_ok()).await;
+        synced(&c, &p).await;
         let out = tick(&c, &p, &mut st).await;
         assert!(out.error.is_none(), "{:?}", out.error);
         let d = out.decision.unwrap();
