@@ -13,7 +13,7 @@
 //! | `engine` | the pure core: observation, policies, governor, HPA pod arithmetic, vertical recommender and planner. No clock, no I/O | `forecast`, `text` |
 //! | `policy` | the ScalingPolicy model, validation with `file:line:column` (or the object and field), loading, the CRD generated from the model | `engine`, `forecast`, `text`, and of `prometheus` only its config type ([`prometheus::PrometheusConfig`]) |
 //! | `prometheus` | adapter: the Prometheus HTTP API client, its config, range history | `engine`, `text` |
-//! | `cluster` | adapter: kube-rs: `/scale`, pods, metrics.k8s.io, resize, template patch, Events, annotations, the Lease, the watch of ScalingPolicy objects; the one mapping of kube-rs errors | `engine`, `policy`, `text` |
+//! | `cluster` | adapter: kube-rs: the watch cache (pods, apps targets), `/scale`, pods, metrics.k8s.io, resize, template patch, Events, annotations, status, the Lease, the watch of ScalingPolicy objects; the one mapping of kube-rs errors | `engine`, `policy`, `text` |
 //! | `tick` | one tick of one policy: observe, decide, govern, plan, act ([`tick::run`]) | `engine`, `forecast`, `policy`, `prometheus`, `cluster`, `text` |
 //! | `sim` | the simulator: virtual clock, service model, reports | `engine`, `forecast`, `policy`, `text` |
 //! | `backtest` | a policy replayed over Prometheus history through the simulator | `engine`, `forecast`, `policy`, `prometheus`, `sim`, `text` |

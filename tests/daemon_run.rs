@@ -869,14 +869,26 @@ fn a_conflict_is_read_again_and_server_errors_are_retried_inside_the_tick() {
         "{metrics}"
     );
 
-    // Two 500s on the scale: retried inside the tick, which then works.
-    api.world().faults.push_back(k::Fault {
-        method: Some("GET".into()),
-        path_contains: "/scale".into(),
-        status: Some(500),
-        delay: Duration::ZERO,
-        times: 2,
-    });
+    // A 409 again, and two 500s on the re-read of the scale (from the API server: the tick
+    // reads the target from the watch cache, but a re-read after a conflict is fresh):
+    // retried inside the tick, which then works.
+    {
+        let mut w = api.world();
+        w.faults.push_back(k::Fault {
+            method: Some("PATCH".into()),
+            path_contains: "/scale".into(),
+            status: Some(409),
+            delay: Duration::ZERO,
+            times: 1,
+        });
+        w.faults.push_back(k::Fault {
+            method: Some("GET".into()),
+            path_contains: "/scale".into(),
+            status: Some(500),
+            delay: Duration::ZERO,
+            times: 2,
+        });
+    }
     demand.set(160.0);
     d.wait_for(
         "the scale-down after the 500s",
@@ -1138,13 +1150,19 @@ fn zero_policy(kind: &str, idle: &str) -> String {
 }
 
 /// What the stand-in's missing controller would do: the target's pods follow its replicas.
+/// Written as the API server would (events for the daemon's watches).
 fn follow_replicas(api: &KubeStandIn) {
     let mut w = api.world();
     let n = w.scalables[0].replicas;
-    w.scalables[0].status_replicas = n;
-    w.pods = (0..n)
-        .map(|i| k::ready_pod(NS, &format!("web-{i}"), "web"))
-        .collect();
+    let name = w.scalables[0].name.clone();
+    w.update_scalable(NS, &name, |s| s.status_replicas = n);
+    let have = w.pods.len() as i64;
+    for i in n..have {
+        assert!(w.delete_pod(NS, &format!("web-{i}")));
+    }
+    for i in have..n {
+        w.create_pod(k::ready_pod(NS, &format!("web-{i}"), "web"));
+    }
 }
 
 fn active_gauge(d: &Daemon) -> Option<String> {

@@ -79,8 +79,8 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         use tracing_subscriber::util::SubscriberInitExt;
         // setpoint's own lines at the level asked; the libraries' warnings and errors only,
         // but for the kube client's line per failed request (an ERROR each, retries included)
-        // and kube-lease-manager's, which only debug shows: setpoint says once what failed
-        // and once when it works again.
+        // and kube-lease-manager's and kube-runtime's (a watcher's retries), which only debug
+        // shows: setpoint says once what failed and once when it works again.
         let retries = if a.log_level >= tracing::Level::DEBUG {
             tracing::level_filters::LevelFilter::from_level(a.log_level)
         } else {
@@ -90,6 +90,7 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
             .with_target("setpoint", a.log_level)
             .with_target("kube_client::client::builder", retries)
             .with_target("kube_lease_manager", retries)
+            .with_target("kube_runtime", retries)
             .with_default(tracing::Level::WARN);
         let logs = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -118,6 +119,8 @@ pub async fn daemon(a: &DaemonArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure(format!("cannot listen on {}: {e}", a.listen)))?;
     let (stop, stopped) = watch::channel(false);
+    // Reads from watches (pods, Deployments, StatefulSets, ReplicaSets), until shutdown.
+    let cluster = cluster.with_cache(stopped.clone());
     tokio::spawn(async move {
         signalled().await;
         tracing::info!("shutdown signal received");

@@ -5,11 +5,17 @@
 //!   of the built-in kinds is known; for other kinds it is found through API discovery of the
 //!   target's group and version.
 //! - Pods are listed by the selector that the scale subresource reports.
+//! - With a watch cache ([`KubeCluster::with_cache`], `setpoint run`), the scale of an apps/v1
+//!   Deployment, StatefulSet or ReplicaSet, its annotations and the pods come from the cache
+//!   ([`super::cache`]) instead: no request per tick. Custom kinds keep `GET /scale`; writes,
+//!   and the re-read after a 409 ([`Cluster::scale_fresh`]), go to the API server. Without one
+//!   (`recommend`, one tick) every read is a request.
 //! - Pod usage comes from `metrics.k8s.io/v1beta1` (decoded by [`super::metrics_api`]).
 //!
 //! The client uses rustls with the aws-lc-rs provider, the same one reqwest uses: a second
 //! provider in the build would make rustls refuse to pick one at start-up.
 
+use super::cache::{Cache, CachedTarget};
 use super::metrics_api::PodMetricsList;
 use super::{Cluster, ClusterError, EventNote, PodUsage, ScaleState};
 use crate::engine::pod::{self, ContainerResources};
@@ -53,6 +59,8 @@ pub struct KubeCluster {
     /// The uid and resourceVersion of each target as its `/scale` last showed them, for the
     /// `regarding` of its Events.
     seen: std::sync::Arc<std::sync::Mutex<BTreeMap<TargetKey, ObjectIds>>>,
+    /// The watch cache, in the daemon.
+    cache: Option<Cache>,
 }
 
 /// A target by API version, kind and name.
@@ -117,7 +125,16 @@ impl KubeCluster {
             namespace: namespace.into(),
             identity: identity_from_env().unwrap_or_else(|| "setpoint".into()),
             seen: Default::default(),
+            cache: None,
         }
+    }
+
+    /// The same adapter reading from a watch cache of its namespace ([`super::cache`]), whose
+    /// reflectors start now (on the current tokio runtime) and stop when `stop` turns true or
+    /// its sender is dropped.
+    pub fn with_cache(mut self, stop: tokio::sync::watch::Receiver<bool>) -> KubeCluster {
+        self.cache = Some(Cache::start(&self.client, &self.namespace, stop));
+        self
     }
 
     /// Names this instance in its Events' `reportingInstance` (default: `$POD_NAME`, then
@@ -183,10 +200,16 @@ impl KubeCluster {
 
     /// Remembers what a `/scale` read showed of its target.
     fn saw(&self, target: &TargetRef, scale: &Scale) {
-        let ids = ObjectIds {
-            uid: scale.metadata.uid.clone(),
-            resource_version: scale.metadata.resource_version.clone(),
-        };
+        self.saw_ids(
+            target,
+            ObjectIds {
+                uid: scale.metadata.uid.clone(),
+                resource_version: scale.metadata.resource_version.clone(),
+            },
+        );
+    }
+
+    fn saw_ids(&self, target: &TargetRef, ids: ObjectIds) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.insert(target_key(target), ids);
         }
@@ -321,6 +344,25 @@ fn scale_state(what: &str, scale: Scale) -> Result<ScaleState, ClusterError> {
     })
 }
 
+/// A cached target as a [`ScaleState`], as its `/scale` would show it.
+fn cached_scale(what: &str, t: CachedTarget) -> Result<ScaleState, ClusterError> {
+    let status = k8s_openapi::api::autoscaling::v1::ScaleStatus {
+        replicas: t.status_replicas,
+        selector: Some(t.selector),
+    };
+    let scale = Scale {
+        metadata: ObjectMeta {
+            resource_version: t.resource_version,
+            ..ObjectMeta::default()
+        },
+        spec: Some(k8s_openapi::api::autoscaling::v1::ScaleSpec {
+            replicas: Some(t.spec_replicas),
+        }),
+        status: Some(status),
+    };
+    scale_state(what, scale)
+}
+
 /// The longest `note` the API server takes (events.k8s.io/v1 validation: 1 kB).
 const NOTE_LIMIT: usize = 1024;
 
@@ -362,6 +404,23 @@ impl Cluster for KubeCluster {
     }
 
     async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError> {
+        match self.cache.as_ref().and_then(|c| c.target(target)) {
+            Some(cached) => {
+                let cached = cached?;
+                self.saw_ids(
+                    target,
+                    ObjectIds {
+                        uid: cached.uid.clone(),
+                        resource_version: cached.resource_version.clone(),
+                    },
+                );
+                cached_scale(&self.what("read", "scale of ", target), cached)
+            }
+            None => self.scale_fresh(target).await,
+        }
+    }
+
+    async fn scale_fresh(&self, target: &TargetRef) -> Result<ScaleState, ClusterError> {
         let (api, resource) = self.api(target).await?;
         let what = self.what("GET", "scale of ", target);
         let scale = api
@@ -373,20 +432,28 @@ impl Cluster for KubeCluster {
     }
 
     async fn pods(&self, selector: &str) -> Result<Vec<pod::Pod>, ClusterError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let what = format!(
             "GET pods with selector {selector:?} in namespace {}",
             self.namespace
         );
-        let list = api
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| needs(api_error(what.clone(), &e), "list", &pods_resource(), ""))?;
-        list.items
-            .iter()
-            .map(super::pods::from_pod)
-            .collect::<Result<_, _>>()
-            .map_err(|message| ClusterError::Invalid { what, message })
+        let decoded = match &self.cache {
+            Some(cache) => cache
+                .pods(selector)?
+                .iter()
+                .map(|p| super::pods::from_pod(p))
+                .collect::<Result<_, _>>(),
+            None => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+                let list = api
+                    .list(&ListParams::default().labels(selector))
+                    .await
+                    .map_err(|e| {
+                        needs(api_error(what.clone(), &e), "list", &pods_resource(), "")
+                    })?;
+                list.items.iter().map(super::pods::from_pod).collect()
+            }
+        };
+        decoded.map_err(|message| ClusterError::Invalid { what, message })
     }
 
     async fn pod_metrics(&self, selector: &str) -> Result<Vec<PodUsage>, ClusterError> {
@@ -445,6 +512,9 @@ impl Cluster for KubeCluster {
         &self,
         target: &TargetRef,
     ) -> Result<BTreeMap<String, String>, ClusterError> {
+        if let Some(cached) = self.cache.as_ref().and_then(|c| c.target(target)) {
+            return cached.map(|t| t.annotations);
+        }
         let (api, resource) = self.api(target).await?;
         let what = self.what("GET", "", target);
         let object = api

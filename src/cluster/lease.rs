@@ -291,6 +291,9 @@ fn kube_error(lease: &str, doing: &str, e: &kube::Error) -> LeaseError {
         ClusterError::Transport { message, .. }
         | ClusterError::Invalid { message, .. }
         | ClusterError::Unsupported { message, .. }
+        | ClusterError::NotSynced {
+            reason: message, ..
+        }
         | ClusterError::Config(message) => LeaseError::Other {
             lease,
             doing,

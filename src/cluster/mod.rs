@@ -3,6 +3,10 @@
 //! - [`Cluster`]: the trait the drivers use: a target's scale (spec replicas and pod selector)
 //!   through its `/scale` subresource, the target's pods, and their metrics.k8s.io usage.
 //! - [`kube`]: [`KubeCluster`], the real implementation with kube-rs (kubeconfig or in-cluster).
+//! - [`cache`]: the daemon's watch cache (one reflector per kind in the namespace: pods,
+//!   Deployments, StatefulSets, ReplicaSets; trimmed objects), which [`KubeCluster`] reads
+//!   from when it has one ([`KubeCluster::with_cache`]); until a watch has synced, and while it
+//!   is broken, its reads answer [`ClusterError::NotSynced`].
 //! - [`pods`]: [`pods::from_pod`]: the engine's [`Pod`] (phase, readiness and its times,
 //!   requests, limits, resize status, IP), taken from a `Pod` object.
 //! - [`metrics_api`]: the metrics.k8s.io `PodMetrics` model (k8s-openapi has none).
@@ -23,6 +27,7 @@
 //! implementing [`Cluster`]. The adapter reads and writes; what to write, and whether this tick
 //! may, is decided in [`crate::tick`].
 
+pub mod cache;
 pub mod kube;
 pub mod lease;
 pub mod metrics_api;
@@ -90,6 +95,15 @@ pub enum ClusterError {
         /// What is wrong with the answer.
         message: String,
     },
+    /// The watch cache cannot answer yet: the watch of that kind has not synced, or is broken
+    /// and relisting. The tick holds (no data): it never decides on state it has not seen.
+    #[error("{what}: {reason}")]
+    NotSynced {
+        /// What was asked (`Deployment web in namespace demo (watch cache)`).
+        what: String,
+        /// Which watch is waited for, and why (its last error).
+        reason: String,
+    },
     /// Something setpoint does not do for this object (a template patch of a custom kind).
     #[error("{what}: {message}")]
     Unsupported {
@@ -116,6 +130,7 @@ impl ClusterError {
             ClusterError::Transport { .. } => true,
             ClusterError::Config(_)
             | ClusterError::Invalid { .. }
+            | ClusterError::NotSynced { .. }
             | ClusterError::Unsupported { .. } => false,
         }
     }
@@ -146,8 +161,14 @@ pub trait Cluster {
     /// The namespace the cluster adapter works in.
     fn namespace(&self) -> &str;
 
-    /// The target's `/scale` subresource.
+    /// The target's `/scale` subresource (from the watch cache, where there is one).
     async fn scale(&self, target: &TargetRef) -> Result<ScaleState, ClusterError>;
+
+    /// The target's `/scale` read from the API server itself, never from a cache: the re-read
+    /// after a 409 Conflict, when a cached read was stale.
+    async fn scale_fresh(&self, target: &TargetRef) -> Result<ScaleState, ClusterError> {
+        self.scale(target).await
+    }
 
     /// The pods matching a label selector (in its string form, `app=web,tier!=db`).
     async fn pods(&self, selector: &str) -> Result<Vec<Pod>, ClusterError>;
@@ -165,7 +186,8 @@ pub trait Cluster {
         resource_version: Option<&str>,
     ) -> Result<ScaleState, ClusterError>;
 
-    /// The target object's `metadata.annotations`.
+    /// The target object's `metadata.annotations` (from the watch cache, where there is one,
+    /// which keeps only setpoint's own: [`cache::KEPT_ANNOTATIONS`]).
     async fn annotations(
         &self,
         target: &TargetRef,

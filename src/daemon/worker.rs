@@ -150,6 +150,8 @@ struct Worker {
     failing: Tracker,
     /// Ticks with metrics that gave no data, as one outage.
     blind: Tracker,
+    /// Ticks that held because a watch had not synced (or was relisting), as one outage.
+    waiting: Tracker,
     /// Since when the ticks have failed with 403, and whether that was logged as lasting.
     forbidden: Option<(Instant, bool)>,
     /// The status of a policy from a ScalingPolicy object.
@@ -194,6 +196,7 @@ impl Worker {
             reported: None,
             failing: Tracker::default(),
             blind: Tracker::default(),
+            waiting: Tracker::default(),
             forbidden: None,
             status: StatusWriter::default(),
             invalid,
@@ -219,6 +222,23 @@ impl Worker {
         (self.status)
             .after_tick(&ctx.cluster, telemetry, &policy, &outcome, memory, leading)
             .await;
+        if let Some(e @ ClusterError::NotSynced { .. }) = &outcome.error {
+            // Not a failure: the policy holds until the watch has (re)listed, at its pace.
+            let text = e.to_string();
+            if let Change::Started(o) = self.waiting.tick(Some(text.clone()), wall) {
+                info!(since = %o.since_text(), "holding: {text}");
+            }
+            let shown = self
+                .waiting
+                .current()
+                .map(|o| format!("holding: {}", failing_text(o)));
+            admin.set_error(&self.policy.name, shown.as_deref());
+            return Ok(());
+        }
+        if let Change::Ended(o, lasted) = self.waiting.tick(None, wall) {
+            info!(since = %o.since_text(), lasted = %humantime::format_duration(lasted),
+                "the watch has synced: the policy goes on");
+        }
         match outcome.error.take() {
             None => {
                 let pause_changed = outcome.actuator == Actuator::Apply

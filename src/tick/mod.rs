@@ -547,7 +547,8 @@ async fn horizontal<C: Cluster>(
                 );
                 *state = before;
                 let c = cluster.expect("a patch was tried");
-                let scale = retrying(budget, || c.scale(&policy.target)).await?;
+                // From the API server: a cached read may be what was stale.
+                let scale = retrying(budget, || c.scale_fresh(&policy.target)).await?;
                 out.target = target_state(c, &scale, budget).await?;
                 out.scale = Some(scale);
                 attempt += 1;

@@ -146,6 +146,30 @@ impl World {
         self.record(&group, &plural, "MODIFIED", object, previous);
     }
 
+    /// Changes the scalable object `namespace/name` as a client's (or a controller's) write
+    /// would: `change` applied, a new resourceVersion, a `MODIFIED` for the watches. False if
+    /// there is no such object.
+    pub fn update_scalable(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Scalable),
+    ) -> bool {
+        let Some(i) = self
+            .scalables
+            .iter()
+            .position(|s| s.namespace == namespace && s.name == name)
+        else {
+            return false;
+        };
+        let v = self.next_version();
+        let s = &mut self.scalables[i];
+        change(s);
+        s.resource_version = v;
+        self.record_scalable(i);
+        true
+    }
+
     /// Creates a scalable object as a client's POST would: a new resourceVersion and an
     /// `ADDED` for the watches.
     pub fn add_scalable(&mut self, mut s: Scalable) {
