@@ -1851,3 +1851,53 @@ fn an_object_invalid_from_the_start_says_why_in_its_status() {
     assert_eq!(replicas(&api), 2, "nothing scaled");
     d.stop();
 }
+
+#[test]
+fn an_object_s_pause_annotation_freezes_it_and_its_status_says_so() {
+    let Some((demand, api, dir, kubeconfig)) = setup("an_object_s_pause_annotation", 2) else {
+        return;
+    };
+    let web = policy("web", "web", "");
+    apply_object(&api, &dir, &web);
+    let mut d = start(
+        &dir,
+        "setpoint-0",
+        &kubeconfig,
+        &["--prometheus", demand.url(), "--no-leader-election"],
+    );
+    demand.set(400.0);
+    d.wait_for("web scales to 5", Duration::from_secs(15), |_| {
+        replicas(&api) == 5
+    });
+    let status = wait_ready(&d, &api, &dir, "True", "Reconciled");
+    assert_eq!(condition(&status, "Paused").0, "False", "{status:#}");
+
+    // `kubectl annotate sp web setpoint.dev/paused=true`: frozen under a rising load.
+    let paused = web.replace(
+        "metadata: {name: web}",
+        "metadata: {name: web, annotations: {setpoint.dev/paused: \"true\"}}",
+    );
+    apply_object(&api, &dir, &paused);
+    d.wait_for("the Paused condition", Duration::from_secs(15), |_| {
+        let (_, s) = web_status(&api, &dir);
+        condition(&s, "Paused").0 == "True" && s["paused"] == "true"
+    });
+    demand.set(800.0);
+    d.wait_ticks("web", 3, Duration::from_secs(15));
+    assert_eq!(replicas(&api), 5, "frozen while paused");
+    let (_, s) = web_status(&api, &dir);
+    let (_, reason, message) = condition(&s, "Paused");
+    assert_eq!(reason, "Paused", "{s:#}");
+    assert!(message.contains("setpoint.dev/paused"), "{message}");
+
+    // The annotation removed: it goes on, and the status says it is no longer paused.
+    apply_object(&api, &dir, &web);
+    d.wait_for("web scales to 10", Duration::from_secs(15), |_| {
+        replicas(&api) == 10
+    });
+    d.wait_for("Paused False", Duration::from_secs(15), |_| {
+        let (_, s) = web_status(&api, &dir);
+        condition(&s, "Paused").0 == "False" && s["paused"] == ""
+    });
+    d.stop();
+}
