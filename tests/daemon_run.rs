@@ -1567,6 +1567,12 @@ fn wait_ready(d: &Daemon, api: &KubeStandIn, dir: &TempDir, ready: &str, reason:
     web_status(api, dir).1
 }
 
+/// One daemon, the only replica, on the namespace's objects (no --policies).
+fn start_on_objects(dir: &TempDir, kubeconfig: &Path, demand: &Demand) -> Daemon {
+    let args = ["--prometheus", demand.url(), "--no-leader-election"];
+    start(dir, "setpoint-0", kubeconfig, &args)
+}
+
 fn invalid_entries(d: &Daemon) -> Vec<Value> {
     d.recommendations()["invalid"]
         .as_array()
@@ -1586,12 +1592,7 @@ fn a_scalingpolicy_object_is_applied_changed_made_invalid_fixed_and_deleted() {
     );
     apply_object(&api, &dir, &web);
     // Objects only: no --policies.
-    let mut d = start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &["--prometheus", demand.url(), "--no-leader-election"],
-    );
+    let mut d = start_on_objects(&dir, &kubeconfig, &demand);
     d.wait_for("a first decision", Duration::from_secs(20), |d| {
         d.decision("web").is_some()
     });
@@ -1788,12 +1789,7 @@ fn a_broken_policy_watch_relists_after_410_gone_and_restarts_nothing_unchanged()
     };
     apply_object(&api, &dir, &policy("web", "web", ""));
     apply_object(&api, &dir, &policy("gone", "web-b", ""));
-    let mut d = start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &["--prometheus", demand.url(), "--no-leader-election"],
-    );
+    let mut d = start_on_objects(&dir, &kubeconfig, &demand);
     d.wait_for("both policies tick", Duration::from_secs(20), |d| {
         d.ticks("web") > 0 && d.ticks("gone") > 0
     });
@@ -1839,12 +1835,7 @@ fn an_object_invalid_from_the_start_says_why_in_its_status() {
         "replicas: {min: 60, max: 50}",
     );
     apply_object(&api, &dir, &broken);
-    let mut d = start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &["--prometheus", demand.url(), "--no-leader-election"],
-    );
+    let mut d = start_on_objects(&dir, &kubeconfig, &demand);
     let status = wait_ready(&d, &api, &dir, "False", "InvalidSpec");
     let (_, _, message) = condition(&status, "Ready");
     assert!(message.contains("spec.horizontal.replicas"), "{message}");
@@ -1859,12 +1850,7 @@ fn an_object_s_pause_annotation_freezes_it_and_its_status_says_so() {
     };
     let web = policy("web", "web", "");
     apply_object(&api, &dir, &web);
-    let mut d = start(
-        &dir,
-        "setpoint-0",
-        &kubeconfig,
-        &["--prometheus", demand.url(), "--no-leader-election"],
-    );
+    let mut d = start_on_objects(&dir, &kubeconfig, &demand);
     demand.set(400.0);
     d.wait_for("web scales to 5", Duration::from_secs(15), |_| {
         replicas(&api) == 5
