@@ -7,8 +7,9 @@
 //!   resourceVersion; bookmarks; its default backoff capped at [`RETRY_AT_MOST`]; a relist on
 //!   410 Gone) whose events go into
 //!   a kube-runtime reflector [`Store`] through its [`Writer`], after [`trim_pod`] or
-//!   [`trim_target`] dropped everything setpoint does not read: a thousand Deployments and
-//!   three thousand pods take a few MiB, not the hundreds that the full objects would.
+//!   [`trim_target`] dropped everything setpoint does not read (the trimmed k8s-openapi
+//!   structs are still large: about 6.5 kB per pod, some 20 MiB for three thousand pods;
+//!   docs/benchmarks/daemon.md has the measured peak RSS).
 //! - [`Health`]: a kind's reads answer [`ClusterError::NotSynced`] until its first list is
 //!   complete (`Event::InitDone`), and again from the first error of its watcher until a
 //!   relist is complete: after an error the watcher is started afresh, so the store is
