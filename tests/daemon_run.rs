@@ -709,6 +709,10 @@ fn two_daemons_with_one_lease_never_both_act() {
     follower.wait_for("the new leader scales", Duration::from_secs(15), |_| {
         replicas(&api) > 5
     });
+    // Its Event follows the patch.
+    follower.wait_for("the new leader's Event", Duration::from_secs(10), |_| {
+        events(&api, "ScaledUp").len() > 1
+    });
     let ups = events(&api, "ScaledUp");
     assert_eq!(ups.len(), 2, "{ups:?}");
     assert_ne!(ups[1]["reportingInstance"], leader_name);
@@ -1354,22 +1358,25 @@ fn wake_up_latency() {
 }
 
 /// Sets (Some) or removes (None) an annotation on the stand-in's target, as `kubectl annotate`.
+/// (Written through a watch event, as the API server would: the daemon reads the target from
+/// its watch cache.)
 fn annotate(api: &KubeStandIn, key: &str, value: Option<&str>) {
     let mut w = api.world();
-    let s = &mut w.scalables[0];
-    match value {
-        Some(v) => s.annotations.insert(key.into(), v.into()),
-        None => s.annotations.remove(key),
-    };
-    s.resource_version += 1;
+    let name = w.scalables[0].name.clone();
+    w.update_scalable(NS, &name, |s| {
+        match value {
+            Some(v) => s.annotations.insert(key.into(), v.into()),
+            None => s.annotations.remove(key),
+        };
+    });
 }
 
 /// `kubectl scale --replicas=n`, with the pods following.
 fn scale_by_hand(api: &KubeStandIn, n: i64) {
     {
         let mut w = api.world();
-        w.scalables[0].replicas = n;
-        w.scalables[0].resource_version += 1;
+        let name = w.scalables[0].name.clone();
+        w.update_scalable(NS, &name, |s| s.replicas = n);
     }
     follow_replicas(api);
 }
