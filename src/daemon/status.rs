@@ -11,7 +11,7 @@
 //!
 //! | condition | status, reason |
 //! |---|---|
-//! | `Ready` | True `Reconciled` (the tick worked); False `TickFailed` (with the error), `InvalidSpec` (the field path and message) |
+//! | `Ready` | True `Reconciled` (the tick worked); False `TickFailed` (with the error), `WaitingForSync` (a watch has not listed yet, or relists: the policy holds), `InvalidSpec` (the field path and message) |
 //! | `AbleToScale` | True `ReadyForNewScale`, `SucceededRescale`, `ScaleUpStabilized`, `ScaleDownStabilized`, `SucceededResize`; False `FailedGetScale`, `FailedUpdateScale`, `BackoffUpscale`, `BackoffDownscale` (a cooldown), `RecommendOnly` (`mode: recommend`), `DryRun` (`--dry-run`), `FailedResize`, `ResizeNotApplied` |
 //! | `ScalingActive` | True `ValidMetricFound`; False `FailedGetPrometheusMetric`, `FailedGetResourceMetric`, `FailedGetPodsMetric` (no metric gave data), `NoUsageData` (vertical only, no usage yet) |
 //! | `ScalingLimited` | True `TooManyReplicas`, `TooFewReplicas` (a bound), `ScaleUpLimit`, `ScaleDownLimit` (a rate limit), `ScaleUpStabilized`, `ScaleDownStabilized`, `ScaleUpCooldown`, `ScaleDownCooldown`, `PartialData`, `Schedule` (the last governor rule that held the count back); False `DesiredWithinRange` |
@@ -32,7 +32,7 @@
 
 use super::admin::redact;
 use super::telemetry::Telemetry;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError};
 use crate::engine::pause::Pause;
 use crate::engine::quantity::Resource;
 use crate::engine::vertical_plan::{VerticalAction, show};
@@ -187,7 +187,12 @@ pub fn paused(_policy: &Policy, outcome: &TickOutcome) -> (Verdict, String) {
 
 fn ready(outcome: &TickOutcome) -> Verdict {
     if let Some(e) = &outcome.error {
-        return Verdict::new(Ready, False, "TickFailed", redact(&e.to_string()));
+        // A watch that has not (re)listed yet holds the policy: not a failure.
+        let reason = match e {
+            ClusterError::NotSynced { .. } => "WaitingForSync",
+            _ => "TickFailed",
+        };
+        return Verdict::new(Ready, False, reason, redact(&e.to_string()));
     }
     let message = match outcome.why {
         Why::Applying => "the policy runs and applies its decisions",
@@ -907,6 +912,20 @@ mod tests {
             ..TickOutcome::new(T0, Actuator::Apply, Why::Applying)
         };
         of_tick(&p, &out, Some(&state), None, wall(T0))
+    }
+
+    #[test]
+    fn a_watch_not_synced_yet_is_waiting_not_failing() {
+        let p = policy("apply", "");
+        let out = TickOutcome {
+            error: Some(ClusterError::NotSynced {
+                what: "Deployment web in namespace demo (watch cache)".into(),
+                reason: "waiting for the watch of deployments to list".into(),
+            }),
+            ..TickOutcome::new(T0, Actuator::Apply, Why::Applying)
+        };
+        let s = of_tick(&p, &out, None, None, wall(T0));
+        is(&s, Ready, False, "WaitingForSync");
     }
 
     #[test]
