@@ -48,6 +48,8 @@ fn main() {
             windows: vec![600.0],
             tolerances: vec![0.0],
             down_percents: vec![100.0],
+            tolerance_ups: vec![0.0],
+            adaptive: Some(0.95),
         }
     };
     let load =
@@ -80,15 +82,7 @@ fn main() {
         let tuned = tune::apply(&policy, &best.setting, model).unwrap();
         let r = sim::run_from(&tuned, &full, model, split).summary;
         let s = &best.setting;
-        let setting = format!(
-            "p{} margin {}s smoothing {} window {}s tol.down {} down {}%/min",
-            setpoint::engine::predictive::fmt_quantile(s.quantile),
-            s.margin,
-            s.smoothing,
-            s.window,
-            s.tolerance,
-            s.down_percent
-        );
+        let setting = s.summary();
         let (hs, ratio) = match &h {
             Some(h) => (
                 format!(

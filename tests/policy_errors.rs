@@ -209,6 +209,40 @@ fn wrong_api_version_kind_and_name() {
 }
 
 #[test]
+fn the_action_budget_is_read_and_checked() {
+    let t = GOOD.replace(
+        "      stabilization: 5m\n",
+        "      stabilization: 5m\n      adaptive: {actionsVsHpa: 0.9}\n",
+    );
+    let p = policy::parse(&t, Path::new("p.yaml")).unwrap();
+    let g = &p.horizontal.unwrap().governor;
+    assert_eq!(g.budget.map(|b| b.share), Some(0.9));
+    assert_eq!(g.scale_down.stabilization, 300.0, "the ladder's first rung");
+    let t = GOOD.replace(
+        "      stabilization: 5m\n",
+        "      stabilization: 5m\n      adaptive: {actionsVsHpa: 1.5}\n",
+    );
+    expect(
+        &t,
+        16,
+        17,
+        "spec.horizontal.scaleDown.adaptive.actionsVsHpa",
+        "1.5 is out of range",
+    );
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    scaleUp: {adaptive: {actionsVsHpa: 0.9}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        25,
+        "spec.horizontal.scaleUp.adaptive",
+        "scaleDown only",
+    );
+}
+
+#[test]
 fn limits_tolerance_and_fallback() {
     let t = GOOD.replace(
         "      stabilization: 5m\n",

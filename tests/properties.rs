@@ -4,6 +4,7 @@
 //! panic on any input.
 
 use proptest::prelude::*;
+use setpoint::engine::budget::ActionBudget;
 use setpoint::engine::governor::OnMissing;
 use setpoint::engine::pause::{Controls, Pause};
 use setpoint::engine::pid::PidParams;
@@ -80,9 +81,10 @@ fn horizontal() -> impl Strategy<Value = Horizontal> {
         rules(),
         prop::collection::vec(target(), 1..4),
         prop::option::of((0u32..300, 1u32..5)),
+        prop::option::of(0.05..1.0f64),
     )
         .prop_map(
-            |(algorithm, min, span, up, down, scale_up, scale_down, targets, fallback)| {
+            |(algorithm, min, span, up, down, scale_up, scale_down, targets, fallback, share)| {
                 let max = min + span;
                 Horizontal {
                     algorithm,
@@ -110,6 +112,7 @@ fn horizontal() -> impl Strategy<Value = Horizontal> {
                         },
                         scale_to_zero: Default::default(),
                         schedules: Vec::new(),
+                        budget: share.map(|share| ActionBudget { share }),
                     },
                 }
             },

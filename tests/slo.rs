@@ -97,7 +97,14 @@ fn small_space() -> Space {
         windows: vec![120.0, 1200.0],
         tolerances: vec![0.0, 0.2],
         down_percents: vec![100.0],
+        tolerance_ups: vec![0.0, 0.1],
+        adaptive: None,
     }
+}
+
+/// Every pair of `a` × `b`.
+fn pairs<'a, A, B>(a: &'a [A], b: &'a [B]) -> impl Iterator<Item = (&'a A, &'a B)> {
+    a.iter().flat_map(move |x| b.iter().map(move |y| (x, y)))
 }
 
 fn examples(name: &str) -> setpoint::policy::Policy {
@@ -118,7 +125,7 @@ fn tune_finds_the_cheapest_setting_an_exhaustive_search_finds() {
     let mut best: Option<(Setting, sim::Summary)> = None;
     for &quantile in &space.quantiles {
         for &window in &space.windows {
-            for &tolerance in &space.tolerances {
+            for (&tolerance, &tolerance_up) in pairs(&space.tolerances, &space.tolerance_ups) {
                 let s = Setting {
                     quantile,
                     margin: 30.0,
@@ -126,6 +133,8 @@ fn tune_finds_the_cheapest_setting_an_exhaustive_search_finds() {
                     window,
                     tolerance,
                     down_percent: 100.0,
+                    tolerance_up,
+                    adaptive: None,
                 };
                 let r = sim::run(&tune::apply(&p, &s, model).unwrap(), &trace, model).summary;
                 if r.unserved_pct <= slo
@@ -229,6 +238,29 @@ fn the_written_policy_checks_and_reproduces_in_simulate() {
         )),
         "{written}"
     );
+    // With the action budget on and tolerance.up, the written file reads back as the same
+    // policy: it checks, and simulates to what the tuner's own run of that setting gives.
+    let insured = Setting {
+        adaptive: Some(0.95),
+        tolerance_up: 0.1,
+        ..best.setting
+    };
+    let written = tune::write_policy(
+        &std::fs::read_to_string(&source).unwrap(),
+        &p,
+        &insured,
+        model,
+        &comment,
+    )
+    .unwrap();
+    assert!(
+        written.contains("adaptive: {actionsVsHpa: 0.95}"),
+        "{written}"
+    );
+    assert!(written.contains("limits: []"), "{written}");
+    let read = setpoint::policy::parse(&written, &out).unwrap();
+    let expected = sim::run(&tune::apply(&p, &insured, model).unwrap(), &trace, model).summary;
+    assert_eq!(sim::run(&read, &trace, model).summary, expected);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -264,6 +264,7 @@ mod tests {
                 idle: 60.0,
             },
             schedules: Vec::new(),
+            budget: None,
         }
     }
 

@@ -27,6 +27,7 @@
 //! activation leaves zero, and the normal rules stop at 1; the idle rule alone takes 1 to 0.
 
 use super::activation::ScaleToZero;
+use super::budget::{ActionBudget, BudgetState, Counts, Rung};
 use super::pause::{Controls, Pause, PauseNote};
 use super::schedule::Schedule;
 use super::{Decision, Explanation, Observation, Recommendation, Seconds};
@@ -212,6 +213,9 @@ pub struct Governor {
     pub scale_to_zero: ScaleToZero,
     /// Scheduled capacity.
     pub schedules: Vec<Schedule>,
+    /// `scaleDown.adaptive`: the scale-down window and `tolerance.down` rise along a ladder
+    /// while the actions exceed this share of a shadow HPA's ([`super::budget`]).
+    pub budget: Option<ActionBudget>,
 }
 
 /// A rule of the governor.
@@ -313,6 +317,9 @@ pub struct GovernorState {
     /// once (kept on the restart annotation, carried over a reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Pause>,
+    /// The action budget's shadow HPA, counts and rung (with `scaleDown.adaptive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Box<BudgetState>>,
 }
 
 impl GovernorState {
@@ -338,6 +345,9 @@ impl GovernorState {
                 replicas: desired as i64 - current as i64,
             });
             self.last_action = Some((now, dir));
+            if let Some(b) = &mut self.budget {
+                b.own_action(now);
+            }
         }
     }
 
@@ -351,6 +361,35 @@ impl GovernorState {
                 Direction::Down => (-e.replicas).max(0),
             })
             .sum()
+    }
+}
+
+/// The scale-down window and tolerance in force, and the action budget's rung when it raised
+/// them (with the budget's counts in words).
+pub(super) struct Down {
+    window: Seconds,
+    tolerance: f64,
+    budget: Option<(Rung, Counts)>,
+}
+
+impl Down {
+    /// " (raised by the action budget: ...)" when the budget raised them, else nothing.
+    fn raised(&self) -> String {
+        match &self.budget {
+            None => String::new(),
+            Some((rung, counts)) => {
+                format!(" (rung {} of {} of the {counts})", rung.index + 1, rung.of)
+            }
+        }
+    }
+}
+
+/// A share with at most two decimals ("0.1", "0.23").
+fn fmt_share(v: f64) -> String {
+    let s = format!("{v:.2}");
+    match s.trim_end_matches('0').trim_end_matches('.') {
+        "" => "0".to_string(),
+        t => t.to_string(),
     }
 }
 
@@ -447,7 +486,8 @@ impl Governor {
             });
         }
         let mut steps = Steps(Vec::new());
-        let proposed = self.propose(st, current, &rec, &mut steps);
+        let down = self.scale_down_rung(st, &rec, current, now);
+        let proposed = self.propose(st, current, &rec, &down, &mut steps);
         let blind = proposed.is_none();
         let window = self.window(st, now);
         let proposed = self.scheduled(proposed, current, window.as_ref(), &mut steps);
@@ -462,7 +502,7 @@ impl Governor {
             }
             _ if current == 0 => self.wake(st, &rec, proposed, window.as_ref(), &mut steps, now),
             None => self.on_missing(st, current, &mut steps),
-            Some(p) => self.normalize(st, current, p, &mut steps, now),
+            Some(p) => self.normalize(st, current, p, &down, &mut steps, now),
         };
         let desired = self.idle(st, current, desired, &rec, window.as_ref(), &mut steps, now);
         let (desired, pause, resumed) = self.pause(st, controls, current, desired, &mut steps);
@@ -551,12 +591,45 @@ impl Governor {
         (to, Some(note), None)
     }
 
+    /// The scale-down window and `tolerance.down` in force this tick: the policy's own, or with
+    /// `scaleDown.adaptive` the action budget's rung, after its shadow HPA saw `rec`.
+    fn scale_down_rung(
+        &self,
+        st: &mut GovernorState,
+        rec: &Recommendation,
+        current: u32,
+        now: Seconds,
+    ) -> Down {
+        let own = Down {
+            window: self.scale_down.stabilization,
+            tolerance: self.tolerance_down,
+            budget: None,
+        };
+        let Some(budget) = &self.budget else {
+            return own;
+        };
+        let state = st.budget.get_or_insert_with(Box::default);
+        let rung = state.tick(
+            budget,
+            (own.window, own.tolerance),
+            rec.reference,
+            current,
+            now,
+        );
+        Down {
+            window: rung.window,
+            tolerance: rung.tolerance,
+            budget: (rung.index > 0).then(|| (rung, state.counts(budget))),
+        }
+    }
+
     /// The largest proposal after tolerance (None when no metric had data).
     fn propose(
         &self,
         st: &mut GovernorState,
         current: u32,
         rec: &Recommendation,
+        down: &Down,
         steps: &mut Steps,
     ) -> Option<u32> {
         if rec.proposals.is_empty() {
@@ -570,14 +643,16 @@ impl Governor {
             .iter()
             .map(|p| {
                 let within = (p.ratio >= 1.0 && p.ratio - 1.0 <= self.tolerance_up + 1e-9)
-                    || (p.ratio < 1.0 && 1.0 - p.ratio <= self.tolerance_down + 1e-9);
+                    || (p.ratio < 1.0 && 1.0 - p.ratio <= down.tolerance + 1e-9);
                 if within { current } else { p.replicas }
             })
             .max()?;
         let mut p = steps.apply(Rule::Tolerance, raw, tolerated, || {
             format!(
-                "within tolerance (+{}/-{}) of target",
-                self.tolerance_up, self.tolerance_down
+                "within tolerance (+{}/-{}) of target{}",
+                self.tolerance_up,
+                fmt_share(down.tolerance),
+                down.raised()
             )
         });
         if !rec.missing.is_empty() && p < current {
@@ -621,6 +696,7 @@ impl Governor {
         st: &mut GovernorState,
         current: u32,
         proposed: u32,
+        down: &Down,
         steps: &mut Steps,
         now: Seconds,
     ) -> u32 {
@@ -630,7 +706,7 @@ impl Governor {
             if r.t > now - self.scale_up.stabilization {
                 up_rec = up_rec.min(r.replicas);
             }
-            if r.t > now - self.scale_down.stabilization {
+            if r.t > now - down.window {
                 down_rec = down_rec.max(r.replicas);
             }
         }
@@ -647,8 +723,10 @@ impl Governor {
                 )
             } else {
                 format!(
-                    "scale-down stabilization {}: highest recommendation in window is {down_rec}",
-                    secs(self.scale_down.stabilization)
+                    "scale-down stabilization {}: highest recommendation in window is \
+                     {down_rec}{}",
+                    secs(down.window),
+                    down.raised()
                 )
             }
         });
@@ -731,10 +809,15 @@ impl Governor {
 
     /// Drops memory older than any window or period needs.
     fn prune(&self, st: &mut GovernorState, now: Seconds) {
+        let top = match self.budget {
+            Some(_) => super::budget::WINDOWS[super::budget::WINDOWS.len() - 1],
+            None => 0.0,
+        };
         let window = self
             .scale_up
             .stabilization
-            .max(self.scale_down.stabilization);
+            .max(self.scale_down.stabilization)
+            .max(top);
         st.recommendations.retain(|r| r.t > now - window);
         let period = [&self.scale_up, &self.scale_down]
             .iter()
@@ -761,6 +844,7 @@ mod tests {
             on_missing: OnMissing::Hold,
             scale_to_zero: ScaleToZero::default(),
             schedules: Vec::new(),
+            budget: None,
         }
     }
 
@@ -776,6 +860,7 @@ mod tests {
             on_missing: OnMissing::Hold,
             scale_to_zero: ScaleToZero::default(),
             schedules: Vec::new(),
+            budget: None,
         }
     }
 
@@ -823,6 +908,55 @@ mod tests {
         let d = g.govern(st, &obs(current), r, &Controls::default(), now);
         st.commit(&d, now);
         (d.desired_replicas, d.explanation.limited_by())
+    }
+
+    #[test]
+    fn the_action_budget_raises_the_scale_down_window_of_a_flapping_policy() {
+        // A proposal that flips between 10 and 14 every minute, while the HPA's formula (the
+        // reference) stays at 10: the shadow HPA never acts, so the policy is over its budget
+        // and the ladder lifts the window until the flapping stops.
+        let mut g = bare(1, 100);
+        g.budget = Some(ActionBudget { share: 0.95 });
+        let mut st = GovernorState::default();
+        let mut current = 10;
+        let mut actions = Vec::new();
+        let mut last_detail = String::new();
+        for i in 0..(6 * 60 * 4) {
+            let now = i as f64 * 15.0;
+            let want = if (i / 4) % 2 == 0 { 10 } else { 14 };
+            let mut r = rec(current, want);
+            r.reference = Some(10);
+            let d = g.govern(&mut st, &obs(current), r, &Controls::default(), now);
+            st.commit(&d, now);
+            if d.desired_replicas != current {
+                actions.push(now);
+            }
+            if let Some(s) = d
+                .explanation
+                .steps
+                .iter()
+                .find(|s| s.rule == Rule::Stabilization)
+            {
+                last_detail = s.detail.clone();
+            }
+            current = d.desired_replicas;
+        }
+        let first_hour = actions.iter().filter(|&&t| t < 3600.0).count();
+        let last_hour = actions.iter().filter(|&&t| t >= 5.0 * 3600.0).count();
+        assert!(first_hour >= 10, "{first_hour} actions in the first hour");
+        assert!(last_hour <= 2, "{last_hour} actions in the last hour");
+        assert!(
+            last_detail.contains("of the action budget"),
+            "{last_detail}"
+        );
+        assert!(st.budget.as_ref().is_some_and(|b| b.rung > 0));
+        // Scale-up is never held: the proposal of 14 wins at once when the window holds 10.
+        let held = st.budget.clone();
+        let mut r = rec(10, 30);
+        r.reference = Some(10);
+        let d = g.govern(&mut st, &obs(10), r, &Controls::default(), 6.0 * 3600.0);
+        assert_eq!(d.desired_replicas, 30);
+        assert_eq!(st.budget.as_ref().map(|b| b.rung), held.map(|b| b.rung));
     }
 
     #[test]

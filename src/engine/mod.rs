@@ -17,6 +17,7 @@
 //!   annotations and the HPA's rule for a target switched off at zero.
 
 pub mod activation;
+pub mod budget;
 pub mod governor;
 pub mod hpa;
 pub mod pause;
@@ -135,6 +136,11 @@ pub struct Recommendation {
     /// What the predictive policy forecast, per metric with data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forecasts: Vec<predictive::ForecastNote>,
+    /// What the HPA's formula proposes at the metrics' targets (the threshold policy's largest
+    /// proposal; None from the PID policy or with no data): what the action budget's shadow HPA
+    /// ([`budget`]) follows.
+    #[serde(skip)]
+    pub reference: Option<u32>,
 }
 
 /// The governed outcome of one tick.

@@ -69,6 +69,7 @@ pub fn recommend(metrics: &[MetricTarget], obs: &Observation) -> Recommendation 
             Sample::Value { value } => rec.proposals.push(propose(m, value, obs)),
         }
     }
+    rec.reference = rec.proposals.iter().map(|p| p.replicas).max();
     rec
 }
 

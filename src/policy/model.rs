@@ -593,6 +593,19 @@ pub struct Rules {
     #[serde(default)]
     #[schemars(with = "Option<Vec<Limit>>")]
     pub limits: Option<Vec<Spanned<Limit>>>,
+    /// Scale-down only: raise the stabilization window and `tolerance.down` while the actions
+    /// exceed a share of a shadow HPA's.
+    #[serde(default)]
+    #[schemars(with = "Option<Adaptive>")]
+    pub adaptive: Option<Spanned<Adaptive>>,
+}
+
+/// `scaleDown.adaptive`: `{actionsVsHpa: 0.95}`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Adaptive {
+    /// Share of a shadow HPA's scaling actions the policy may make (0 < share <= 1).
+    pub actions_vs_hpa: f64,
 }
 
 /// One rate limit: `{pods: 4, per: 15s}` or `{percent: 100, per: 15s}`.

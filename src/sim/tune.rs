@@ -2,16 +2,23 @@
 //! found with the simulator.
 //!
 //! The search space ([`Space::standard`]) is the predictive policy's quantile sizing and the
-//! scale-down side of the governor: `quantile`, `margin` (horizon beyond start-up + interval),
-//! `smoothing` (centre), the scale-down stabilization window, `tolerance.down`, and the
-//! scale-down rate limit (percent per minute). Scale-up stays as the policy has it (at once for
-//! the hpa preset), with no tolerance upwards.
+//! governor: `quantile`, `margin` (horizon beyond start-up + interval), `smoothing` (centre),
+//! `tolerance.up`, the scale-down stabilization window, `tolerance.down`, the scale-down rate
+//! limit (percent per minute), and the action budget (`scaleDown.adaptive`). Scale-up is at once,
+//! without rate limits: the proposal is the capacity the quantile asks for, and a limit would
+//! only add unserved load (and actions, one per step).
 //!
-//! The search, in two stages, each run on every core (`std::thread::scope`):
-//! 1. for each governor setting (window × tolerance × limit), with the first margin and
-//!    smoothing, the quantiles in ascending order up to the first that qualifies;
+//! The search, in three stages, each run on every core (`std::thread::scope`):
+//! 1. for each governor setting (tolerance.up × window × tolerance.down × limit), with the first
+//!    margin and smoothing, the quantiles in ascending order up to the first that qualifies;
 //! 2. for the three cheapest governor settings that met the SLO within the action budget, the
-//!    same at every margin × smoothing.
+//!    same at every margin × smoothing;
+//! 3. the cheapest setting so far with the action budget on (`Space::adaptive`), the quantiles
+//!    from its own up: a window fixed on a history cannot hold the actions on a busier future,
+//!    the budget does. It is taken when it qualifies at a cost at most [`ADAPTIVE_COST`] above.
+//!
+//! A quantile scan stops early once its cost is [`PRUNE_SLACK`] above the cheapest qualifying
+//! setting found so far (by any thread): its higher quantiles would cost more still.
 //!
 //! A setting qualifies when its unserved load is at most the SLO and its actions at most the
 //! budget: [`ACTION_MARGIN`] of the fewer of the hpa example's actions as written and at its
@@ -19,6 +26,7 @@
 //! no clock, no I/O; the caller reads the files and shows progress.
 
 use super::{ServiceModel, Summary, Trace};
+use crate::engine::budget::ActionBudget;
 use crate::engine::predictive::{PredictiveParams, Sizing, fmt_quantile};
 use crate::engine::{Algorithm, ScalingRules, Select, StepLimit, Target};
 use crate::policy::Policy;
@@ -41,7 +49,15 @@ pub struct Space {
     pub tolerances: Vec<f64>,
     /// Scale-down limits, percent per minute.
     pub down_percents: Vec<f64>,
+    /// `tolerance.up` values.
+    pub tolerance_ups: Vec<f64>,
+    /// The `scaleDown.adaptive` share stage 3 tries on the cheapest setting (None: no stage 3).
+    pub adaptive: Option<f64>,
 }
+
+/// How much dearer (a share of the cost) the action budget may make the cheapest setting on the
+/// history and still be taken: it is insurance against a busier future.
+pub const ADAPTIVE_COST: f64 = 0.03;
 
 impl Space {
     /// The documented search space.
@@ -56,6 +72,8 @@ impl Space {
             windows: vec![120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0],
             tolerances: vec![0.0, 0.1, 0.2, 0.3],
             down_percents: vec![100.0, 25.0],
+            tolerance_ups: vec![0.0, 0.1],
+            adaptive: Some(0.95),
         }
     }
 }
@@ -75,10 +93,34 @@ pub struct Setting {
     pub tolerance: f64,
     /// Scale-down limit, percent per minute.
     pub down_percent: f64,
+    /// `tolerance.up`.
+    pub tolerance_up: f64,
+    /// `scaleDown.adaptive.actionsVsHpa` (None: no action budget).
+    pub adaptive: Option<f64>,
 }
 
 impl Setting {
-    fn key(&self) -> [u64; 6] {
+    /// The setting in one line ("p99, margin 30s, ..."), as the comment block and the
+    /// benchmark show it.
+    pub fn summary(&self) -> String {
+        let adaptive = match self.adaptive {
+            Some(share) => format!(", adaptive {share}"),
+            None => String::new(),
+        };
+        format!(
+            "p{}, margin {}, smoothing {}, tolerance.up {}, scale-down window {}, tolerance.down {}, \
+             {} %/min{adaptive}",
+            fmt_quantile(self.quantile),
+            dur(self.margin),
+            self.smoothing,
+            self.tolerance_up,
+            dur(self.window),
+            self.tolerance,
+            self.down_percent
+        )
+    }
+
+    fn key(&self) -> [u64; 8] {
         [
             self.quantile.to_bits(),
             self.margin.to_bits(),
@@ -86,6 +128,8 @@ impl Setting {
             self.window.to_bits(),
             self.tolerance.to_bits(),
             self.down_percent.to_bits(),
+            self.adaptive.map_or(u64::MAX, f64::to_bits),
+            self.tolerance_up.to_bits(),
         ]
     }
 }
@@ -231,8 +275,10 @@ pub fn apply(policy: &Policy, s: &Setting, model: ServiceModel) -> Result<Policy
         }),
     });
     let g = &mut h.governor;
-    g.tolerance_up = 0.0;
+    g.tolerance_up = s.tolerance_up;
     g.tolerance_down = s.tolerance;
+    g.scale_up.limits.clear();
+    g.scale_up.select = Select::Max;
     g.scale_down = ScalingRules {
         stabilization: s.window,
         cooldown: 0.0,
@@ -242,6 +288,7 @@ pub fn apply(policy: &Policy, s: &Setting, model: ServiceModel) -> Result<Policy
             period: 60.0,
         }],
     };
+    g.budget = s.adaptive.map(|share| ActionBudget { share });
     Ok(p)
 }
 
@@ -313,10 +360,16 @@ struct Runner<'a> {
     policy: &'a Policy,
     trace: &'a Trace,
     model: ServiceModel,
-    done: Mutex<HashMap<[u64; 6], Summary>>,
+    done: Mutex<HashMap<[u64; 8], Summary>>,
     runs: AtomicUsize,
     progress: &'a (dyn Fn(usize) + Sync),
+    /// The cost of the cheapest qualifying setting found so far.
+    cheapest: Mutex<f64>,
 }
+
+/// A quantile scan stops once its cost is this share above the cheapest qualifying setting
+/// found so far: a higher quantile sizes for more at every tick, so it costs more.
+pub const PRUNE_SLACK: f64 = 0.05;
 
 impl Runner<'_> {
     fn eval(&self, s: &Setting) -> Summary {
@@ -330,34 +383,49 @@ impl Runner<'_> {
         r
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 6], Summary>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 8], Summary>> {
         self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cheapest quantile of `qs` (ascending) meeting `pct` within `budget` actions at
-    /// `base` (its quantile replaced); None when none does. The quantiles are tried in
-    /// ascending order up to the first that qualifies: a higher quantile sizes for more at
-    /// every tick, so it costs more. Unserved load and actions are not monotone in the quantile
-    /// (the scale-down rules interact with it), so no bisection.
-    fn best_quantile(&self, base: Setting, qs: &[f64], pct: f64, budget: u32) -> Option<Point> {
-        qs.iter()
-            .map(|&quantile| {
-                let setting = Setting { quantile, ..base };
-                Point {
-                    setting,
-                    summary: self.eval(&setting),
-                }
-            })
-            .find(|p| p.summary.unserved_pct <= pct && p.summary.actions <= budget)
+    /// `base` (its quantile replaced); None when none does, or when the scan passed `slack`
+    /// above the cheapest qualifying cost found so far without qualifying. The quantiles are
+    /// tried in ascending order up to the first that qualifies: a higher quantile sizes for
+    /// more at every tick, so it costs more. Unserved load and actions are not monotone in the
+    /// quantile (the scale-down rules interact with it), so no bisection.
+    fn best_quantile(
+        &self,
+        base: Setting,
+        qs: &[f64],
+        pct: f64,
+        budget: u32,
+        slack: f64,
+    ) -> Option<Point> {
+        for &quantile in qs {
+            let setting = Setting { quantile, ..base };
+            let summary = self.eval(&setting);
+            let mut cheapest = self.cheapest.lock().unwrap_or_else(|e| e.into_inner());
+            if summary.unserved_pct <= pct && summary.actions <= budget {
+                *cheapest = cheapest.min(summary.cost_vs_oracle);
+                return Some(Point { setting, summary });
+            }
+            if summary.cost_vs_oracle > *cheapest * (1.0 + slack) {
+                return None;
+            }
+        }
+        None
     }
 }
 
 /// Simulations the search makes at most (for a progress bar).
 pub fn max_runs(space: &Space) -> usize {
     let bisect = space.quantiles.len();
-    let governors = space.windows.len() * space.tolerances.len() * space.down_percents.len();
+    let governors = space.tolerance_ups.len()
+        * space.windows.len()
+        * space.tolerances.len()
+        * space.down_percents.len();
     let models = space.margins.len() * space.smoothings.len();
-    bisect * (governors + 3 * models.saturating_sub(1))
+    bisect * (governors + 3 * models.saturating_sub(1) + usize::from(space.adaptive.is_some()))
 }
 
 /// Searches `space` for the cheapest setting of `policy` on `trace` whose unserved load is at
@@ -382,25 +450,30 @@ pub fn tune(
         done: Mutex::new(HashMap::new()),
         runs: AtomicUsize::new(0),
         progress,
+        cheapest: Mutex::new(f64::INFINITY),
     };
     // Stage 1: the governor, at the first margin and smoothing.
     let mut governors = Vec::new();
-    for &window in &space.windows {
-        for &tolerance in &space.tolerances {
-            for &down_percent in &space.down_percents {
-                governors.push(Setting {
-                    quantile: space.quantiles[0],
-                    margin: space.margins[0],
-                    smoothing: space.smoothings[0],
-                    window,
-                    tolerance,
-                    down_percent,
-                });
+    for &tolerance_up in &space.tolerance_ups {
+        for &window in &space.windows {
+            for &tolerance in &space.tolerances {
+                for &down_percent in &space.down_percents {
+                    governors.push(Setting {
+                        quantile: space.quantiles[0],
+                        margin: space.margins[0],
+                        smoothing: space.smoothings[0],
+                        tolerance_up,
+                        window,
+                        tolerance,
+                        down_percent,
+                        adaptive: None,
+                    });
+                }
             }
         }
     }
     let stage1 = parallel(&governors, |g| {
-        runner.best_quantile(*g, &space.quantiles, max_unserved_pct, budget)
+        runner.best_quantile(*g, &space.quantiles, max_unserved_pct, budget, PRUNE_SLACK)
     });
     let mut good: Vec<Point> = stage1.into_iter().flatten().collect();
     good.sort_by(|a, b| {
@@ -422,14 +495,38 @@ pub fn tune(
         }
     }
     let stage2 = parallel(&models, |m| {
-        runner.best_quantile(*m, &space.quantiles, max_unserved_pct, budget)
+        runner.best_quantile(*m, &space.quantiles, max_unserved_pct, budget, PRUNE_SLACK)
     });
     good.extend(stage2.into_iter().flatten());
-    let best = good.into_iter().min_by(|a, b| {
+    let mut best = good.into_iter().min_by(|a, b| {
         a.summary
             .cost_vs_oracle
             .total_cmp(&b.summary.cost_vs_oracle)
     });
+    // Stage 3: the action budget on the cheapest.
+    if let (Some(share), Some(b)) = (space.adaptive, &best) {
+        let from = space
+            .quantiles
+            .iter()
+            .position(|&q| q >= b.setting.quantile)
+            .unwrap_or(0);
+        let base = Setting {
+            adaptive: Some(share),
+            ..b.setting
+        };
+        let insured = runner.best_quantile(
+            base,
+            &space.quantiles[from..],
+            max_unserved_pct,
+            budget,
+            ADAPTIVE_COST,
+        );
+        if let Some(i) = insured
+            && i.summary.cost_vs_oracle <= b.summary.cost_vs_oracle * (1.0 + ADAPTIVE_COST)
+        {
+            best = Some(i);
+        }
+    }
     let done = runner.done.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut points: Vec<Point> = done
         .into_iter()
@@ -441,6 +538,8 @@ pub fn tune(
                 window: f64::from_bits(k[3]),
                 tolerance: f64::from_bits(k[4]),
                 down_percent: f64::from_bits(k[5]),
+                adaptive: (k[6] != u64::MAX).then(|| f64::from_bits(k[6])),
+                tolerance_up: f64::from_bits(k[7]),
             },
             summary,
         })
@@ -471,9 +570,13 @@ fn horizontal_lines(
     indent: &str,
 ) -> Vec<String> {
     let capacity = metric_capacity(policy, model).unwrap_or(model.capacity);
+    let up = policy
+        .horizontal
+        .as_ref()
+        .map_or_else(ScalingRules::unlimited, |h| h.governor.scale_up.clone());
     let i2 = format!("{indent}  ");
     let i3 = format!("{indent}    ");
-    vec![
+    let mut lines = vec![
         format!("{indent}policy:"),
         format!("{i2}predictive:"),
         format!("{i3}history: {}", dur(history_of(policy))),
@@ -482,12 +585,24 @@ fn horizontal_lines(
         format!("{i3}margin: {}", dur(s.margin)),
         format!("{i3}capacityPerReplica: {capacity}"),
         format!("{i3}smoothing: {}", s.smoothing),
-        format!("{indent}tolerance: {{up: 0, down: {}}}", s.tolerance),
+        format!(
+            "{indent}tolerance: {{up: {}, down: {}}}",
+            s.tolerance_up, s.tolerance
+        ),
+        // Scale-up at once (see the module docs), with the policy's window and cooldown.
+        format!("{indent}scaleUp:"),
+        format!("{i2}stabilization: {}", dur(up.stabilization)),
+        format!("{i2}cooldown: {}", dur(up.cooldown)),
+        format!("{i2}limits: []"),
         format!("{indent}scaleDown:"),
         format!("{i2}stabilization: {}", dur(s.window)),
         format!("{i2}limits:"),
         format!("{i2}  - {{percent: {}, per: 1m}}", s.down_percent),
-    ]
+    ];
+    if let Some(share) = s.adaptive {
+        lines.push(format!("{i2}adaptive: {{actionsVsHpa: {share}}}"));
+    }
+    lines
 }
 
 /// Prefix of the comment lines `tune` writes (a file tuned again loses the old ones).
@@ -503,7 +618,7 @@ fn is_blank(line: &str) -> bool {
 }
 
 /// The policy file `text` with setting `s` written into its (block-style) `horizontal:` part:
-/// its `policy`, `tolerance` and `scaleDown` replaced, everything else as it was, and `comment`
+/// its `policy`, `tolerance`, `scaleUp` and `scaleDown` replaced, everything else as it was, and `comment`
 /// (lines without the `#`) on top.
 pub fn write_policy(
     text: &str,
@@ -539,7 +654,7 @@ pub fn write_policy(
     for l in &lines[h + 1..end] {
         if !is_blank(l) && indent_of(l) == child {
             let key = l.trim_start().split(':').next().unwrap_or("");
-            skipping = matches!(key, "policy" | "tolerance" | "scaleDown");
+            skipping = matches!(key, "policy" | "tolerance" | "scaleUp" | "scaleDown");
         } else if !is_blank(l) && indent_of(l) < child {
             skipping = false;
         }
@@ -576,17 +691,11 @@ pub fn comment(o: &Outcome, best: &Point, tuned_on: &str, reproduce: &str) -> Ve
             o.hpa.budget()
         ),
         format!(
-            "reached: unserved {:.4} %, cost vs oracle {:.4}, {} actions (p{}, margin {}, smoothing {}, \
-             scale-down window {}, tolerance.down {}, {} %/min)",
+            "reached: unserved {:.4} %, cost vs oracle {:.4}, {} actions ({})",
             s.unserved_pct,
             s.cost_vs_oracle,
             s.actions,
-            fmt_quantile(best.setting.quantile),
-            dur(best.setting.margin),
-            best.setting.smoothing,
-            dur(best.setting.window),
-            best.setting.tolerance,
-            best.setting.down_percent
+            best.setting.summary()
         ),
     ];
     match &o.hpa.lowered {
@@ -603,19 +712,21 @@ pub fn comment(o: &Outcome, best: &Point, tuned_on: &str, reproduce: &str) -> Ve
 /// The frontier and the comparison as a table.
 pub fn table(o: &Outcome) -> String {
     let mut t = String::from(
-        "| quantile | margin | smoothing | scale-down window | tolerance.down | down %/min | unserved % | cost vs oracle | actions |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| quantile | margin | smoothing | tolerance.up | scale-down window | tolerance.down | down %/min | adaptive | unserved % | cost vs oracle | actions |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in o.frontier() {
         let (s, r) = (&p.setting, &p.summary);
         t += &format!(
-            "| {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} |\n",
             s.quantile,
             dur(s.margin),
             s.smoothing,
+            s.tolerance_up,
             dur(s.window),
             s.tolerance,
             s.down_percent,
+            s.adaptive.map_or("-".to_string(), |b| b.to_string()),
             r.unserved_pct,
             r.cost_vs_oracle,
             r.actions

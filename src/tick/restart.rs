@@ -149,6 +149,12 @@ pub fn restore(
     {
         r.t = cap(r.t);
     }
+    if let Some(b) = &mut governor.budget {
+        b.at = cap(b.at);
+        for r in &mut b.recommendations {
+            r.t = cap(r.t);
+        }
+    }
     governor.recommendations.push(TimedReplicas {
         t: now,
         replicas: current as i64,
@@ -305,6 +311,33 @@ mod tests {
         );
         assert_eq!(s.governor.failures, 0);
         assert!(note.contains("last action Up 30s ago"), "{note}");
+    }
+
+    #[test]
+    fn the_action_budget_survives_a_restart() {
+        use crate::engine::budget::BudgetState;
+        let mut st = acted(1000.0);
+        st.governor.budget = Some(Box::new(BudgetState {
+            rung: 3,
+            own_here: 2.0,
+            shadow_here: 1.0,
+            own: 12.5,
+            shadow: 11.0,
+            at: 1000.0,
+            replicas: 7,
+            recommendations: vec![TimedReplicas {
+                t: 990.0,
+                replicas: 7,
+            }],
+        }));
+        let a = annotations("web", Some(&st), None, 1000.0);
+        let (s, _) = restore("web", &a, 5, 1030.0);
+        assert_eq!(s.governor.budget, st.governor.budget);
+        // A clock stepped back: the budget's times are capped like the rest.
+        let (s, _) = restore("web", &a, 5, 950.0);
+        let b = s.governor.budget.unwrap();
+        assert_eq!(b.at, 950.0);
+        assert!(b.recommendations.iter().all(|r| r.t <= 950.0));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::Validator;
 use crate::engine::{
     Algorithm, Governor, Horizontal, MetricTarget, Seconds, Target,
+    budget::ActionBudget,
     governor::OnMissing,
     governor::ScalingRules,
     governor::Select,
@@ -347,10 +348,32 @@ impl Validator {
                     on_missing,
                     scale_to_zero: self.scale_to_zero(h, r.value.min),
                     schedules: self.schedules(h, r.value.max),
+                    budget: self.budget(h, f),
                 },
             },
             queries,
         ))
+    }
+
+    /// `scaleDown.adaptive` (and its absence on `scaleUp`).
+    fn budget(&mut self, h: &model::Horizontal, f: &str) -> Option<ActionBudget> {
+        if let Some(a) = h.scale_up.as_ref().and_then(|r| r.adaptive.as_ref()) {
+            self.err(
+                a,
+                &format!("{f}.scaleUp.adaptive"),
+                "adaptive goes on scaleDown only: scale-up is never slowed by the action budget",
+            );
+        }
+        let a = h.scale_down.as_ref()?.adaptive.as_ref()?;
+        let share = a.value.actions_vs_hpa;
+        if !(share > 0.0 && share <= 1.0) {
+            self.err(
+                a,
+                &format!("{f}.scaleDown.adaptive.actionsVsHpa"),
+                format!("{share} is out of range: expected 0 < actionsVsHpa <= 1"),
+            );
+        }
+        Some(ActionBudget { share })
     }
 
     /// The source of one metric: exactly one of `prometheus`, `resource` or `pods`.
