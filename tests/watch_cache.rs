@@ -3,8 +3,10 @@
 //! synced; in steady state a tick makes no API request but the metrics.k8s.io read (counted
 //! from the stand-in's request log); a pod created through the API reaches the next decision
 //! through the watch; a watch broken mid-run (an API server restart, then pod lists that fail)
-//! holds the policy with no scale-down, and it goes on after the relist. Everything listens
-//! on 127.0.0.1 and is bounded in time.
+//! holds the policy with no scale-down, and it goes on after the relist; so does a watch
+//! answered with 410 Gone (a resourceVersion the server's watch cache no longer holds), whose
+//! relist shows what no event announced. Everything listens on 127.0.0.1 and is bounded in
+//! time.
 
 mod support;
 
@@ -243,6 +245,109 @@ async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_
         assert!(out.error.is_none(), "{:?}", out.error);
         let d = out.decision.unwrap();
         assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_watch_answered_410_gone_relists_holding_without_scaling_down_until_it_has() {
+    support::bounded(TEST_LIMIT, async {
+        let dir = TempDir::new("watch-cache");
+        let (api, c, _stop) = cached(&dir).await;
+        let p = policy();
+        let mut st = synced(&c, &p).await;
+        let out = tick(&c, &p, &mut st).await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+
+        // A write to the Deployment moves the cluster's resourceVersion past the one the pod
+        // watch has seen (its list's); the Deployment's watch sees the write.
+        let version = {
+            let mut w = api.world();
+            w.update_scalable(NS, "web", |_| {});
+            w.resource_version
+        };
+        until("the Deployment's write in the cache", async || {
+            c.scale(&p.target)
+                .await
+                .is_ok_and(|s| s.resource_version == Some(version.to_string()))
+        })
+        .await;
+        // The server's watch cache now reaches back only to that write (as after a restart),
+        // and its watches end: the pod watch is made again from its older resourceVersion and
+        // answered with the 410 `Expired` ERROR event. That watch and the relist after it take
+        // 2 s each to be answered; meanwhile a pod appears that no event announces (only a
+        // list shows it), and the usage drops to almost nothing (1 replica's worth).
+        let slow = Duration::from_secs(2);
+        {
+            let mut w = api.world();
+            w.faults.push_back(k::Fault {
+                method: Some("GET".into()),
+                path_contains: format!("/api/v1/namespaces/{NS}/pods"),
+                status: None,
+                delay: slow,
+                times: 2,
+            });
+            w.watch.oldest = w.resource_version;
+            w.end_watches();
+            w.pods.push(k::ready_pod(NS, "web-2", "web"));
+            w.pod_metrics = Some(vec![
+                usage("web-0", "10m"),
+                usage("web-1", "10m"),
+                usage("web-2", "10m"),
+            ]);
+        }
+        until("the pod watch broken", async || {
+            c.pods("app=web")
+                .await
+                .is_err_and(|e| matches!(e, ClusterError::NotSynced { .. }))
+        })
+        .await;
+        let broken = std::time::Instant::now();
+        let patches = scale_patches(&api);
+        for _ in 0..3 {
+            let out = tick(&c, &p, &mut st).await;
+            let why = not_synced(&out).unwrap_or_else(|| panic!("{:?}", out.error));
+            assert!(
+                why.contains("waiting for the watch of pods in namespace demo to sync again")
+                    && why.contains("too old resource version")
+                    && why.contains("relisting"),
+                "{why}"
+            );
+            assert!(out.decision.is_none() && out.patched.is_none());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            broken.elapsed() < slow,
+            "the ticks above ran while relisting"
+        );
+        assert_eq!(
+            scale_patches(&api),
+            patches,
+            "no scale-down while relisting"
+        );
+
+        // The relist is complete: the reads answer from it, the unannounced pod included.
+        synced(&c, &p).await;
+        let mut names: Vec<String> = (c.pods("app=web").await.unwrap().into_iter())
+            .map(|p| p.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["web-0", "web-1", "web-2"]);
+        let relists = api
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.uri.starts_with(&format!("/api/v1/namespaces/{NS}/pods?"))
+                    && !r.uri.contains("watch=")
+            })
+            .count();
+        assert_eq!(relists, 2, "the first list, and one relist");
+        let out = tick(&c, &p, &mut st).await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.target.ready, 3);
+        let d = out.decision.unwrap();
+        assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
+        assert_eq!(scale_patches(&api), patches + 1);
     })
     .await;
 }
