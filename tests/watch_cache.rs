@@ -107,6 +107,65 @@ fn not_synced(out: &TickOutcome) -> Option<String> {
     }
 }
 
+/// A synced cache on [`world`] whose first tick decided: the stand-in, the cache (its watches
+/// stop with the sender), the policy and its tick state.
+async fn running(
+    dir: &TempDir,
+) -> (
+    Arc<KubeStandIn>,
+    KubeCluster,
+    watch::Sender<bool>,
+    Policy,
+    TickState,
+) {
+    let (api, c, stop) = cached(dir).await;
+    let p = policy();
+    let mut st = synced(&c, &p).await;
+    let out = tick(&c, &p, &mut st).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    (api, c, stop, p, st)
+}
+
+/// Waits until the pod watch is broken; then `ticks` ticks, `pause` apart, each holding on
+/// [`ClusterError::NotSynced`] (its reason saying all of `says`) with no decision and no
+/// patch.
+async fn holds(
+    api: &KubeStandIn,
+    c: &KubeCluster,
+    p: &Policy,
+    st: &mut TickState,
+    ticks: usize,
+    pause: Duration,
+    says: &[&str],
+) {
+    until("the pod watch broken", async || {
+        c.pods("app=web")
+            .await
+            .is_err_and(|e| matches!(e, ClusterError::NotSynced { .. }))
+    })
+    .await;
+    let patches = scale_patches(api);
+    for _ in 0..ticks {
+        let out = tick(c, p, st).await;
+        let why = not_synced(&out).unwrap_or_else(|| panic!("{:?}", out.error));
+        assert!(says.iter().all(|s| why.contains(s)), "{why}");
+        assert!(out.decision.is_none() && out.patched.is_none());
+        tokio::time::sleep(pause).await;
+    }
+    assert_eq!(scale_patches(api), patches, "no scale-down while broken");
+    assert_eq!(api.world().scalables[0].replicas, 2);
+}
+
+/// After the relist: the next tick scales down to 1 on the low usage (seeing `ready` pods).
+async fn goes_on(c: &KubeCluster, p: &Policy, st: &mut TickState, ready: u32) {
+    synced(c, p).await;
+    let out = tick(c, p, st).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.target.ready, ready);
+    let d = out.decision.unwrap();
+    assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
+}
+
 #[tokio::test]
 async fn a_policy_holds_until_its_watches_synced_then_a_tick_reads_no_api_but_metrics() {
     support::bounded(TEST_LIMIT, async {
@@ -193,11 +252,7 @@ async fn a_pod_change_seen_through_the_watch_changes_the_next_decision() {
 async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_the_relist() {
     support::bounded(TEST_LIMIT, async {
         let dir = TempDir::new("watch-cache");
-        let (api, c, _stop) = cached(&dir).await;
-        let p = policy();
-        let mut st = synced(&c, &p).await;
-        let out = tick(&c, &p, &mut st).await;
-        assert!(out.error.is_none(), "{:?}", out.error);
+        let (api, c, _stop, p, mut st) = running(&dir).await;
 
         // The API server restarts; when it is back, pod lists fail (a watch that cannot
         // relist), while the pods' usage drops to almost nothing (1 replica's worth).
@@ -218,33 +273,12 @@ async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_
         })
         .await
         .unwrap();
-        until("the pod watch broken", async || {
-            c.pods("app=web")
-                .await
-                .is_err_and(|e| matches!(e, ClusterError::NotSynced { .. }))
-        })
-        .await;
-        let patches = scale_patches(&api);
-        for _ in 0..5 {
-            let out = tick(&c, &p, &mut st).await;
-            let why = not_synced(&out).unwrap_or_else(|| panic!("{:?}", out.error));
-            assert!(
-                why.contains("to sync again (it failed at") && why.contains("relisting"),
-                "{why}"
-            );
-            assert!(out.decision.is_none() && out.patched.is_none());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(scale_patches(&api), patches, "no scale-down while broken");
-        assert_eq!(api.world().scalables[0].replicas, 2);
+        let says = ["to sync again (it failed at", "relisting"];
+        holds(&api, &c, &p, &mut st, 5, Duration::from_millis(200), &says).await;
 
         // The lists work again: the watch relists, and the policy goes on from what it sees.
         api.world().faults.clear();
-        synced(&c, &p).await;
-        let out = tick(&c, &p, &mut st).await;
-        assert!(out.error.is_none(), "{:?}", out.error);
-        let d = out.decision.unwrap();
-        assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
+        goes_on(&c, &p, &mut st, 2).await;
     })
     .await;
 }
@@ -253,11 +287,7 @@ async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_
 async fn a_watch_answered_410_gone_relists_holding_without_scaling_down_until_it_has() {
     support::bounded(TEST_LIMIT, async {
         let dir = TempDir::new("watch-cache");
-        let (api, c, _stop) = cached(&dir).await;
-        let p = policy();
-        let mut st = synced(&c, &p).await;
-        let out = tick(&c, &p, &mut st).await;
-        assert!(out.error.is_none(), "{:?}", out.error);
+        let (api, c, _stop, p, mut st) = running(&dir).await;
 
         // A write to the Deployment moves the cluster's resourceVersion past the one the pod
         // watch has seen (its list's); the Deployment's watch sees the write.
@@ -296,44 +326,21 @@ async fn a_watch_answered_410_gone_relists_holding_without_scaling_down_until_it
                 usage("web-2", "10m"),
             ]);
         }
-        until("the pod watch broken", async || {
-            c.pods("app=web")
-                .await
-                .is_err_and(|e| matches!(e, ClusterError::NotSynced { .. }))
-        })
-        .await;
-        let broken = std::time::Instant::now();
-        let patches = scale_patches(&api);
-        for _ in 0..3 {
-            let out = tick(&c, &p, &mut st).await;
-            let why = not_synced(&out).unwrap_or_else(|| panic!("{:?}", out.error));
-            assert!(
-                why.contains("waiting for the watch of pods in namespace demo to sync again")
-                    && why.contains("too old resource version")
-                    && why.contains("relisting"),
-                "{why}"
-            );
-            assert!(out.decision.is_none() && out.patched.is_none());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            broken.elapsed() < slow,
-            "the ticks above ran while relisting"
-        );
-        assert_eq!(
-            scale_patches(&api),
-            patches,
-            "no scale-down while relisting"
-        );
+        let says = [
+            "waiting for the watch of pods in namespace demo to sync again",
+            "too old resource version",
+            "relisting",
+        ];
+        holds(&api, &c, &p, &mut st, 3, Duration::from_millis(100), &says).await;
 
         // The relist is complete: the reads answer from it, the unannounced pod included.
-        synced(&c, &p).await;
+        goes_on(&c, &p, &mut st, 3).await;
         let mut names: Vec<String> = (c.pods("app=web").await.unwrap().into_iter())
             .map(|p| p.name)
             .collect();
         names.sort();
         assert_eq!(names, ["web-0", "web-1", "web-2"]);
-        let relists = api
+        let lists = api
             .requests()
             .iter()
             .filter(|r| {
@@ -341,13 +348,7 @@ async fn a_watch_answered_410_gone_relists_holding_without_scaling_down_until_it
                     && !r.uri.contains("watch=")
             })
             .count();
-        assert_eq!(relists, 2, "the first list, and one relist");
-        let out = tick(&c, &p, &mut st).await;
-        assert!(out.error.is_none(), "{:?}", out.error);
-        assert_eq!(out.target.ready, 3);
-        let d = out.decision.unwrap();
-        assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
-        assert_eq!(scale_patches(&api), patches + 1);
+        assert_eq!(lists, 2, "the first list, and one relist");
     })
     .await;
 }
