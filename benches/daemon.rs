@@ -314,7 +314,7 @@ fn bench(s: &Settings) {
         }
     }
     let mut others: Vec<(String, usize)> = others.into_iter().collect();
-    others.sort_by(|a, b| b.1.cmp(&a.1));
+    others.sort_by_key(|o| std::cmp::Reverse(o.1));
     let watches = count(&|r| r.uri.contains("watch=1") || r.uri.contains("watch=true"));
     let rate = |n: usize| n as f64 / window;
     let ticks = samples as f64 * SAMPLE_EVERY.as_secs_f64() / INTERVAL.as_secs_f64();
