@@ -303,6 +303,18 @@ fn bench(s: &Settings) {
     let get_pods = count(&|r| r.method == "GET" && r.uri.contains("/pods"));
     let patches = count(&|r| r.method == "PATCH" && r.uri.contains("/scale"));
     let other = requests.len() - get_scale - get_pods - patches;
+    // The other requests by method and path, most made first.
+    let mut others = std::collections::BTreeMap::<String, usize>::new();
+    for r in &requests {
+        let path = r.uri.split('?').next().unwrap_or_default();
+        let counted = (r.method == "GET" && (r.uri.contains("/scale") || r.uri.contains("/pods")))
+            || (r.method == "PATCH" && r.uri.contains("/scale"));
+        if !counted {
+            *others.entry(format!("{} {path}", r.method)).or_default() += 1;
+        }
+    }
+    let mut others: Vec<(String, usize)> = others.into_iter().collect();
+    others.sort_by_key(|o| std::cmp::Reverse(o.1));
     let watches = count(&|r| r.uri.contains("watch=1") || r.uri.contains("watch=true"));
     let rate = |n: usize| n as f64 / window;
     let ticks = samples as f64 * SAMPLE_EVERY.as_secs_f64() / INTERVAL.as_secs_f64();
@@ -407,6 +419,10 @@ fn bench(s: &Settings) {
          up) has {warnings} warnings and {errors} errors.",
         all_decided.as_secs_f64()
     );
+    if !others.is_empty() {
+        let list: Vec<String> = others.iter().map(|(r, n)| format!("{n} × {r}")).collect();
+        println!("The other requests in the window: {}.", list.join(", "));
+    }
     drop(api);
     drop(demand);
     drop(server);

@@ -3,8 +3,10 @@
 //! synced; in steady state a tick makes no API request but the metrics.k8s.io read (counted
 //! from the stand-in's request log); a pod created through the API reaches the next decision
 //! through the watch; a watch broken mid-run (an API server restart, then pod lists that fail)
-//! holds the policy with no scale-down, and it goes on after the relist. Everything listens
-//! on 127.0.0.1 and is bounded in time.
+//! holds the policy with no scale-down, and it goes on after the relist; so does a watch
+//! answered with 410 Gone (a resourceVersion the server's watch cache no longer holds), whose
+//! relist shows what no event announced. Everything listens on 127.0.0.1 and is bounded in
+//! time.
 
 mod support;
 
@@ -105,6 +107,65 @@ fn not_synced(out: &TickOutcome) -> Option<String> {
     }
 }
 
+/// A synced cache on [`world`] whose first tick decided: the stand-in, the cache (its watches
+/// stop with the sender), the policy and its tick state.
+async fn running(
+    dir: &TempDir,
+) -> (
+    Arc<KubeStandIn>,
+    KubeCluster,
+    watch::Sender<bool>,
+    Policy,
+    TickState,
+) {
+    let (api, c, stop) = cached(dir).await;
+    let p = policy();
+    let mut st = synced(&c, &p).await;
+    let out = tick(&c, &p, &mut st).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    (api, c, stop, p, st)
+}
+
+/// Waits until the pod watch is broken; then `ticks` ticks, `pause` apart, each holding on
+/// [`ClusterError::NotSynced`] (its reason saying all of `says`) with no decision and no
+/// patch.
+async fn holds(
+    api: &KubeStandIn,
+    c: &KubeCluster,
+    p: &Policy,
+    st: &mut TickState,
+    ticks: usize,
+    pause: Duration,
+    says: &[&str],
+) {
+    until("the pod watch broken", async || {
+        c.pods("app=web")
+            .await
+            .is_err_and(|e| matches!(e, ClusterError::NotSynced { .. }))
+    })
+    .await;
+    let patches = scale_patches(api);
+    for _ in 0..ticks {
+        let out = tick(c, p, st).await;
+        let why = not_synced(&out).unwrap_or_else(|| panic!("{:?}", out.error));
+        assert!(says.iter().all(|s| why.contains(s)), "{why}");
+        assert!(out.decision.is_none() && out.patched.is_none());
+        tokio::time::sleep(pause).await;
+    }
+    assert_eq!(scale_patches(api), patches, "no scale-down while broken");
+    assert_eq!(api.world().scalables[0].replicas, 2);
+}
+
+/// After the relist: the next tick scales down to 1 on the low usage (seeing `ready` pods).
+async fn goes_on(c: &KubeCluster, p: &Policy, st: &mut TickState, ready: u32) {
+    synced(c, p).await;
+    let out = tick(c, p, st).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.target.ready, ready);
+    let d = out.decision.unwrap();
+    assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
+}
+
 #[tokio::test]
 async fn a_policy_holds_until_its_watches_synced_then_a_tick_reads_no_api_but_metrics() {
     support::bounded(TEST_LIMIT, async {
@@ -191,11 +252,7 @@ async fn a_pod_change_seen_through_the_watch_changes_the_next_decision() {
 async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_the_relist() {
     support::bounded(TEST_LIMIT, async {
         let dir = TempDir::new("watch-cache");
-        let (api, c, _stop) = cached(&dir).await;
-        let p = policy();
-        let mut st = synced(&c, &p).await;
-        let out = tick(&c, &p, &mut st).await;
-        assert!(out.error.is_none(), "{:?}", out.error);
+        let (api, c, _stop, p, mut st) = running(&dir).await;
 
         // The API server restarts; when it is back, pod lists fail (a watch that cannot
         // relist), while the pods' usage drops to almost nothing (1 replica's worth).
@@ -216,33 +273,82 @@ async fn a_broken_watch_holds_without_scaling_down_and_the_policy_goes_on_after_
         })
         .await
         .unwrap();
-        until("the pod watch broken", async || {
-            c.pods("app=web")
-                .await
-                .is_err_and(|e| matches!(e, ClusterError::NotSynced { .. }))
-        })
-        .await;
-        let patches = scale_patches(&api);
-        for _ in 0..5 {
-            let out = tick(&c, &p, &mut st).await;
-            let why = not_synced(&out).unwrap_or_else(|| panic!("{:?}", out.error));
-            assert!(
-                why.contains("to sync again (it failed at") && why.contains("relisting"),
-                "{why}"
-            );
-            assert!(out.decision.is_none() && out.patched.is_none());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        assert_eq!(scale_patches(&api), patches, "no scale-down while broken");
-        assert_eq!(api.world().scalables[0].replicas, 2);
+        let says = ["to sync again (it failed at", "relisting"];
+        holds(&api, &c, &p, &mut st, 5, Duration::from_millis(200), &says).await;
 
         // The lists work again: the watch relists, and the policy goes on from what it sees.
         api.world().faults.clear();
-        synced(&c, &p).await;
-        let out = tick(&c, &p, &mut st).await;
-        assert!(out.error.is_none(), "{:?}", out.error);
-        let d = out.decision.unwrap();
-        assert_eq!((d.current_replicas, d.desired_replicas), (2, 1), "{d}");
+        goes_on(&c, &p, &mut st, 2).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_watch_answered_410_gone_relists_holding_without_scaling_down_until_it_has() {
+    support::bounded(TEST_LIMIT, async {
+        let dir = TempDir::new("watch-cache");
+        let (api, c, _stop, p, mut st) = running(&dir).await;
+
+        // A write to the Deployment moves the cluster's resourceVersion past the one the pod
+        // watch has seen (its list's); the Deployment's watch sees the write.
+        let version = {
+            let mut w = api.world();
+            w.update_scalable(NS, "web", |_| {});
+            w.resource_version
+        };
+        until("the Deployment's write in the cache", async || {
+            c.scale(&p.target)
+                .await
+                .is_ok_and(|s| s.resource_version == Some(version.to_string()))
+        })
+        .await;
+        // The server's watch cache now reaches back only to that write (as after a restart),
+        // and its watches end: the pod watch is made again from its older resourceVersion and
+        // answered with the 410 `Expired` ERROR event. That watch and the relist after it take
+        // 2 s each to be answered; meanwhile a pod appears that no event announces (only a
+        // list shows it), and the usage drops to almost nothing (1 replica's worth).
+        let slow = Duration::from_secs(2);
+        {
+            let mut w = api.world();
+            w.faults.push_back(k::Fault {
+                method: Some("GET".into()),
+                path_contains: format!("/api/v1/namespaces/{NS}/pods"),
+                status: None,
+                delay: slow,
+                times: 2,
+            });
+            w.watch.oldest = w.resource_version;
+            w.end_watches();
+            w.pods.push(k::ready_pod(NS, "web-2", "web"));
+            w.pod_metrics = Some(vec![
+                usage("web-0", "10m"),
+                usage("web-1", "10m"),
+                usage("web-2", "10m"),
+            ]);
+        }
+        let says = [
+            "waiting for the watch of pods in namespace demo to sync again",
+            "too old resource version",
+            "relisting",
+        ];
+        holds(&api, &c, &p, &mut st, 3, Duration::from_millis(100), &says).await;
+
+        // The relist is complete: the reads answer from it, the unannounced pod included.
+        goes_on(&c, &p, &mut st, 3).await;
+        let mut names: Vec<String> = (c.pods("app=web").await.unwrap().into_iter())
+            .map(|p| p.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["web-0", "web-1", "web-2"]);
+        let lists = api
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.uri.starts_with(&format!("/api/v1/namespaces/{NS}/pods?"))
+                    && !r.uri.contains("watch=")
+            })
+            .count();
+        assert_eq!(lists, 2, "the first list, and one relist");
     })
     .await;
 }

@@ -1,45 +1,56 @@
-//! The watch cache of `setpoint run`: one reflector per kind in the daemon's namespace, for
-//! pods and for the built-in target kinds (apps/v1 Deployment, StatefulSet and ReplicaSet), so
-//! that a tick reads its target and its pods from memory and the API server's load does not
-//! grow with the number of policies or the tick rate.
+//! The watch cache of `setpoint run`: one watch per kind in the daemon's namespace, for pods
+//! and for the built-in target kinds (apps/v1 Deployment, StatefulSet and ReplicaSet), so that
+//! a tick reads its target and its pods from memory and the API server's load does not grow
+//! with the number of policies or the tick rate.
 //!
-//! - Each kind is kept by a kube-runtime [`watcher`] (a list, then a watch from its
-//!   resourceVersion; bookmarks; its default backoff capped at [`RETRY_AT_MOST`]; a relist on
-//!   410 Gone) whose events go into
-//!   a kube-runtime reflector [`Store`] through its [`Writer`], after [`trim_pod`] or
-//!   [`trim_target`] dropped everything setpoint does not read (the trimmed k8s-openapi
-//!   structs are still large: about 6.5 kB per pod, some 20 MiB for three thousand pods;
-//!   docs/benchmarks/daemon.md has the measured peak RSS).
+//! - Each kind is kept by a kube-runtime [`watcher`] (a list, in pages of 500 objects, then a
+//!   watch from its resourceVersion; bookmarks; its default backoff capped at
+//!   [`RETRY_AT_MOST`]; a relist on 410 Gone) whose events go into setpoint's own map of
+//!   compact records, built once per event from the object: per pod a [`CachedPod`] (its
+//!   labels and the engine's pod model, already decoded by [`super::pods::from_pod`], so a
+//!   tick no longer decodes on every read), per target a [`CachedTarget`]. The k8s-openapi
+//!   objects are dropped as soon as they are read. Measured with a counting allocator on
+//!   3,000 pods and 1,000 Deployments shaped as the API stand-in serves them: kube-runtime's
+//!   store of trimmed `Pod`s with the label index took 21.7 MiB (7.6 kB a pod: k8s-openapi's
+//!   fields are inline even when empty, a `Pod` is 2,464 bytes and a `Container` 2,336) and
+//!   the trimmed Deployments 3.3 MiB; the records with their index take 5.5 MiB (1.9 kB a
+//!   pod) and 0.2 MiB. The daemon's RSS at 1,000 policies and 3,000 pods went from 63.7 to
+//!   45.6 MiB (`SETPOINT_BENCH_WINDOW=60 SETPOINT_BENCH_STEPS=8 cargo bench --bench daemon`;
+//!   docs/benchmarks/daemon.md). A page of 100 instead of 500 made no difference there
+//!   (45.3 MiB): the list pages, read one at a time, are not where the memory goes.
+//! - A list (the first, or a relist) fills a buffer that replaces the map at once when it is
+//!   complete (`Event::InitDone`), as kube-runtime's reflector store does: a read sees the old
+//!   list or the new one, never half of one.
 //! - [`Health`]: a kind's reads answer [`ClusterError::NotSynced`] until its first list is
-//!   complete (`Event::InitDone`), and again from the first error of its watcher until a
-//!   relist is complete: after an error the watcher is started afresh, so the store is
-//!   rebuilt from a new list rather than trusted across a gap. The tick holds on that error:
-//!   a policy never decides on state the watch has not shown.
+//!   complete, and again from the first error of its watcher (a 410 Gone on a watch from a
+//!   resourceVersion too old, a failed request, a dropped connection) until a relist is
+//!   complete: after an error the watcher is started afresh, so the map is rebuilt from a new
+//!   list rather than trusted across a gap. The tick holds on that error: a policy never
+//!   decides on state the watch has not shown.
 //! - [`parse_selector`]: the string form of a label selector, as the API server parses it
 //!   (`a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`), into kube-core's
-//!   [`Selector`], which matches the cached pods' labels; [`selector_text`]: a `LabelSelector`
-//!   in the string form the `/scale` subresource reports (`app=web,tier in (a,b)`).
+//!   [`Selector`], which matches the cached pods' labels (through an index by label for a
+//!   selector with an equality); [`selector_text`]: a `LabelSelector` in the string form the
+//!   `/scale` subresource reports (`app=web,tier in (a,b)`).
 //!
-//! The store is started by [`super::KubeCluster::with_cache`] and runs until the daemon's
+//! The cache is started by [`super::KubeCluster::with_cache`] and runs until the daemon's
 //! shutdown. Writes do not go through it: they stay patches with the resourceVersion read, so
 //! a stale cache meets a 409, whose re-read goes to the API server
 //! ([`super::Cluster::scale_fresh`]).
 
 use super::ClusterError;
+use crate::engine::pod;
 use crate::policy::TargetRef;
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStatus, Pod, PodSpec, PodStatus, ResourceRequirements,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::Api;
 use kube::core::{Expression, Selector, SelectorExt};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::SystemTime;
 use tokio::sync::watch as signal;
 use tracing::{debug, info, warn};
@@ -65,6 +76,47 @@ pub struct CachedTarget {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl CachedTarget {
+    /// What the cache keeps of a target object.
+    fn of<K: kube::Resource + Scalable>(object: K) -> CachedTarget {
+        let meta = object.meta();
+        CachedTarget {
+            spec_replicas: object.spec_replicas(),
+            status_replicas: object.status_replicas(),
+            selector: object.selector().map(selector_text).unwrap_or_default(),
+            resource_version: meta.resource_version.clone(),
+            uid: meta.uid.clone(),
+            annotations: meta
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| KEPT_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// What a tick reads of a pod in the cache, built once when its watch event arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedPod {
+    /// `metadata.labels`, which selectors match.
+    pub labels: BTreeMap<String, String>,
+    /// The engine's pod ([`super::pods::from_pod`], a pure function of the object), or why
+    /// the object cannot be read (a tick that selects the pod fails with it, as a list would).
+    pub pod: Result<pod::Pod, String>,
+}
+
+impl CachedPod {
+    /// What the cache keeps of a pod object.
+    pub fn of(mut object: Pod) -> CachedPod {
+        CachedPod {
+            pod: super::pods::from_pod(&object),
+            labels: object.metadata.labels.take().unwrap_or_default(),
+        }
+    }
+}
+
 /// Whether a kind's watch can be read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Health {
@@ -81,27 +133,102 @@ pub enum Health {
     },
 }
 
-/// One kind's reflector: the store its watcher fills, and its health.
-#[derive(Clone)]
-struct Kind<K: 'static + kube::Resource<DynamicType = ()>> {
-    store: Store<K>,
-    /// The store's objects by label, for selectors with an equality.
-    index: Arc<Mutex<LabelIndex>>,
+/// A kind's records by name, and for pods the names by label (`key`, `value`): a selector
+/// with an equality looks at the few pods with that label, not at all of them (with 1,000
+/// policies on 3,000 pods, matching every pod's labels on every tick was most of the daemon's
+/// CPU).
+struct Objects<R> {
+    by_name: BTreeMap<Arc<str>, Arc<R>>,
+    by_label: HashMap<(String, String), BTreeSet<Arc<str>>>,
+}
+
+impl<R> Default for Objects<R> {
+    fn default() -> Objects<R> {
+        Objects {
+            by_name: BTreeMap::new(),
+            by_label: HashMap::new(),
+        }
+    }
+}
+
+/// The labels a kind's records are indexed by (none for targets, which are read by name).
+trait Labelled {
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+}
+
+impl Labelled for CachedPod {
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        Some(&self.labels)
+    }
+}
+
+impl Labelled for CachedTarget {
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        None
+    }
+}
+
+impl<R: Labelled> Objects<R> {
+    fn remove(&mut self, name: &str) {
+        let Some(old) = self.by_name.remove(name) else {
+            return;
+        };
+        for (k, v) in old.labels().into_iter().flatten() {
+            let label = (k.clone(), v.clone());
+            if let Some(names) = self.by_label.get_mut(&label) {
+                names.remove(name);
+                if names.is_empty() {
+                    self.by_label.remove(&label);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, name: &str, record: R) {
+        self.remove(name);
+        let name: Arc<str> = Arc::from(name);
+        for (k, v) in record.labels().into_iter().flatten() {
+            let names = self.by_label.entry((k.clone(), v.clone())).or_default();
+            names.insert(name.clone());
+        }
+        self.by_name.insert(name, Arc::new(record));
+    }
+}
+
+/// One kind's watch: the records its watcher keeps, and its health.
+struct Kind<R> {
+    objects: Arc<RwLock<Objects<R>>>,
     health: Arc<Mutex<Health>>,
     /// `pods`, `deployments.apps`, ... for messages.
     plural: &'static str,
 }
 
-impl<K: 'static + kube::Resource<DynamicType = ()> + Clone> Kind<K> {
-    /// The store, when it may be read; else why not, about `what`.
-    fn ready(&self, what: &str, namespace: &str) -> Result<&Store<K>, ClusterError> {
+impl<R> Clone for Kind<R> {
+    fn clone(&self) -> Kind<R> {
+        Kind {
+            objects: self.objects.clone(),
+            health: self.health.clone(),
+            plural: self.plural,
+        }
+    }
+}
+
+impl<R> Kind<R> {
+    /// The records, when they may be read; else why not, about `what`.
+    fn ready(
+        &self,
+        what: &str,
+        namespace: &str,
+    ) -> Result<RwLockReadGuard<'_, Objects<R>>, ClusterError> {
         let health = self
             .health
             .lock()
             .map(|h| h.clone())
             .unwrap_or(Health::Starting);
         let reason = match health {
-            Health::Synced => return Ok(&self.store),
+            Health::Synced => {
+                return Ok(self.objects.read().unwrap_or_else(|e| e.into_inner()));
+            }
             Health::Starting => format!(
                 "waiting for the watch of {} in namespace {namespace} to sync (its first list \
                  is not complete)",
@@ -125,24 +252,25 @@ impl<K: 'static + kube::Resource<DynamicType = ()> + Clone> Kind<K> {
 #[derive(Clone)]
 pub struct Cache {
     namespace: String,
-    pods: Kind<Pod>,
-    deployments: Kind<Deployment>,
-    statefulsets: Kind<StatefulSet>,
-    replicasets: Kind<ReplicaSet>,
+    pods: Kind<CachedPod>,
+    deployments: Kind<CachedTarget>,
+    statefulsets: Kind<CachedTarget>,
+    replicasets: Kind<CachedTarget>,
 }
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pods = self.pods.objects.read().map_or(0, |o| o.by_name.len());
         f.debug_struct("Cache")
             .field("namespace", &self.namespace)
-            .field("pods", &self.pods.store.len())
+            .field("pods", &pods)
             .finish_non_exhaustive()
     }
 }
 
 impl Cache {
-    /// Starts the four reflectors of `namespace` (tasks on the current tokio runtime), which
-    /// run until `stop` turns true or its sender is dropped.
+    /// Starts the four watches of `namespace` (tasks on the current tokio runtime), which run
+    /// until `stop` turns true or its sender is dropped.
     pub fn start(client: &kube::Client, namespace: &str, stop: signal::Receiver<bool>) -> Cache {
         Cache {
             namespace: namespace.to_string(),
@@ -150,28 +278,28 @@ impl Cache {
                 Api::namespaced(client.clone(), namespace),
                 "pods",
                 namespace,
-                trim_pod,
+                CachedPod::of,
                 stop.clone(),
             ),
             deployments: spawn(
-                Api::namespaced(client.clone(), namespace),
+                Api::<Deployment>::namespaced(client.clone(), namespace),
                 "deployments.apps",
                 namespace,
-                trim_target,
+                CachedTarget::of,
                 stop.clone(),
             ),
             statefulsets: spawn(
-                Api::namespaced(client.clone(), namespace),
+                Api::<StatefulSet>::namespaced(client.clone(), namespace),
                 "statefulsets.apps",
                 namespace,
-                trim_target,
+                CachedTarget::of,
                 stop.clone(),
             ),
             replicasets: spawn(
-                Api::namespaced(client.clone(), namespace),
+                Api::<ReplicaSet>::namespaced(client.clone(), namespace),
                 "replicasets.apps",
                 namespace,
-                trim_target,
+                CachedTarget::of,
                 stop,
             ),
         }
@@ -187,7 +315,7 @@ impl Cache {
     }
 
     /// The cached target (None when [`Cache::keeps`] is false); a 404 as the API server words
-    /// it when the synced store has no such object.
+    /// it when the synced map has no such object.
     pub fn target(&self, target: &TargetRef) -> Option<Result<CachedTarget, ClusterError>> {
         if !Cache::keeps(target) {
             return None;
@@ -196,36 +324,34 @@ impl Cache {
             "{} {} in namespace {} (watch cache)",
             target.kind, target.name, self.namespace
         );
-        let key = |plural| (plural, &target.name);
-        Some(match target.kind.as_str() {
-            "Deployment" => lookup(
-                &self.deployments,
-                &what,
-                &self.namespace,
-                key("deployments"),
-            ),
-            "StatefulSet" => lookup(
-                &self.statefulsets,
-                &what,
-                &self.namespace,
-                key("statefulsets"),
-            ),
-            _ => lookup(
-                &self.replicasets,
-                &what,
-                &self.namespace,
-                key("replicasets"),
-            ),
-        })
+        let (kind, plural) = match target.kind.as_str() {
+            "Deployment" => (&self.deployments, "deployments"),
+            "StatefulSet" => (&self.statefulsets, "statefulsets"),
+            _ => (&self.replicasets, "replicasets"),
+        };
+        let found = kind.ready(&what, &self.namespace).and_then(|objects| {
+            let name = target.name.as_str();
+            objects
+                .by_name
+                .get(name)
+                .map(|t| CachedTarget::clone(t))
+                .ok_or_else(|| ClusterError::Api {
+                    what: what.clone(),
+                    code: 404,
+                    reason: "NotFound".into(),
+                    message: format!("{plural}.apps {name:?} not found"),
+                })
+        });
+        Some(found)
     }
 
-    /// The cached pods whose labels match `selector` (its string form).
-    pub fn pods(&self, selector: &str) -> Result<Vec<Arc<Pod>>, ClusterError> {
+    /// The cached pods whose labels match `selector` (its string form), by name.
+    pub fn pods(&self, selector: &str) -> Result<Vec<Arc<CachedPod>>, ClusterError> {
         let what = format!(
             "pods with selector {selector:?} in namespace {} (watch cache)",
             self.namespace
         );
-        let store = self.pods.ready(&what, &self.namespace)?;
+        let objects = self.pods.ready(&what, &self.namespace)?;
         let expressions = parse_expressions(selector).map_err(|message| ClusterError::Invalid {
             what: what.clone(),
             message,
@@ -236,99 +362,19 @@ impl Cache {
             _ => None,
         });
         let selector: Selector = expressions.into_iter().collect();
-        let empty = BTreeMap::new();
-        let matches = |p: &Pod| selector.matches(p.metadata.labels.as_ref().unwrap_or(&empty));
-        let Some(label) = equal else {
-            return Ok(store.state_filter(matches));
-        };
-        let names = match self.pods.index.lock() {
-            Ok(index) => index.by_label.get(&label).cloned().unwrap_or_default(),
-            Err(_) => return Ok(store.state_filter(matches)),
-        };
-        Ok(names
-            .iter()
-            .filter_map(|name| store.get(&ObjectRef::new(name).within(&self.namespace)))
-            .filter(|p| matches(p))
-            .collect())
-    }
-}
-
-/// A target of a synced store, by name.
-fn lookup<K>(
-    kind: &Kind<K>,
-    what: &str,
-    namespace: &str,
-    (plural, name): (&str, &String),
-) -> Result<CachedTarget, ClusterError>
-where
-    K: 'static + kube::Resource<DynamicType = ()> + Clone + Scalable,
-{
-    let store = kind.ready(what, namespace)?;
-    let object = store
-        .get(&ObjectRef::new(name).within(namespace))
-        .ok_or_else(|| ClusterError::Api {
-            what: what.to_string(),
-            code: 404,
-            reason: "NotFound".into(),
-            message: format!("{plural}.apps {name:?} not found"),
-        })?;
-    let meta = object.meta();
-    Ok(CachedTarget {
-        spec_replicas: object.spec_replicas(),
-        status_replicas: object.status_replicas(),
-        selector: object.selector().map(selector_text).unwrap_or_default(),
-        resource_version: meta.resource_version.clone(),
-        uid: meta.uid.clone(),
-        annotations: meta.annotations.clone().unwrap_or_default(),
-    })
-}
-
-/// The names of a store's objects by label (`key`, `value`), kept beside it by its reflector:
-/// a selector with an equality looks at the few objects with that label, not at all of them
-/// (with 1,000 policies on 3,000 pods, matching every pod's labels on every tick was most of
-/// the daemon's CPU).
-#[derive(Debug, Default)]
-struct LabelIndex {
-    by_label: HashMap<(String, String), BTreeSet<String>>,
-    /// Each object's labels as indexed, to take it out again.
-    labels: HashMap<String, BTreeMap<String, String>>,
-}
-
-impl LabelIndex {
-    fn remove(&mut self, name: Option<&str>) {
-        let Some(old) = name.and_then(|n| self.labels.remove(n)) else {
-            return;
-        };
-        let name = name.unwrap_or_default();
-        for label in old {
-            if let Some(names) = self.by_label.get_mut(&label) {
-                names.remove(name);
-                if names.is_empty() {
-                    self.by_label.remove(&label);
-                }
-            }
-        }
-    }
-
-    fn insert(&mut self, meta: &ObjectMeta) {
-        let Some(name) = meta.name.clone() else {
-            return;
-        };
-        self.remove(Some(&name));
-        let labels = meta.labels.clone().unwrap_or_default();
-        for (k, v) in &labels {
-            let names = self.by_label.entry((k.clone(), v.clone())).or_default();
-            names.insert(name.clone());
-        }
-        self.labels.insert(name, labels);
-    }
-
-    /// After a relist: the store's objects, as they now are.
-    fn rebuild<K: kube::Resource>(&mut self, objects: &[Arc<K>]) {
-        *self = LabelIndex::default();
-        for o in objects {
-            self.insert(o.meta());
-        }
+        let matches = |p: &&Arc<CachedPod>| selector.matches(&p.labels);
+        Ok(match equal {
+            Some(label) => objects
+                .by_label
+                .get(&label)
+                .into_iter()
+                .flatten()
+                .filter_map(|name| objects.by_name.get(name))
+                .filter(matches)
+                .cloned()
+                .collect(),
+            None => objects.by_name.values().filter(matches).cloned().collect(),
+        })
     }
 }
 
@@ -355,80 +401,75 @@ impl<K> Watched for K where
 {
 }
 
-/// Spawns the reflector of one kind.
-fn spawn<K: Watched>(
+/// Spawns the watch of one kind, which keeps `keep` of each object.
+fn spawn<K: Watched, R: Labelled + Send + Sync + 'static>(
     api: Api<K>,
     plural: &'static str,
     namespace: &str,
-    trim: fn(&mut K),
+    keep: fn(K) -> R,
     mut stop: signal::Receiver<bool>,
-) -> Kind<K> {
-    let (store, writer) = reflector::store::<K>();
-    let health = Arc::new(Mutex::new(Health::Starting));
-    let index = Arc::new(Mutex::new(LabelIndex::default()));
+) -> Kind<R> {
     let kind = Kind {
-        store,
-        index: index.clone(),
-        health: health.clone(),
+        objects: Arc::new(RwLock::new(Objects::default())),
+        health: Arc::new(Mutex::new(Health::Starting)),
         plural,
     };
     let watch = format!("{plural} in namespace {namespace}");
+    let task = kind.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = reflect(api, writer, index, health, trim, &watch) => {}
+            () = reflect(api, task, keep, &watch) => {}
             _ = stop.wait_for(|s| *s) => debug!(watch = %watch, "the watch stops"),
         }
     });
     kind
 }
 
-/// Feeds `writer` from a watcher of `api` for as long as it runs. An error of a synced watch
-/// marks it broken and starts a fresh watcher (a relist); errors while it is broken are the
-/// fresh watcher's, retried with its default backoff.
-async fn reflect<K: Watched>(
+/// The name an object is kept under.
+fn name_of<K: kube::Resource>(object: &K) -> String {
+    object.meta().name.clone().unwrap_or_default()
+}
+
+/// Keeps `kind`'s records from a watcher of `api` for as long as it runs. An error of a synced
+/// watch marks it broken and starts a fresh watcher (a relist); errors while it is broken are
+/// the fresh watcher's, retried with its default backoff.
+async fn reflect<K: Watched, R: Labelled>(
     api: Api<K>,
-    mut writer: Writer<K>,
-    index: Arc<Mutex<LabelIndex>>,
-    health: Arc<Mutex<Health>>,
-    trim: fn(&mut K),
+    kind: Kind<R>,
+    keep: fn(K) -> R,
     watch: &str,
 ) {
     let set = |h: Health| {
-        let mut current = health.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = kind.health.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::replace(&mut *current, h)
     };
+    let write = || kind.objects.write().unwrap_or_else(|e| e.into_inner());
+    // The list being read (from `Init` to `InitDone`).
+    let mut listing = Objects::default();
     loop {
         let mut stream = watcher::watcher(api.clone(), watcher::Config::default())
             .backoff(Capped(watcher::DefaultBackoff::default()))
             .boxed();
         while let Some(item) = stream.next().await {
             match item {
-                Ok(event) => {
-                    let done = matches!(event, Event::InitDone);
-                    let event = event.modify(trim);
-                    writer.apply_watcher_event(&event);
-                    if let Ok(mut index) = index.lock() {
-                        match &event {
-                            Event::Apply(o) => index.insert(o.meta()),
-                            Event::Delete(o) => index.remove(o.meta().name.as_deref()),
-                            Event::InitDone => index.rebuild(&writer.as_reader().state()),
-                            Event::Init | Event::InitApply(_) => {}
+                Ok(Event::Init) => listing = Objects::default(),
+                Ok(Event::InitApply(o)) => listing.insert(&name_of(&o), keep(o)),
+                Ok(Event::Apply(o)) => write().insert(&name_of(&o), keep(o)),
+                Ok(Event::Delete(o)) => write().remove(&name_of(&o)),
+                Ok(Event::InitDone) => {
+                    *write() = std::mem::take(&mut listing);
+                    match set(Health::Synced) {
+                        Health::Broken { since, .. } => {
+                            let lasted = SystemTime::now()
+                                .duration_since(since)
+                                .unwrap_or_default()
+                                .as_secs();
+                            info!(%watch, lasted = %humantime::format_duration(
+                                std::time::Duration::from_secs(lasted)),
+                                "the watch has relisted: reads go on");
                         }
-                    }
-                    if done {
-                        match set(Health::Synced) {
-                            Health::Broken { since, .. } => {
-                                let lasted = SystemTime::now()
-                                    .duration_since(since)
-                                    .unwrap_or_default()
-                                    .as_secs();
-                                info!(%watch, lasted = %humantime::format_duration(
-                                    std::time::Duration::from_secs(lasted)),
-                                    "the watch has relisted: reads go on");
-                            }
-                            Health::Starting => info!(%watch, "the watch has synced"),
-                            Health::Synced => {}
-                        }
+                        Health::Starting => info!(%watch, "the watch has synced"),
+                        Health::Synced => {}
                     }
                 }
                 Err(e) => {
@@ -441,7 +482,7 @@ async fn reflect<K: Watched>(
                         Health::Synced => {
                             warn!(%watch, %error, "the watch failed: the policies that read it \
                                 hold until it has relisted");
-                            // A fresh watcher: the store is rebuilt from a new list.
+                            // A fresh watcher: the map is rebuilt from a new list.
                             break;
                         }
                         Health::Broken { since, .. } => {
@@ -488,8 +529,6 @@ trait Scalable {
     fn spec_replicas(&self) -> i32;
     fn status_replicas(&self) -> i32;
     fn selector(&self) -> Option<&LabelSelector>;
-    /// Drops the spec and status fields setpoint does not read.
-    fn trim_spec(&mut self);
 }
 
 macro_rules! scalable {
@@ -506,106 +545,10 @@ macro_rules! scalable {
             fn selector(&self) -> Option<&LabelSelector> {
                 Some(&self.spec.selector)
             }
-            fn trim_spec(&mut self) {
-                let spec = &mut self.spec;
-                let mut kept = Self::default().spec;
-                kept.replicas = spec.replicas;
-                kept.selector = std::mem::take(&mut spec.selector);
-                *spec = kept;
-                if let Some(status) = self.status.as_mut() {
-                    status.conditions = None;
-                }
-            }
         }
     )*};
 }
 scalable!(Deployment, StatefulSet, ReplicaSet);
-
-/// The metadata setpoint reads of a cached object: name, namespace, uid, resourceVersion,
-/// labels, creation and deletion times, owners, and only setpoint's annotations (no
-/// managedFields, no last-applied-configuration).
-fn trim_meta(meta: &mut ObjectMeta) {
-    let annotations = meta.annotations.take().map(|a| {
-        a.into_iter()
-            .filter(|(k, _)| KEPT_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
-            .collect::<BTreeMap<_, _>>()
-    });
-    *meta = ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        uid: meta.uid.take(),
-        resource_version: meta.resource_version.take(),
-        labels: meta.labels.take(),
-        creation_timestamp: meta.creation_timestamp.take(),
-        deletion_timestamp: meta.deletion_timestamp.take(),
-        owner_references: meta.owner_references.take(),
-        annotations: annotations.filter(|a| !a.is_empty()),
-        ..ObjectMeta::default()
-    };
-}
-
-/// A target as the cache keeps it: [`trim_meta`], `spec.replicas`, `spec.selector`, and the
-/// status counts (no template: the vertical part patches it and reads the answer).
-fn trim_target<K: kube::Resource + Scalable>(object: &mut K) {
-    trim_meta(object.meta_mut());
-    object.trim_spec();
-}
-
-/// A pod as the cache keeps it: what [`super::pods::from_pod`] reads. [`trim_meta`]; per
-/// container its name, resources and resizePolicy; the status's phase, conditions, start
-/// time, IP, QoS class, resize field, and per container its name, resources, restart count
-/// and last termination.
-fn trim_pod(pod: &mut Pod) {
-    trim_meta(&mut pod.metadata);
-    if let Some(spec) = pod.spec.as_mut() {
-        let containers = std::mem::take(&mut spec.containers)
-            .into_iter()
-            .map(|c| Container {
-                name: c.name,
-                resources: c.resources.map(|r| ResourceRequirements {
-                    requests: r.requests,
-                    limits: r.limits,
-                    ..ResourceRequirements::default()
-                }),
-                resize_policy: c.resize_policy,
-                ..Container::default()
-            })
-            .collect();
-        *spec = PodSpec {
-            containers,
-            ..PodSpec::default()
-        };
-    }
-    if let Some(status) = pod.status.as_mut() {
-        let statuses = status.container_statuses.take().map(|all| {
-            all.into_iter()
-                .map(|s| ContainerStatus {
-                    name: s.name,
-                    resources: s.resources,
-                    restart_count: s.restart_count,
-                    ready: s.ready,
-                    last_state: s.last_state.and_then(|l| {
-                        l.terminated.map(|t| ContainerState {
-                            terminated: Some(t),
-                            ..ContainerState::default()
-                        })
-                    }),
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        });
-        *status = PodStatus {
-            phase: status.phase.take(),
-            conditions: status.conditions.take(),
-            start_time: status.start_time.take(),
-            pod_ip: status.pod_ip.take(),
-            qos_class: status.qos_class.take(),
-            resize: status.resize.take(),
-            container_statuses: statuses,
-            ..PodStatus::default()
-        };
-    }
-}
 
 /// A `LabelSelector` in the string form the `/scale` subresource reports, as the API server
 /// writes it: requirements sorted by key, `k=v` for matchLabels, `k in (a,b)`,
@@ -820,40 +763,42 @@ mod tests {
 
     #[test]
     fn the_label_index_follows_relabels_deletes_and_relists() {
-        let meta = |name: &str, app: &str| ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(labels(&[("app", app), ("tier", "front")])),
-            ..ObjectMeta::default()
+        let pod = |app: &str| CachedPod {
+            labels: labels(&[("app", app), ("tier", "front")]),
+            pod: Ok(pod::Pod::default()),
         };
-        let names = |ix: &LabelIndex, app: &str| -> Vec<String> {
+        let names = |o: &Objects<CachedPod>, app: &str| -> Vec<String> {
             let key = ("app".to_string(), app.to_string());
-            ix.by_label
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect()
+            let names = o.by_label.get(&key).into_iter().flatten();
+            names.map(|n| n.to_string()).collect()
         };
-        let mut ix = LabelIndex::default();
-        ix.insert(&meta("a", "web"));
-        ix.insert(&meta("b", "web"));
-        assert_eq!(names(&ix, "web"), ["a", "b"]);
-        ix.insert(&meta("b", "db"));
-        assert_eq!(names(&ix, "web"), ["a"]);
-        assert_eq!(names(&ix, "db"), ["b"]);
-        ix.remove(Some("a"));
-        assert!(names(&ix, "web").is_empty());
-        assert!(!ix.by_label.contains_key(&("app".into(), "web".into())));
-        let pod = |name: &str| {
-            Arc::new(Pod {
-                metadata: meta(name, "api"),
-                ..Pod::default()
-            })
-        };
-        ix.rebuild(&[pod("c"), pod("d")]);
-        assert_eq!(names(&ix, "api"), ["c", "d"]);
-        assert!(names(&ix, "db").is_empty());
-        assert_eq!(ix.labels.len(), 2);
+        let mut o = Objects::default();
+        o.insert("a", pod("web"));
+        o.insert("b", pod("web"));
+        assert_eq!(names(&o, "web"), ["a", "b"]);
+        o.insert("b", pod("db"));
+        assert_eq!(names(&o, "web"), ["a"]);
+        assert_eq!(names(&o, "db"), ["b"]);
+        o.remove("a");
+        assert!(names(&o, "web").is_empty());
+        assert!(!o.by_label.contains_key(&("app".into(), "web".into())));
+        assert_eq!(o.by_name.len(), 1);
+        // A relist's buffer replaces the map whole.
+        let mut listing = Objects::default();
+        listing.insert("c", pod("api"));
+        listing.insert("d", pod("api"));
+        o = listing;
+        assert_eq!(names(&o, "api"), ["c", "d"]);
+        assert!(names(&o, "db").is_empty());
+        assert_eq!(
+            o.by_name.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["c", "d"]
+        );
+        // Targets are read by name, not indexed.
+        let mut t = Objects::default();
+        let target = CachedTarget::of(Deployment::default());
+        t.insert("web", target);
+        assert!(t.by_label.is_empty() && t.by_name.contains_key("web"));
     }
 
     #[test]
@@ -882,11 +827,10 @@ mod tests {
     }
 
     #[test]
-    fn trimmed_objects_keep_what_setpoint_reads() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
+    fn the_records_keep_what_setpoint_reads() {
+        let object: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web-a", "namespace": "demo", "labels": {"app": "web"},
-                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}",
-                                "setpoint.dev/paused": "true"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
                 "managedFields": [{"manager": "kubectl"}]},
             "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "example/web",
                 "env": [{"name": "A", "value": "b"}],
@@ -903,26 +847,18 @@ mod tests {
                         "finishedAt": "2026-12-01T09:59:00Z"}}}]}
         }))
         .unwrap();
-        let before = super::super::pods::from_pod(&pod).unwrap();
-        let mut trimmed = pod.clone();
-        trim_pod(&mut trimmed);
-        assert_eq!(super::super::pods::from_pod(&trimmed).unwrap(), before);
-        let meta = &trimmed.metadata;
-        assert!(meta.managed_fields.is_none());
-        assert_eq!(
-            meta.annotations
-                .as_ref()
-                .unwrap()
-                .keys()
-                .collect::<Vec<_>>(),
-            ["setpoint.dev/paused"]
-        );
-        let c = &trimmed.spec.as_ref().unwrap().containers[0];
-        assert!(c.env.is_none() && c.image.is_none());
-        assert!(trimmed.spec.as_ref().unwrap().node_name.is_none());
-        assert!(trimmed.status.as_ref().unwrap().host_ip.is_none());
+        let decoded = super::super::pods::from_pod(&object);
+        let kept = CachedPod::of(object.clone());
+        assert_eq!(kept.pod, decoded);
+        assert_eq!(kept.labels, labels(&[("app", "web")]));
+        // A pod the engine cannot read is kept with why, for the tick that selects it.
+        let mut bad = object;
+        bad.spec.as_mut().unwrap().containers[0].resources =
+            serde_json::from_value(serde_json::json!({"requests": {"cpu": "lots"}})).unwrap();
+        let e = CachedPod::of(bad).pod.unwrap_err();
+        assert!(e.contains("pod web-a container app request cpu"), "{e}");
 
-        let mut d: Deployment = serde_json::from_value(serde_json::json!({
+        let d: Deployment = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "web", "namespace": "demo", "uid": "u1", "resourceVersion": "7",
                 "annotations": {"deployment.kubernetes.io/revision": "1",
                                 "state.setpoint.dev/web": "{}"},
@@ -934,17 +870,20 @@ mod tests {
                 "conditions": [{"type": "Available", "status": "True"}]}
         }))
         .unwrap();
-        trim_target(&mut d);
-        assert_eq!(d.spec_replicas(), 3);
-        assert_eq!(d.status_replicas(), 2);
-        assert_eq!(selector_text(d.selector().unwrap()), "app=web");
-        assert!(d.spec.template.spec.is_none());
-        assert!(d.status.as_ref().unwrap().conditions.is_none());
-        assert_eq!(d.status.as_ref().unwrap().ready_replicas, Some(1));
-        assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
+        let t = CachedTarget::of(d);
         assert_eq!(
-            d.metadata.annotations.unwrap().keys().collect::<Vec<_>>(),
-            ["state.setpoint.dev/web"]
+            t,
+            CachedTarget {
+                spec_replicas: 3,
+                status_replicas: 2,
+                selector: "app=web".into(),
+                resource_version: Some("7".into()),
+                uid: Some("u1".into()),
+                annotations: labels(&[("state.setpoint.dev/web", "{}")]),
+            }
         );
+        // A missing spec.replicas is the API server's default, 1.
+        let bare = CachedTarget::of(StatefulSet::default());
+        assert_eq!((bare.spec_replicas, bare.status_replicas), (1, 0));
     }
 }

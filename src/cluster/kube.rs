@@ -440,7 +440,7 @@ impl Cluster for KubeCluster {
             Some(cache) => cache
                 .pods(selector)?
                 .iter()
-                .map(|p| super::pods::from_pod(p))
+                .map(|p| p.pod.clone())
                 .collect::<Result<_, _>>(),
             None => {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);

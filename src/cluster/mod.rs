@@ -3,8 +3,9 @@
 //! - [`Cluster`]: the trait the drivers use: a target's scale (spec replicas and pod selector)
 //!   through its `/scale` subresource, the target's pods, and their metrics.k8s.io usage.
 //! - [`kube`]: [`KubeCluster`], the real implementation with kube-rs (kubeconfig or in-cluster).
-//! - [`cache`]: the daemon's watch cache (one reflector per kind in the namespace: pods,
-//!   Deployments, StatefulSets, ReplicaSets; trimmed objects), which [`KubeCluster`] reads
+//! - [`cache`]: the daemon's watch cache (one watch per kind in the namespace: pods,
+//!   Deployments, StatefulSets, ReplicaSets; compact records of what setpoint reads, the pods
+//!   already decoded), which [`KubeCluster`] reads
 //!   from when it has one ([`KubeCluster::with_cache`]); until a watch has synced, and while it
 //!   is broken, its reads answer [`ClusterError::NotSynced`].
 //! - [`pods`]: [`pods::from_pod`]: the engine's [`Pod`] (phase, readiness and its times,

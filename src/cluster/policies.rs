@@ -8,7 +8,8 @@
 //! relist of the same objects, restarts nothing.
 //!
 //! The CRD not installed (404 on the list): one WARN, and the watcher keeps retrying with its
-//! backoff; other failures are logged once when they start and once when the watch works again.
+//! backoff, which grows to 30 s ([`ResetByTimer`]); other failures are logged once when they
+//! start and once when the watch works again.
 
 use crate::policy::status::PolicyStatus;
 use crate::policy::{self, Policy, PolicyError};
@@ -43,8 +44,26 @@ pub fn watch(client: kube::Client, namespace: &str) -> impl Stream<Item = Policy
     let ns = namespace.to_string();
     let mut seen = Seen::default();
     watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(ResetByTimer(watcher::DefaultBackoff::default()))
         .flat_map(move |event| futures_util::stream::iter(seen.event(&ns, event)))
+}
+
+/// kube-runtime's default watcher backoff (800 ms, doubling with jitter up to 30 s), started
+/// again only by its own timer (two minutes without a retry). `StreamBackoff` resets its
+/// backoff on every event that is not an error, and a watcher's `Init` comes before each list:
+/// a list that keeps failing (the CRD not installed) was retried about once a second for as
+/// long as the daemon ran (docs/benchmarks/daemon.md).
+struct ResetByTimer(watcher::DefaultBackoff);
+
+impl Iterator for ResetByTimer {
+    type Item = std::time::Duration;
+    fn next(&mut self) -> Option<std::time::Duration> {
+        self.0.next()
+    }
+}
+
+impl kube::runtime::utils::Backoff for ResetByTimer {
+    fn reset(&mut self) {}
 }
 
 /// What the watch has reported, and the state of its failures.

@@ -36,8 +36,8 @@
 //!     kinds get the Deployment's shape without its Deployment-only fields), and `apiVersion`,
 //!     `kind` and `metadata.resourceVersion` for a custom kind. A real v1.24 server sends one
 //!     or two in such a window; the stand-in sends one;
-//!   - the stream ends cleanly at `timeoutSeconds` (no closing event), or when the stand-in
-//!     stops.
+//!   - the stream ends cleanly at `timeoutSeconds` (no closing event), when the test calls
+//!     [`World::end_watches`], or when the stand-in stops.
 
 use super::*;
 use axum::body::Body;
@@ -75,6 +75,9 @@ pub struct WatchLog {
     /// How often a watch with `allowWatchBookmarks=true` gets a bookmark (v1.24: every
     /// minute; tests may shorten it).
     pub bookmark_every: Duration,
+    /// How many times [`World::end_watches`] was called: a watch opened before the last call
+    /// has ended.
+    pub ended: u64,
 }
 
 impl Default for WatchLog {
@@ -83,6 +86,7 @@ impl Default for WatchLog {
             changes: Vec::new(),
             oldest: 0,
             bookmark_every: Duration::from_secs(60),
+            ended: 0,
         }
     }
 }
@@ -101,6 +105,15 @@ fn with_kind(mut o: Value, kind: &str, api_version: &str) -> Value {
 }
 
 impl World {
+    /// Ends every open watch cleanly, as a server ends one at its `timeoutSeconds` (the events
+    /// already due are sent, then the body ends, with no closing event): its client watches
+    /// again from the last resourceVersion it saw. With [`WatchLog::oldest`] moved past that
+    /// resourceVersion first (as after a kube-apiserver restart, whose watch cache reaches
+    /// back only to about its own start), that watch gets the 410 `Expired` ERROR event.
+    pub fn end_watches(&mut self) {
+        self.watch.ended += 1;
+    }
+
     /// Keeps a change for the watches (the object's resourceVersion is `rv`).
     pub(super) fn record(
         &mut self,
@@ -477,6 +490,8 @@ struct Stream {
     next_bookmark: Option<Instant>,
     pending: VecDeque<Bytes>,
     done: bool,
+    /// [`WatchLog::ended`] when the watch was opened.
+    opened: u64,
 }
 
 impl Stream {
@@ -505,6 +520,10 @@ impl Stream {
             self.pending.push_back(line(kind, &ch.object));
         }
         self.cursor = self.cursor.max(world.resource_version);
+        if world.watch.ended > self.opened {
+            self.done = true;
+            return;
+        }
         if let Some(at) = self.next_bookmark
             && Instant::now() >= at
         {
@@ -603,6 +622,7 @@ pub(super) fn answer(shared: &Arc<Shared>, req: &Req<'_>, parts: &[&str]) -> Opt
             }
         });
     let stream = Stream {
+        opened: world.watch.ended,
         shared: shared.clone(),
         cursor: start_rv,
         c,
