@@ -28,7 +28,6 @@
 //! [`reference`]: super::Recommendation::reference
 
 use super::Seconds;
-use super::governor::TimedReplicas;
 use serde::{Deserialize, Serialize};
 
 /// Half-life of the action counts, seconds.
@@ -104,7 +103,7 @@ impl std::fmt::Display for Counts {
             "action budget: {:.1} actions against a shadow HPA's {:.1} (half-life {}), at most {}×",
             self.own,
             self.shadow,
-            super::governor::secs(HALF_LIFE),
+            humantime::format_duration(std::time::Duration::from_secs_f64(HALF_LIFE)),
             self.share
         )
     }
@@ -128,8 +127,8 @@ pub struct BudgetState {
     pub at: Seconds,
     /// The shadow HPA's replica count (0: not started).
     pub replicas: u32,
-    /// The shadow HPA's recommendations within its scale-down window.
-    pub recommendations: Vec<TimedReplicas>,
+    /// The shadow HPA's recommendations within its scale-down window: (when, replicas).
+    pub recommendations: Vec<(Seconds, u32)>,
 }
 
 impl BudgetState {
@@ -161,17 +160,14 @@ impl BudgetState {
             true => at,
             false => raw.max(1),
         };
-        self.recommendations.retain(|r| r.t > now - HPA_WINDOW);
-        self.recommendations.push(TimedReplicas {
-            t: now,
-            replicas: rec as i64,
-        });
+        self.recommendations.retain(|&(t, _)| t > now - HPA_WINDOW);
+        self.recommendations.push((now, rec));
         let to = match rec > at {
             // The HPA's scale-up limit: max(+100 %, +4 pods) per 15 s (a tick).
             true => rec.min((2 * at).max(at + 4)),
             false => {
-                let high = self.recommendations.iter().map(|r| r.replicas).max();
-                (high.unwrap_or(rec as i64) as u32).min(at)
+                let high = self.recommendations.iter().map(|&(_, r)| r).max();
+                high.unwrap_or(rec).min(at)
             }
         };
         if to != at {

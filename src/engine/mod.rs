@@ -13,8 +13,9 @@
 //! - [`threshold`], [`pid`], [`predictive`]: the policies turn an observation into a [`Recommendation`].
 //! - [`governor`]: bounds, tolerance, stabilization, cooldowns and rate limits turn the
 //!   recommendation into a [`Decision`] that carries its [`Explanation`]; [`schedule`] adds
-//!   scheduled capacity, [`activation`] scale to and from zero, and [`pause`] the pause
-//!   annotations and the HPA's rule for a target switched off at zero.
+//!   scheduled capacity, [`activation`] scale to and from zero, [`pause`] the pause
+//!   annotations and the HPA's rule for a target switched off at zero, and [`budget`] the
+//!   action budget (`scaleDown.adaptive`) that holds the actions to a share of a shadow HPA's.
 
 pub mod activation;
 pub mod budget;

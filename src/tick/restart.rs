@@ -151,8 +151,8 @@ pub fn restore(
     }
     if let Some(b) = &mut governor.budget {
         b.at = cap(b.at);
-        for r in &mut b.recommendations {
-            r.t = cap(r.t);
+        for (t, _) in &mut b.recommendations {
+            *t = cap(*t);
         }
     }
     governor.recommendations.push(TimedReplicas {
@@ -325,10 +325,7 @@ mod tests {
             shadow: 11.0,
             at: 1000.0,
             replicas: 7,
-            recommendations: vec![TimedReplicas {
-                t: 990.0,
-                replicas: 7,
-            }],
+            recommendations: vec![(990.0, 7)],
         }));
         let a = annotations("web", Some(&st), None, 1000.0);
         let (s, _) = restore("web", &a, 5, 1030.0);
@@ -337,7 +334,7 @@ mod tests {
         let (s, _) = restore("web", &a, 5, 950.0);
         let b = s.governor.budget.unwrap();
         assert_eq!(b.at, 950.0);
-        assert!(b.recommendations.iter().all(|r| r.t <= 950.0));
+        assert!(b.recommendations.iter().all(|&(t, _)| t <= 950.0));
     }
 
     #[test]
