@@ -10,11 +10,12 @@
 //!
 //! The search, in three stages, each run on every core (`std::thread::scope`):
 //! 1. for each governor setting (tolerance.up × window × tolerance.down × limit), with the first
-//!    margin and smoothing, the quantiles in ascending order up to the first that qualifies;
+//!    margin and smoothing, the lowest quantile that qualifies (see `Runner::best_quantile`:
+//!    the scan starts near the quantile the last one found);
 //! 2. for the three cheapest governor settings that met the SLO within the action budget, the
 //!    same at every margin × smoothing;
 //! 3. the cheapest setting so far with the action budget on (`Space::adaptive`), the quantiles
-//!    from its own up: a window fixed on a history cannot hold the actions on a busier future,
+//!    from its own: a window fixed on a history cannot hold the actions on a busier future,
 //!    the budget does. It is taken when it qualifies at a cost at most [`ADAPTIVE_COST`] above.
 //!
 //! A quantile scan stops early once its cost is [`PRUNE_SLACK`] above the cheapest qualifying
@@ -71,7 +72,7 @@ impl Space {
             smoothings: vec![1.0, 0.5],
             windows: vec![120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0],
             tolerances: vec![0.0, 0.1, 0.2, 0.3],
-            down_percents: vec![100.0, 25.0],
+            down_percents: vec![100.0],
             tolerance_ups: vec![0.0, 0.1],
             adaptive: Some(0.95),
         }
@@ -365,6 +366,8 @@ struct Runner<'a> {
     progress: &'a (dyn Fn(usize) + Sync),
     /// The cost of the cheapest qualifying setting found so far.
     cheapest: Mutex<f64>,
+    /// Index of the quantile the last scan found (where the next one starts).
+    hint: AtomicUsize,
 }
 
 /// A quantile scan stops once its cost is this share above the cheapest qualifying setting
@@ -387,31 +390,67 @@ impl Runner<'_> {
         self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cheapest quantile of `qs` (ascending) meeting `pct` within `budget` actions at
-    /// `base` (its quantile replaced); None when none does, or when the scan passed `slack`
-    /// above the cheapest qualifying cost found so far without qualifying. The quantiles are
-    /// tried in ascending order up to the first that qualifies: a higher quantile sizes for
-    /// more at every tick, so it costs more. Unserved load and actions are not monotone in the
-    /// quantile (the scale-down rules interact with it), so no bisection.
+    /// The lowest quantile of `qs` (ascending) meeting `pct` within `budget` actions at `base`
+    /// (its quantile replaced): a higher quantile sizes for more at every tick, so it costs
+    /// more. None when none does, or when the scan passed `slack` above the cheapest qualifying
+    /// cost found so far without qualifying.
+    ///
+    /// The scan starts at `start` (None: one below the quantile the last scan found, since the
+    /// settings of one search need similar quantiles): from a qualifying start it walks down while the next lower
+    /// qualifies, else up to the first that does. That assumes unserved load falls as the
+    /// quantile rises, which holds near the answer; actions do not fall with it (the
+    /// scale-down rules interact with the quantile), so the walk down stops at the first that
+    /// fails either way.
     fn best_quantile(
         &self,
         base: Setting,
+        start: Option<usize>,
         qs: &[f64],
         pct: f64,
         budget: u32,
         slack: f64,
     ) -> Option<Point> {
-        for &quantile in qs {
-            let setting = Setting { quantile, ..base };
+        let at = |i: usize| {
+            let setting = Setting {
+                quantile: qs[i],
+                ..base
+            };
             let summary = self.eval(&setting);
+            let ok = summary.unserved_pct <= pct && summary.actions <= budget;
+            (Point { setting, summary }, ok)
+        };
+        let found = |i: usize, p: Point| {
+            self.hint.store(i, Ordering::Relaxed);
             let mut cheapest = self.cheapest.lock().unwrap_or_else(|e| e.into_inner());
-            if summary.unserved_pct <= pct && summary.actions <= budget {
-                *cheapest = cheapest.min(summary.cost_vs_oracle);
-                return Some(Point { setting, summary });
+            *cheapest = cheapest.min(p.summary.cost_vs_oracle);
+            Some(p)
+        };
+        let start = start
+            .unwrap_or_else(|| self.hint.load(Ordering::Relaxed).saturating_sub(1))
+            .min(qs.len().checked_sub(1)?);
+        let (first, ok) = at(start);
+        if ok {
+            let (mut i, mut best) = (start, first);
+            while i > 0 {
+                let (p, ok) = at(i - 1);
+                if !ok {
+                    break;
+                }
+                (i, best) = (i - 1, p);
             }
-            if summary.cost_vs_oracle > *cheapest * (1.0 + slack) {
+            return found(i, best);
+        }
+        let mut last = first;
+        for i in start + 1..qs.len() {
+            let cheapest = *self.cheapest.lock().unwrap_or_else(|e| e.into_inner());
+            if last.summary.cost_vs_oracle > cheapest * (1.0 + slack) {
                 return None;
             }
+            let (p, ok) = at(i);
+            if ok {
+                return found(i, p);
+            }
+            last = p;
         }
         None
     }
@@ -451,6 +490,7 @@ pub fn tune(
         runs: AtomicUsize::new(0),
         progress,
         cheapest: Mutex::new(f64::INFINITY),
+        hint: AtomicUsize::new(0),
     };
     // Stage 1: the governor, at the first margin and smoothing.
     let mut governors = Vec::new();
@@ -473,7 +513,14 @@ pub fn tune(
         }
     }
     let stage1 = parallel(&governors, |g| {
-        runner.best_quantile(*g, &space.quantiles, max_unserved_pct, budget, PRUNE_SLACK)
+        runner.best_quantile(
+            *g,
+            None,
+            &space.quantiles,
+            max_unserved_pct,
+            budget,
+            PRUNE_SLACK,
+        )
     });
     let mut good: Vec<Point> = stage1.into_iter().flatten().collect();
     good.sort_by(|a, b| {
@@ -495,7 +542,14 @@ pub fn tune(
         }
     }
     let stage2 = parallel(&models, |m| {
-        runner.best_quantile(*m, &space.quantiles, max_unserved_pct, budget, PRUNE_SLACK)
+        runner.best_quantile(
+            *m,
+            None,
+            &space.quantiles,
+            max_unserved_pct,
+            budget,
+            PRUNE_SLACK,
+        )
     });
     good.extend(stage2.into_iter().flatten());
     let mut best = good.into_iter().min_by(|a, b| {
@@ -516,7 +570,8 @@ pub fn tune(
         };
         let insured = runner.best_quantile(
             base,
-            &space.quantiles[from..],
+            Some(from),
+            &space.quantiles,
             max_unserved_pct,
             budget,
             ADAPTIVE_COST,
