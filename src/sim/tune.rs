@@ -15,7 +15,7 @@
 //! 2. for the three cheapest governor settings that met the SLO within the action budget, the
 //!    same at every margin × smoothing;
 //! 3. the cheapest setting so far with the action budget on (`Space::adaptive`), the quantiles
-//!    from its own: a window fixed on a history cannot hold the actions on a busier future,
+//!    from its own up: a window fixed on a history cannot hold the actions on a busier future,
 //!    the budget does. It is taken when it qualifies at a cost at most [`ADAPTIVE_COST`] above.
 //!
 //! A quantile scan stops early once its cost is [`PRUNE_SLACK`] above the cheapest qualifying
@@ -568,10 +568,11 @@ pub fn tune(
             adaptive: Some(share),
             ..b.setting
         };
+        // From its own quantile up, never below: insurance, not a cheaper bet on the history.
         let insured = runner.best_quantile(
             base,
-            Some(from),
-            &space.quantiles,
+            Some(0),
+            &space.quantiles[from..],
             max_unserved_pct,
             budget,
             ADAPTIVE_COST,
