@@ -512,16 +512,17 @@ pub fn tune(
             }
         }
     }
-    let stage1 = parallel(&governors, |g| {
+    let scan = |s: &Setting| {
         runner.best_quantile(
-            *g,
+            *s,
             None,
             &space.quantiles,
             max_unserved_pct,
             budget,
             PRUNE_SLACK,
         )
-    });
+    };
+    let stage1 = parallel(&governors, scan);
     let mut good: Vec<Point> = stage1.into_iter().flatten().collect();
     good.sort_by(|a, b| {
         a.summary
@@ -541,16 +542,7 @@ pub fn tune(
             }
         }
     }
-    let stage2 = parallel(&models, |m| {
-        runner.best_quantile(
-            *m,
-            None,
-            &space.quantiles,
-            max_unserved_pct,
-            budget,
-            PRUNE_SLACK,
-        )
-    });
+    let stage2 = parallel(&models, scan);
     good.extend(stage2.into_iter().flatten());
     let mut best = good.into_iter().min_by(|a, b| {
         a.summary
