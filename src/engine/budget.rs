@@ -7,8 +7,7 @@
 //!   metrics' targets: the threshold policy's largest proposal) goes through the HPA's own rules
 //!   on a replica count of the shadow's own: a 10 % tolerance around that count, scale-up by at
 //!   most max(+100 %, +4 pods) a tick, scale-down to the highest recommendation of the last 5
-//!   minutes. A change of the
-//!   shadow's count is one shadow action.
+//!   minutes. A change of the shadow's count is one shadow action.
 //! - The policy's own actions are the ones the caller applied ([`super::GovernorState::commit`]).
 //! - The ladder: rung 0 is the policy's own stabilization window and `tolerance.down`; the rungs
 //!   above take the windows of [`WINDOWS`] beyond it, with the tolerance rising evenly to
