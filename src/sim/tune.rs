@@ -361,7 +361,7 @@ struct Runner<'a> {
     policy: &'a Policy,
     trace: &'a Trace,
     model: ServiceModel,
-    done: Mutex<HashMap<[u64; 8], Summary>>,
+    done: Mutex<HashMap<[u64; 8], Point>>,
     runs: AtomicUsize,
     progress: &'a (dyn Fn(usize) + Sync),
     /// The cost of the cheapest qualifying setting found so far.
@@ -376,17 +376,21 @@ pub const PRUNE_SLACK: f64 = 0.05;
 
 impl Runner<'_> {
     fn eval(&self, s: &Setting) -> Summary {
-        if let Some(r) = self.lock().get(&s.key()) {
-            return r.clone();
+        if let Some(done) = self.lock().get(&s.key()) {
+            return done.summary.clone();
         }
         let p = apply(self.policy, s, self.model).expect("checked before the search");
         let r = super::run(&p, self.trace, self.model).summary;
-        self.lock().insert(s.key(), r.clone());
+        let point = Point {
+            setting: *s,
+            summary: r.clone(),
+        };
+        self.lock().insert(s.key(), point);
         (self.progress)(self.runs.fetch_add(1, Ordering::Relaxed) + 1);
         r
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 8], Summary>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 8], Point>> {
         self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -576,22 +580,7 @@ pub fn tune(
         }
     }
     let done = runner.done.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut points: Vec<Point> = done
-        .into_iter()
-        .map(|(k, summary)| Point {
-            setting: Setting {
-                quantile: f64::from_bits(k[0]),
-                margin: f64::from_bits(k[1]),
-                smoothing: f64::from_bits(k[2]),
-                window: f64::from_bits(k[3]),
-                tolerance: f64::from_bits(k[4]),
-                down_percent: f64::from_bits(k[5]),
-                adaptive: (k[6] != u64::MAX).then(|| f64::from_bits(k[6])),
-                tolerance_up: f64::from_bits(k[7]),
-            },
-            summary,
-        })
-        .collect();
+    let mut points: Vec<Point> = done.into_values().collect();
     points.sort_by(|a, b| {
         a.summary
             .cost_vs_oracle
