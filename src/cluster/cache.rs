@@ -324,10 +324,10 @@ impl Cache {
             "{} {} in namespace {} (watch cache)",
             target.kind, target.name, self.namespace
         );
-        let (kind, plural) = match target.kind.as_str() {
-            "Deployment" => (&self.deployments, "deployments"),
-            "StatefulSet" => (&self.statefulsets, "statefulsets"),
-            _ => (&self.replicasets, "replicasets"),
+        let kind = match target.kind.as_str() {
+            "Deployment" => &self.deployments,
+            "StatefulSet" => &self.statefulsets,
+            _ => &self.replicasets,
         };
         let found = kind.ready(&what, &self.namespace).and_then(|objects| {
             let name = target.name.as_str();
@@ -339,7 +339,7 @@ impl Cache {
                     what: what.clone(),
                     code: 404,
                     reason: "NotFound".into(),
-                    message: format!("{plural}.apps {name:?} not found"),
+                    message: format!("{} {name:?} not found", kind.plural),
                 })
         });
         Some(found)
