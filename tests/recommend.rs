@@ -199,6 +199,65 @@ fn recommend_with_and_without_replicas() {
 }
 
 #[test]
+fn recommend_seeds_quantile_sizing_at_every_phase_of_the_minute() {
+    if !prom::available("recommend_seeds_quantile_sizing_at_every_phase_of_the_minute") {
+        return;
+    }
+    // A day of a noisy load at one point every 15 s, up to a minute ago: read back one point
+    // per interval, it gives the quantile model residuals at the phase of whatever second
+    // `recommend` runs in (read one point a minute, three phases in four would be reactive).
+    let now = support::unix_now() as i64;
+    let end = (now - 60) / 15 * 15;
+    let points: Vec<(i64, f64)> = (end - 86_400..=end)
+        .step_by(15)
+        .map(|t| (t, 200.0 + ((t * 7919) % 61) as f64))
+        .collect();
+    let server = Prometheus::start(Options {
+        backfill: vec![Series {
+            name: "setpoint_history".into(),
+            labels: vec![],
+            points,
+        }],
+        ..Options::default()
+    });
+    let dir = TempDir::new("recommend-quantile");
+    let p = policy(
+        &dir,
+        "quantile",
+        "    replicas: {min: 1, max: 50}\n    metrics:\n      \
+         - {name: rps, prometheus: setpoint_history, targetPerReplica: 50}\n    \
+         policy: {predictive: {history: 1d, quantile: 0.99, capacityPerReplica: 50}}\n",
+    );
+    let v = json(&setpoint(
+        &[
+            "recommend",
+            "--policy",
+            &p,
+            "--prometheus",
+            server.url(),
+            "--replicas",
+            "8",
+            "--output",
+            "json",
+        ],
+        &[],
+    ));
+    let f = &v["decision"]["explanation"]["forecasts"][0];
+    assert_eq!(f["fallback"], Value::Null, "{f:#}");
+    assert!(f["model"].is_string(), "{f:#}");
+    assert!(f["upper"].as_f64().unwrap() >= 200.0, "{f:#}");
+    let notes = v["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("forecast history read from Prometheus: ")
+            && n.as_str().unwrap().contains(", 15s apart,")),
+        "{notes:?}"
+    );
+}
+
+#[test]
 fn recommend_seeds_the_forecast_from_history() {
     if !prom::available("recommend_seeds_the_forecast_from_history") {
         return;

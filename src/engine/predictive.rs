@@ -17,8 +17,8 @@
 //! reactive floor (the load seen now, at saturation), so a forecast never withholds what the
 //! current load needs. With too little history it proposes reactively at the metric's target,
 //! as above, and says so. The model lives in [`PredictiveState`]; a restart loses it, and the
-//! daemon re-seeds it from Prometheus with one point a minute over `history` (so the first
-//! residuals after a restart come from minute points, a little less noisy than 15 s ticks).
+//! daemon re-seeds it from Prometheus over `history`, one point per `interval`
+//! ([`PredictiveParams::seed_step`]), so that it learns what it would have learned live.
 
 use super::{Observation, Proposal, Recommendation, Sample, Seconds, Target, threshold};
 use crate::forecast::quantile::{
@@ -69,6 +69,17 @@ pub struct Sizing {
 }
 
 impl PredictiveParams {
+    /// The step of the history the daemon seeds this policy with at start: the policy's
+    /// `interval` for quantile sizing (its model learns from every tick's window mean, and from
+    /// each phase of the minute), one point a minute for the Holt-Winters forecast (which
+    /// averages per minute anyway).
+    pub fn seed_step(&self, interval: Seconds) -> Seconds {
+        match self.sizing {
+            Some(_) => interval,
+            None => STEP,
+        }
+    }
+
     fn quantile_config(&self) -> Option<QuantileConfig> {
         self.sizing.map(|s| QuantileConfig {
             quantile: self.quantile,
@@ -458,6 +469,55 @@ mod tests {
         assert_eq!(r.proposals[0].replicas, 10, "{:?}", r.proposals);
         assert!(r.proposals[1].metric.contains("p99"));
         assert!(r.proposals[1].replicas >= 13, "{:?}", r.proposals);
+    }
+
+    #[test]
+    fn a_history_seeded_at_the_seed_step_sizes_at_every_phase_of_the_minute() {
+        // The daemon seeds from Prometheus one point each `seed_step` up to now, then ticks.
+        // Quantile sizing files residuals by the tick's phase in the minute: seeded one point a
+        // minute, only one phase would have a quantile after a restart; at the interval, all do.
+        let p = PredictiveParams {
+            sizing: Some(Sizing {
+                capacity: 10.0,
+                smoothing: 1.0,
+            }),
+            quantile: 0.99,
+            ..params()
+        };
+        assert_eq!(p.seed_step(15.0), 15.0);
+        assert_eq!(
+            params().seed_step(15.0),
+            STEP,
+            "Holt-Winters averages per minute"
+        );
+        let load = |t: f64| {
+            100.0 + 20.0 * (t / 700.0).sin() + if (t as i64 / 15) % 5 == 0 { 15.0 } else { 0.0 }
+        };
+        let seeded = |step: f64| {
+            let mut st = PredictiveState::default();
+            st.ensure(&p, 1);
+            let mut t = 0.0;
+            while t < 2.0 * 3600.0 {
+                st.metrics[0].observe(t, load(t));
+                t += step;
+            }
+            st
+        };
+        let sized_at = |mut st: PredictiveState| -> Vec<bool> {
+            (0..4)
+                .map(|k| {
+                    let t = 2.0 * 3600.0 + 15.0 * k as f64;
+                    let r = recommend(&p, &metrics(), &mut st, &obs(10, load(t)), t);
+                    r.forecasts[0].fallback.is_none()
+                })
+                .collect()
+        };
+        assert_eq!(sized_at(seeded(p.seed_step(15.0))), vec![true; 4]);
+        let by_minute = sized_at(seeded(STEP));
+        assert!(
+            by_minute.iter().filter(|&&s| !s).count() >= 3,
+            "{by_minute:?}"
+        );
     }
 
     #[test]

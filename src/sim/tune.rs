@@ -400,11 +400,11 @@ impl Runner<'_> {
     /// cost found so far without qualifying.
     ///
     /// The scan starts at `start` (None: one below the quantile the last scan found, since the
-    /// settings of one search need similar quantiles): from a qualifying start it walks down while the next lower
-    /// qualifies, else up to the first that does. That assumes unserved load falls as the
-    /// quantile rises, which holds near the answer; actions do not fall with it (the
-    /// scale-down rules interact with the quantile), so the walk down stops at the first that
-    /// fails either way.
+    /// settings of one search need similar quantiles): from a start within `pct` it walks down
+    /// until unserved load exceeds `pct` and keeps the lowest that qualified; without one, up to
+    /// the first that qualifies. That assumes unserved load falls as the quantile rises, which holds
+    /// near the answer; actions do not fall with it (the scale-down rules interact with the
+    /// quantile), so a quantile over the action budget does not end the walk down.
     fn best_quantile(
         &self,
         base: Setting,
@@ -423,6 +423,7 @@ impl Runner<'_> {
             let ok = summary.unserved_pct <= pct && summary.actions <= budget;
             (Point { setting, summary }, ok)
         };
+        let served = |p: &Point| p.summary.unserved_pct <= pct;
         let found = |i: usize, p: Point| {
             self.hint.store(i, Ordering::Relaxed);
             let mut cheapest = self.cheapest.lock().unwrap_or_else(|e| e.into_inner());
@@ -433,16 +434,21 @@ impl Runner<'_> {
             .unwrap_or_else(|| self.hint.load(Ordering::Relaxed).saturating_sub(1))
             .min(qs.len().checked_sub(1)?);
         let (first, ok) = at(start);
-        if ok {
-            let (mut i, mut best) = (start, first);
-            while i > 0 {
-                let (p, ok) = at(i - 1);
-                if !ok {
+        if served(&first) {
+            let mut best = ok.then(|| (start, first.clone()));
+            let mut j = start;
+            while j > 0 {
+                j -= 1;
+                let (p, ok) = at(j);
+                if ok {
+                    best = Some((j, p));
+                } else if !served(&p) {
                     break;
                 }
-                (i, best) = (i - 1, p);
             }
-            return found(i, best);
+            if let Some((i, p)) = best {
+                return found(i, p);
+            }
         }
         let mut last = first;
         for i in start + 1..qs.len() {

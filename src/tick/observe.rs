@@ -230,8 +230,10 @@ impl Observer {
     }
 
     /// Seeds the predictive policy's history with a range query over its `history` window, one
-    /// point a minute, for each Prometheus metric, and says what was read (one note per metric). A utilization's load is its value times the
-    /// ready replicas of now (the replicas of the past are not known).
+    /// point each [`PredictiveParams::seed_step`] (a minute, or the interval for quantile
+    /// sizing), for each Prometheus metric, and says what was read (one note per metric). A
+    /// utilization's load is its value times the ready replicas of now (the replicas of the
+    /// past are not known).
     pub async fn seed_history(
         &self,
         policy: &Policy,
@@ -242,7 +244,7 @@ impl Observer {
     ) -> Vec<String> {
         let mut notes = Vec::new();
         state.predictive.ensure(params, policy.metrics().len());
-        let step = predictive::STEP;
+        let step = params.seed_step(policy.interval);
         let from = ((now - params.history) / step).ceil() * step;
         let to = (now / step).floor() * step - step;
         let as_now = Observation {
@@ -285,8 +287,9 @@ impl Observer {
                         }
                     }
                     notes.push(format!(
-                        "metric {}: forecast history read from Prometheus: {n} minutes of the last {}",
+                        "metric {}: forecast history read from Prometheus: {n} points, {} apart, of the last {}",
                         m.name,
+                        humantime::format_duration(std::time::Duration::from_secs_f64(step)),
                         humantime::format_duration(std::time::Duration::from_secs_f64(params.history))
                     ));
                 }
