@@ -198,6 +198,36 @@ fn recommend_with_and_without_replicas() {
     );
 }
 
+/// A Prometheus holding `setpoint_history` at `points`.
+fn history_server(points: Vec<(i64, f64)>) -> Prometheus {
+    Prometheus::start(Options {
+        backfill: vec![Series {
+            name: "setpoint_history".into(),
+            labels: vec![],
+            points,
+        }],
+        ..Options::default()
+    })
+}
+
+/// `recommend --output json` for the policy file `p` at 8 replicas.
+fn recommend_json(p: &str, server: &Prometheus) -> Value {
+    json(&setpoint(
+        &[
+            "recommend",
+            "--policy",
+            p,
+            "--prometheus",
+            server.url(),
+            "--replicas",
+            "8",
+            "--output",
+            "json",
+        ],
+        &[],
+    ))
+}
+
 #[test]
 fn recommend_seeds_quantile_sizing_at_every_phase_of_the_minute() {
     if !prom::available("recommend_seeds_quantile_sizing_at_every_phase_of_the_minute") {
@@ -212,14 +242,7 @@ fn recommend_seeds_quantile_sizing_at_every_phase_of_the_minute() {
         .step_by(15)
         .map(|t| (t, 200.0 + ((t * 7919) % 61) as f64))
         .collect();
-    let server = Prometheus::start(Options {
-        backfill: vec![Series {
-            name: "setpoint_history".into(),
-            labels: vec![],
-            points,
-        }],
-        ..Options::default()
-    });
+    let server = history_server(points);
     let dir = TempDir::new("recommend-quantile");
     let p = policy(
         &dir,
@@ -228,20 +251,7 @@ fn recommend_seeds_quantile_sizing_at_every_phase_of_the_minute() {
          - {name: rps, prometheus: setpoint_history, targetPerReplica: 50}\n    \
          policy: {predictive: {history: 1d, quantile: 0.99, capacityPerReplica: 50}}\n",
     );
-    let v = json(&setpoint(
-        &[
-            "recommend",
-            "--policy",
-            &p,
-            "--prometheus",
-            server.url(),
-            "--replicas",
-            "8",
-            "--output",
-            "json",
-        ],
-        &[],
-    ));
+    let v = recommend_json(&p, &server);
     let f = &v["decision"]["explanation"]["forecasts"][0];
     assert_eq!(f["fallback"], Value::Null, "{f:#}");
     assert!(f["model"].is_string(), "{f:#}");
@@ -278,14 +288,7 @@ fn recommend_seeds_the_forecast_from_history() {
         .step_by(60)
         .map(|t| (t, level(t)))
         .collect();
-    let server = Prometheus::start(Options {
-        backfill: vec![Series {
-            name: "setpoint_history".into(),
-            labels: vec![],
-            points,
-        }],
-        ..Options::default()
-    });
+    let server = history_server(points);
     let dir = TempDir::new("recommend-predictive");
     let p = policy(
         &dir,
@@ -294,20 +297,7 @@ fn recommend_seeds_the_forecast_from_history() {
          - {name: rps, prometheus: setpoint_history, targetPerReplica: 50}\n    \
          policy: {predictive: {history: 4d, season: 1d, quantile: 0.9}}\n",
     );
-    let v = json(&setpoint(
-        &[
-            "recommend",
-            "--policy",
-            &p,
-            "--prometheus",
-            server.url(),
-            "--replicas",
-            "8",
-            "--output",
-            "json",
-        ],
-        &[],
-    ));
+    let v = recommend_json(&p, &server);
     let f = &v["decision"]["explanation"]["forecasts"][0];
     assert_eq!(f["metric"], "rps");
     assert_eq!(f["current"], level(end));

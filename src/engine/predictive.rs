@@ -355,6 +355,18 @@ mod tests {
         }
     }
 
+    /// Quantile sizing at p99, 10 per replica.
+    fn sizing_params() -> PredictiveParams {
+        PredictiveParams {
+            sizing: Some(Sizing {
+                capacity: 10.0,
+                smoothing: 1.0,
+            }),
+            quantile: 0.99,
+            ..params()
+        }
+    }
+
     fn obs(current: u32, value: f64) -> Observation {
         Observation {
             current_replicas: current,
@@ -443,14 +455,7 @@ mod tests {
 
     #[test]
     fn quantile_sizing_proposes_the_quantile_and_the_floor_at_saturation() {
-        let p = PredictiveParams {
-            sizing: Some(Sizing {
-                capacity: 10.0,
-                smoothing: 1.0,
-            }),
-            quantile: 0.99,
-            ..params()
-        };
+        let p = sizing_params();
         let mut st = PredictiveState::default();
         let mut r = Recommendation::default();
         for i in 0..=400 {
@@ -476,14 +481,7 @@ mod tests {
         // The daemon seeds from Prometheus one point each `seed_step` up to now, then ticks.
         // Quantile sizing files residuals by the tick's phase in the minute: seeded one point a
         // minute, only one phase would have a quantile after a restart; at the interval, all do.
-        let p = PredictiveParams {
-            sizing: Some(Sizing {
-                capacity: 10.0,
-                smoothing: 1.0,
-            }),
-            quantile: 0.99,
-            ..params()
-        };
+        let p = sizing_params();
         assert_eq!(p.seed_step(15.0), 15.0);
         assert_eq!(
             params().seed_step(15.0),
