@@ -299,17 +299,18 @@ fn bench(s: &Settings) {
         .filter(|r| r.received_at >= t0 && r.received_at <= t1)
         .collect();
     let count = |f: &dyn Fn(&k::Received) -> bool| requests.iter().filter(|r| f(r)).count();
-    let get_scale = count(&|r| r.method == "GET" && r.uri.contains("/scale"));
-    let get_pods = count(&|r| r.method == "GET" && r.uri.contains("/pods"));
-    let patches = count(&|r| r.method == "PATCH" && r.uri.contains("/scale"));
+    let is_get_scale = |r: &k::Received| r.method == "GET" && r.uri.contains("/scale");
+    let is_get_pods = |r: &k::Received| r.method == "GET" && r.uri.contains("/pods");
+    let is_patch = |r: &k::Received| r.method == "PATCH" && r.uri.contains("/scale");
+    let get_scale = count(&is_get_scale);
+    let get_pods = count(&is_get_pods);
+    let patches = count(&is_patch);
     let other = requests.len() - get_scale - get_pods - patches;
     // The other requests by method and path, most made first.
     let mut others = std::collections::BTreeMap::<String, usize>::new();
     for r in &requests {
         let path = r.uri.split('?').next().unwrap_or_default();
-        let counted = (r.method == "GET" && (r.uri.contains("/scale") || r.uri.contains("/pods")))
-            || (r.method == "PATCH" && r.uri.contains("/scale"));
-        if !counted {
+        if !(is_get_scale(r) || is_get_pods(r) || is_patch(r)) {
             *others.entry(format!("{} {path}", r.method)).or_default() += 1;
         }
     }
