@@ -8,7 +8,7 @@
 //! relist of the same objects, restarts nothing.
 //!
 //! The CRD not installed (404 on the list): one WARN, and the watcher keeps retrying with its
-//! backoff, which grows to 30 s ([`ResetByTimer`]); other failures are logged once when they
+//! backoff, which grows to 30 s (`ResetByTimer`); other failures are logged once when they
 //! start and once when the watch works again.
 
 use crate::policy::status::PolicyStatus;

@@ -26,7 +26,7 @@
 //!
 //! [`reference`]: super::Recommendation::reference
 
-use super::Seconds;
+use super::{Seconds, hpa};
 use serde::{Deserialize, Serialize};
 
 /// Half-life of the action counts, seconds.
@@ -39,9 +39,6 @@ pub const DOWN_AT: f64 = 0.8;
 pub const WINDOWS: [Seconds; 6] = [120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];
 /// `tolerance.down` of the top rung (unless the policy's own is higher).
 pub const TOP_TOLERANCE: f64 = 0.3;
-/// The shadow HPA's tolerance and scale-down stabilization (the HPA's defaults).
-const HPA_TOLERANCE: f64 = 0.1;
-const HPA_WINDOW: Seconds = 300.0;
 
 /// The budget's setting: the share of the shadow HPA's actions the policy may make.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -155,15 +152,19 @@ impl BudgetState {
         }
         let Some(raw) = reference else { return };
         let at = self.replicas;
-        let rec = match (raw as f64 / at as f64 - 1.0).abs() <= HPA_TOLERANCE + 1e-9 {
+        let rec = match (raw as f64 / at as f64 - 1.0).abs() <= hpa::TOLERANCE + 1e-9 {
             true => at,
             false => raw.max(1),
         };
-        self.recommendations.retain(|&(t, _)| t > now - HPA_WINDOW);
+        self.recommendations
+            .retain(|&(t, _)| t > now - hpa::SCALE_DOWN_WINDOW);
         self.recommendations.push((now, rec));
         let to = match rec > at {
-            // The HPA's scale-up limit: max(+100 %, +4 pods) per 15 s (a tick).
-            true => rec.min((2 * at).max(at + 4)),
+            // The HPA's scale-up limit, applied per tick.
+            true => {
+                let by_percent = (at as f64 * (1.0 + hpa::SCALE_UP_PERCENT / 100.0)) as u32;
+                rec.min(by_percent.max(at + hpa::SCALE_UP_PODS))
+            }
             false => {
                 let high = self.recommendations.iter().map(|&(_, r)| r).max();
                 high.unwrap_or(rec).min(at)

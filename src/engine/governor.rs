@@ -28,6 +28,7 @@
 
 use super::activation::ScaleToZero;
 use super::budget::{ActionBudget, BudgetState, Counts, Rung};
+use super::hpa;
 use super::pause::{Controls, Pause, PauseNote};
 use super::schedule::Schedule;
 use super::{Decision, Explanation, Observation, Recommendation, Seconds};
@@ -141,12 +142,12 @@ impl ScalingRules {
             select: Select::Max,
             limits: vec![
                 StepLimit::Percent {
-                    value: 100.0,
-                    period: 15.0,
+                    value: hpa::SCALE_UP_PERCENT,
+                    period: hpa::LIMIT_PERIOD,
                 },
                 StepLimit::Pods {
-                    value: 4,
-                    period: 15.0,
+                    value: hpa::SCALE_UP_PODS,
+                    period: hpa::LIMIT_PERIOD,
                 },
             ],
         }
@@ -155,12 +156,12 @@ impl ScalingRules {
     /// The HPA v2 default for scale-down: a 300 s stabilization window, then up to 100 % per 15 s.
     pub fn hpa_down() -> ScalingRules {
         ScalingRules {
-            stabilization: 300.0,
+            stabilization: hpa::SCALE_DOWN_WINDOW,
             cooldown: 0.0,
             select: Select::Max,
             limits: vec![StepLimit::Percent {
                 value: 100.0,
-                period: 15.0,
+                period: hpa::LIMIT_PERIOD,
             }],
         }
     }

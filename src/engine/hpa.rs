@@ -15,9 +15,26 @@
 //!
 //! When the rules hold the count (a reversed direction), the value is the one that proposes the
 //! current count. The [`PodReading::note`] says which pods counted how.
+//!
+//! The HPA's default tolerance and rate limits ([`TOLERANCE`], [`SCALE_UP_PERCENT`], ...) live
+//! here too: the hpa preset ([`super::governor::ScalingRules::hpa_up`]) and the action budget's
+//! shadow HPA ([`super::budget`]) both read them.
 
 use super::{Sample, Seconds, Target, fmt_num};
 use serde::Serialize;
+
+/// The HPA's default tolerance (kube-controller-manager's
+/// `--horizontal-pod-autoscaler-tolerance`): ratios within 10 % of 1 change nothing.
+pub const TOLERANCE: f64 = 0.1;
+/// The period of the HPA v2 default rate limits, seconds.
+pub const LIMIT_PERIOD: Seconds = 15.0;
+/// The HPA v2 default scale-up limit: +100 % or +4 pods per [`LIMIT_PERIOD`], whichever is more.
+pub const SCALE_UP_PERCENT: f64 = 100.0;
+/// See [`SCALE_UP_PERCENT`].
+pub const SCALE_UP_PODS: u32 = 4;
+/// The HPA v2 default scale-down stabilization window, seconds (then up to 100 % per
+/// [`LIMIT_PERIOD`]).
+pub const SCALE_DOWN_WINDOW: Seconds = 300.0;
 
 /// How one pod counts.
 #[derive(Debug, Clone, PartialEq, Serialize)]

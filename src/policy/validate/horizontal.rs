@@ -9,6 +9,7 @@ use crate::engine::{
     governor::ScalingRules,
     governor::Select,
     governor::StepLimit,
+    hpa,
     pid::PidParams,
     predictive::{PredictiveParams, Sizing},
 };
@@ -286,7 +287,7 @@ impl Validator {
         self.sizing_metrics(h, &algorithm, &metrics);
         let preset = h.preset;
         let (tol_up, tol_down) = match &h.tolerance {
-            None if preset == Preset::Hpa => (0.1, 0.1),
+            None if preset == Preset::Hpa => (hpa::TOLERANCE, hpa::TOLERANCE),
             None => (0.0, 0.0),
             Some(t) => {
                 for v in [t.value.up, t.value.down] {
