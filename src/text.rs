@@ -20,6 +20,11 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// A number of seconds in humantime's words, rounded to whole seconds ("15s", "5m").
+pub(crate) fn secs(s: f64) -> String {
+    humantime::format_duration(Duration::from_secs_f64(s.max(0.0).round())).to_string()
+}
+
 /// A duration written as a humantime string ("15s", "5m", "1h 30m").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);

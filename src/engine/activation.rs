@@ -22,9 +22,10 @@
 //! restart can delay a scale to zero, never hasten it. A target at zero stays there across
 //! restarts and leader changes until a metric activates it: nothing but activation leaves zero.
 
-use super::governor::{Governor, GovernorState, Rule, Select, Steps, TimedReplicas, secs};
+use super::governor::{Governor, GovernorState, Rule, Select, Steps, TimedReplicas};
 use super::schedule::Window;
 use super::{Proposal, Recommendation, Seconds, fmt_num};
+use crate::text::secs;
 use serde::{Deserialize, Serialize};
 
 /// The default of `horizontal.idle`: five minutes.

@@ -32,6 +32,7 @@ use super::hpa;
 use super::pause::{Controls, Pause, PauseNote};
 use super::schedule::Schedule;
 use super::{Decision, Explanation, Observation, Recommendation, Seconds};
+use crate::text::secs;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -112,11 +113,6 @@ impl fmt::Display for StepLimit {
             StepLimit::Percent { value, period } => write!(f, "{value}% per {}", secs(*period)),
         }
     }
-}
-
-/// Human form of a number of seconds ("15s", "5m").
-pub(super) fn secs(s: Seconds) -> String {
-    humantime::format_duration(std::time::Duration::from_secs_f64(s.max(0.0).round())).to_string()
 }
 
 /// The rules of one direction.

@@ -31,6 +31,7 @@ use crate::engine::budget::ActionBudget;
 use crate::engine::predictive::{PredictiveParams, Sizing, fmt_quantile};
 use crate::engine::{Algorithm, ScalingRules, Select, StepLimit, Target};
 use crate::policy::Policy;
+use crate::text::secs;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,10 +113,10 @@ impl Setting {
             "p{}, margin {}, smoothing {}, tolerance.up {}, scale-down window {}, tolerance.down {}, \
              {} %/min{adaptive}",
             fmt_quantile(self.quantile),
-            dur(self.margin),
+            secs(self.margin),
             self.smoothing,
             self.tolerance_up,
-            dur(self.window),
+            secs(self.window),
             self.tolerance,
             self.down_percent
         )
@@ -600,11 +601,6 @@ pub fn tune(
     })
 }
 
-/// Human form of seconds for a policy file ("30s", "10m").
-fn dur(s: f64) -> String {
-    humantime::format_duration(std::time::Duration::from_secs_f64(s.max(0.0).round())).to_string()
-}
-
 /// The lines `tune` writes into `horizontal:` for setting `s`.
 fn horizontal_lines(
     policy: &Policy,
@@ -622,10 +618,10 @@ fn horizontal_lines(
     let mut lines = vec![
         format!("{indent}policy:"),
         format!("{i2}predictive:"),
-        format!("{i3}history: {}", dur(history_of(policy))),
+        format!("{i3}history: {}", secs(history_of(policy))),
         format!("{i3}quantile: {}", s.quantile),
-        format!("{i3}startup: {}", dur(model.startup)),
-        format!("{i3}margin: {}", dur(s.margin)),
+        format!("{i3}startup: {}", secs(model.startup)),
+        format!("{i3}margin: {}", secs(s.margin)),
         format!("{i3}capacityPerReplica: {capacity}"),
         format!("{i3}smoothing: {}", s.smoothing),
         format!(
@@ -634,11 +630,11 @@ fn horizontal_lines(
         ),
         // Scale-up at once (see the module docs), with the policy's window and cooldown.
         format!("{indent}scaleUp:"),
-        format!("{i2}stabilization: {}", dur(up.stabilization)),
-        format!("{i2}cooldown: {}", dur(up.cooldown)),
+        format!("{i2}stabilization: {}", secs(up.stabilization)),
+        format!("{i2}cooldown: {}", secs(up.cooldown)),
         format!("{i2}limits: []"),
         format!("{indent}scaleDown:"),
-        format!("{i2}stabilization: {}", dur(s.window)),
+        format!("{i2}stabilization: {}", secs(s.window)),
         format!("{i2}limits:"),
         format!("{i2}  - {{percent: {}, per: 1m}}", s.down_percent),
     ];
@@ -726,7 +722,7 @@ pub fn comment(o: &Outcome, best: &Point, tuned_on: &str, reproduce: &str) -> Ve
             "tuned on {tuned_on} ({:.1} h, capacity {}/replica, start-up {}) for unserved load <= {} %",
             s.hours,
             crate::engine::fmt_num(s.capacity),
-            dur(s.startup_s),
+            secs(s.startup_s),
             o.max_unserved_pct
         ),
         format!(
@@ -763,10 +759,10 @@ pub fn table(o: &Outcome) -> String {
         t += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} |\n",
             s.quantile,
-            dur(s.margin),
+            secs(s.margin),
             s.smoothing,
             s.tolerance_up,
-            dur(s.window),
+            secs(s.window),
             s.tolerance,
             s.down_percent,
             s.adaptive.map_or("-".to_string(), |b| b.to_string()),
