@@ -415,16 +415,19 @@ impl Runner<'_> {
         budget: u32,
         slack: f64,
     ) -> Option<Point> {
+        let served = |p: &Point| p.summary.unserved_pct <= pct;
         let at = |i: usize| {
             let setting = Setting {
                 quantile: qs[i],
                 ..base
             };
-            let summary = self.eval(&setting);
-            let ok = summary.unserved_pct <= pct && summary.actions <= budget;
-            (Point { setting, summary }, ok)
+            let p = Point {
+                setting,
+                summary: self.eval(&setting),
+            };
+            let ok = served(&p) && p.summary.actions <= budget;
+            (p, ok)
         };
-        let served = |p: &Point| p.summary.unserved_pct <= pct;
         let found = |i: usize, p: Point| {
             self.hint.store(i, Ordering::Relaxed);
             let mut cheapest = self.cheapest.lock().unwrap_or_else(|e| e.into_inner());
