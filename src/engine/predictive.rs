@@ -242,8 +242,14 @@ fn replicas_for(target: Target, load: f64, scale: f64) -> f64 {
 
 /// A quantile as a percentile label: 0.99 → "99", 0.995 → "99.5", 0.9999 → "99.99".
 pub fn fmt_quantile(q: f64) -> String {
-    let p = format!("{:.3}", q * 100.0);
-    p.trim_end_matches('0').trim_end_matches('.').to_string()
+    // In thousandths of a percent, without float formatting: the simulator labels every tick.
+    let m = (q * 100_000.0).round() as i64;
+    let (whole, frac) = (m / 1000, m % 1000);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:03}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
 /// The proposal that sizes `load` at `capacity` per replica.
@@ -451,6 +457,9 @@ mod tests {
         assert_eq!(fmt_quantile(0.99), "99");
         assert_eq!(fmt_quantile(0.995), "99.5");
         assert_eq!(fmt_quantile(0.9999), "99.99");
+        assert_eq!(fmt_quantile(0.5), "50");
+        assert_eq!(fmt_quantile(0.99995), "99.995");
+        assert_eq!(fmt_quantile(0.0001), "0.01");
     }
 
     #[test]
