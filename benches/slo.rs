@@ -49,6 +49,7 @@ fn main() {
             tolerances: vec![0.0],
             down_percents: vec![100.0],
             tolerance_ups: vec![0.0],
+            calibrations: vec![setpoint::forecast::quantile::CALIBRATION, 0.0],
             adaptive: Some(0.95),
         }
     };

@@ -402,6 +402,20 @@ fn predictive_settings_are_checked() {
         "    policy: {predictive: {season: auto}}\n    scaleDown:",
     );
     policy::parse(&ok, Path::new("p.yaml")).unwrap();
+    // Quantile sizing's calibration step: 0 to 0.1.
+    let t = GOOD.replace(
+        "    scaleDown:",
+        "    policy: {predictive: {capacityPerReplica: 80, calibration: 0.5}}\n    scaleDown:",
+    );
+    expect(
+        &t,
+        14,
+        64,
+        "spec.horizontal.policy.predictive.calibration",
+        "0.5 is out of range: expected 0 <= calibration <= 0.1",
+    );
+    let off = t.replace("calibration: 0.5", "calibration: 0");
+    policy::parse(&off, Path::new("p.yaml")).unwrap();
 }
 
 #[test]

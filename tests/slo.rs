@@ -7,6 +7,7 @@ mod support;
 
 use proptest::prelude::*;
 use setpoint::engine::{self, Observation, Sample, State};
+use setpoint::forecast::quantile::CALIBRATION;
 use setpoint::sim::tune::{self, Setting, Space};
 use setpoint::sim::{self, ServiceModel, Trace};
 use std::path::Path;
@@ -89,6 +90,38 @@ fn synthetic() -> Trace {
     Trace::new((0..n).map(|i| 60.0 * i as f64).collect(), values)
 }
 
+#[test]
+fn the_explanation_shows_the_quantile_calibration_holds() {
+    let trace = synthetic();
+    let model = ServiceModel::for_trace(&trace);
+    let calibrated = policy(1, 1000, model.capacity, 0.99);
+    let mut fixed = calibrated.clone();
+    if let Some(engine::Algorithm::Predictive(p)) =
+        fixed.horizontal.as_mut().map(|h| &mut h.algorithm)
+    {
+        p.sizing.as_mut().unwrap().calibration = 0.0;
+    }
+    // The quantile in force at each action of day two (when the model has history), if shown.
+    let in_force = |p: &setpoint::policy::Policy| -> Vec<Option<f64>> {
+        let r = sim::run(p, &trace, model);
+        r.decisions
+            .iter()
+            .filter(|d| d.t >= 86400.0)
+            .map(|d| {
+                let (_, rest) = d.reason.split_once("calibrated to p")?;
+                let pct: f64 = rest.split(')').next()?.parse().ok()?;
+                Some(pct / 100.0)
+            })
+            .collect()
+    };
+    let (c, f) = (in_force(&calibrated), in_force(&fixed));
+    assert!(!f.is_empty() && f.iter().all(Option::is_none), "{f:?}");
+    let shown: Vec<f64> = c.iter().flatten().copied().collect();
+    assert!(shown.len() * 10 >= c.len() * 9, "{c:?}");
+    assert!(shown.iter().all(|q| (0.5..=0.9999).contains(q)), "{c:?}");
+    assert!(shown.iter().any(|&q| q > 0.99) && shown.iter().any(|&q| q < 0.99));
+}
+
 fn small_space() -> Space {
     Space {
         quantiles: vec![0.9, 0.97, 0.99, 0.999],
@@ -98,6 +131,7 @@ fn small_space() -> Space {
         tolerances: vec![0.0, 0.2],
         down_percents: vec![100.0],
         tolerance_ups: vec![0.0, 0.1],
+        calibrations: vec![CALIBRATION, 0.0],
         adaptive: None,
     }
 }
@@ -123,13 +157,14 @@ fn tune_finds_the_cheapest_setting_an_exhaustive_search_finds() {
     let budget = o.hpa.budget();
     // Every point of the space, simulated.
     let mut best: Option<(Setting, sim::Summary)> = None;
-    for &quantile in &space.quantiles {
+    for (&quantile, &calibration) in pairs(&space.quantiles, &space.calibrations) {
         for &window in &space.windows {
             for (&tolerance, &tolerance_up) in pairs(&space.tolerances, &space.tolerance_ups) {
                 let s = Setting {
                     quantile,
                     margin: 30.0,
                     smoothing: 1.0,
+                    calibration,
                     window,
                     tolerance,
                     down_percent: 100.0,
@@ -200,6 +235,10 @@ fn the_written_policy_checks_and_reproduces_in_simulate() {
     .unwrap();
     assert!(written.starts_with(tune::COMMENT), "{written}");
     assert!(written.contains("capacityPerReplica: 1"), "{written}");
+    assert!(
+        written.contains(&format!("calibration: {}", best.setting.calibration)),
+        "{written}"
+    );
     std::fs::write(&out, &written).unwrap();
     let bin = env!("CARGO_BIN_EXE_setpoint");
     let check = Command::new(bin).arg("check").arg(&out).output().unwrap();

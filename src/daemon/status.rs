@@ -1075,6 +1075,7 @@ mod tests {
             season_s: None,
             fallback: fallback.map(str::to_string),
             model: model.map(str::to_string),
+            calibrated: None,
         };
         let d = out.decision.as_mut().unwrap();
         d.explanation.forecasts = vec![note(Some("reactive only: 3 of 20 horizons seen"), None)];

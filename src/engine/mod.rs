@@ -237,14 +237,17 @@ impl fmt::Display for Decision {
                 (Some(why), _, _) => write!(f, "; forecast {}: {why}", n.metric)?,
                 (None, Some(c), Some(up)) if n.model.is_some() => write!(
                     f,
-                    "; forecast {} over {}s: now {}, centre {}, p{} {} ({})",
+                    "; forecast {} over {}s: now {}, centre {}, p{} {} ({}{})",
                     n.metric,
                     n.horizon_s,
                     fmt_num(n.current),
                     fmt_num(c),
                     predictive::fmt_quantile(n.quantile),
                     fmt_num(up),
-                    n.model.as_deref().unwrap_or_default()
+                    n.model.as_deref().unwrap_or_default(),
+                    n.calibrated
+                        .map(|q| format!(", calibrated to p{}", predictive::fmt_quantile(q)))
+                        .unwrap_or_default()
                 )?,
                 (None, Some(exp), Some(up)) => write!(
                     f,

@@ -66,6 +66,8 @@ pub struct Sizing {
     pub capacity: f64,
     /// EWMA weight of each new sample in the centre (1: the last sample).
     pub smoothing: f64,
+    /// Calibration step of the quantile in force (0: the quantile stays as configured).
+    pub calibration: f64,
 }
 
 impl PredictiveParams {
@@ -86,6 +88,7 @@ impl PredictiveParams {
             horizon: self.horizon,
             smoothing: s.smoothing,
             capacity: s.capacity,
+            calibration: s.calibration,
         })
     }
 
@@ -129,6 +132,9 @@ pub struct ForecastNote {
     /// Quantile sizing: which model gave the quantile (`expected` is then its centre).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Quantile sizing: the quantile in force, when calibration has moved it from `quantile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated: Option<f64>,
 }
 
 /// One metric's history.
@@ -297,6 +303,7 @@ pub fn recommend(
             season_s: None,
             fallback: None,
             model: None,
+            calibrated: None,
         };
         if let Some((_, last)) = &hist.sizer {
             let cap = params.sizing.map_or(1.0, |s| s.capacity);
@@ -306,6 +313,9 @@ pub fn recommend(
                     note.expected = Some(sized.centre);
                     note.upper = Some(sized.upper);
                     note.model = Some(CONDITIONERS[sized.conditioner].to_string());
+                    // (Moved by at least what a percentile label shows.)
+                    note.calibrated = ((sized.quantile - params.quantile).abs() >= 5e-6)
+                        .then_some(sized.quantile);
                     // The reactive proposal at the metric's target gives way to the floor at
                     // saturation and the quantile.
                     rec.proposals.retain(|p| p.metric != m.name);
@@ -367,6 +377,7 @@ mod tests {
             sizing: Some(Sizing {
                 capacity: 10.0,
                 smoothing: 1.0,
+                calibration: crate::forecast::quantile::CALIBRATION,
             }),
             quantile: 0.99,
             ..params()

@@ -27,7 +27,14 @@
 //!   loss at the configured quantile (decayed with a half-life of a day; a conditioner without
 //!   enough residuals yet is charged the 24 h one's): an online choice of the model that has
 //!   been right lately;
-//! - the sized load is max(c + s · Q, the newest slice).
+//! - the sized load is max(c + s · Q, the newest slice);
+//! - calibration (adaptive conformal inference, Gibbs and Candès 2021): the quantile in force
+//!   q(t) starts at the configured q, and once a horizon has passed it moves by
+//!   `calibration · (miss - (1 - q))`, where a miss is a largest load above the load sized for.
+//!   Misses then come at 1 - q of the time in the long run, whether the model is right or not:
+//!   after a run of misses (bursts the profiles did not foresee, a noisier regime) it sizes
+//!   higher at once, and in a calm spell it comes down slowly. q(t) stays within
+//!   [min(q, 0.5), 0.9999].
 //!
 //! Residuals are kept as counts in fixed histograms over asinh(z / 0.05) (320 bins between
 //! -8 and 8, so a bin is about 5 % of |z| for large |z| and 0.0025 near 0), one per conditioner
@@ -61,6 +68,16 @@ pub const RATE_WINDOW: f64 = 60.0;
 pub const SLICE_DAMPING: f64 = 0.01;
 /// Phases of a minute residuals are filed under (15 s each).
 const PHASES: usize = 4;
+/// The default calibration step (`calibration` in a policy): after a day without a miss, a
+/// p99.5 in force has come down to about p85, and ten misses in a row (one burst over a
+/// horizon) raise it by 0.05.
+pub const CALIBRATION: f64 = 0.005;
+/// The largest calibration step a policy may set: beyond it one miss moves the quantile by more
+/// than 0.1.
+pub const MAX_CALIBRATION: f64 = 0.1;
+/// Bounds of the quantile in force (the lower one, or the configured quantile if lower).
+const MIN_IN_FORCE: f64 = 0.5;
+const MAX_IN_FORCE: f64 = 0.9999;
 
 /// The conditioners, by index: the names the explanation shows.
 pub const CONDITIONERS: [&str; 7] = [
@@ -85,6 +102,8 @@ pub struct QuantileConfig {
     pub smoothing: f64,
     /// Load one replica serves at saturation: the scale's unit.
     pub capacity: f64,
+    /// Calibration step: how far the quantile in force moves after each horizon (0: fixed).
+    pub calibration: f64,
 }
 
 impl QuantileConfig {
@@ -105,6 +124,8 @@ pub struct Sized {
     pub upper: f64,
     /// Index into [`CONDITIONERS`] of the conditioner used.
     pub conditioner: usize,
+    /// The quantile in force (the configured one, moved by calibration).
+    pub quantile: f64,
 }
 
 /// Why there is no quantile yet.
@@ -136,6 +157,8 @@ struct Pending {
     /// Each conditioner's residual quantile at the time (NaN: it had none).
     q: [f32; K],
     max: f64,
+    /// The load sized for (NaN: none was given).
+    upper: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +241,8 @@ pub struct QuantileModel {
     loss_t: f64,
     /// The last quantile given.
     last: Option<Sized>,
+    /// The quantile in force: the configured one, moved by calibration.
+    in_force: f64,
 }
 
 fn slot_base(k: usize) -> usize {
@@ -253,6 +278,7 @@ impl QuantileModel {
             loss: [0.0; K],
             loss_t: 0.0,
             last: None,
+            in_force: cfg.quantile,
         }
     }
 
@@ -307,7 +333,7 @@ impl QuantileModel {
         if (n as usize) < need || n == 0 {
             return None;
         }
-        let q = self.cfg.quantile;
+        let q = self.in_force;
         // Rank from the top: (1 - q)(n - 1) residuals lie above the quantile.
         let above = (1.0 - q) * (n as f64 - 1.0);
         let mut acc = 0.0;
@@ -373,6 +399,12 @@ impl QuantileModel {
     fn resolve(&mut self, p: Pending) {
         let z = (p.max - p.centre) / p.scale;
         let q = self.cfg.quantile;
+        if !p.upper.is_nan() {
+            // Calibration: up after a miss, down after a hit, so that misses come at 1 - q.
+            let miss = if p.max > p.upper { 1.0 } else { 0.0 };
+            self.in_force = (self.in_force + self.cfg.calibration * (miss - (1.0 - q)))
+                .clamp(q.min(MIN_IN_FORCE), MAX_IN_FORCE);
+        }
         let fallback = p.q[0];
         let decay = 0.5f64.powf((p.t - self.loss_t).max(0.0) / LOSS_HALF_LIFE);
         self.loss_t = self.loss_t.max(p.t);
@@ -474,6 +506,7 @@ impl QuantileModel {
             scale,
             q,
             max: f64::NEG_INFINITY,
+            upper: f64::NAN,
         });
         let need = self.cfg.needed();
         let have: u32 = self.recent.iter().map(|h| h.1).sum();
@@ -486,8 +519,12 @@ impl QuantileModel {
                 centre: self.centre,
                 upper: (self.centre + scale * q[best] as f64).max(slice).max(0.0),
                 conditioner: best,
+                quantile: self.in_force,
             };
             self.last = Some(sized);
+            if let Some(p) = self.pending.back_mut() {
+                p.upper = sized.upper;
+            }
             Ok(sized)
         } else {
             self.last = None;
@@ -524,6 +561,7 @@ mod tests {
             horizon,
             smoothing: 1.0,
             capacity: 10.0,
+            calibration: 0.0,
         }
     }
 
@@ -534,14 +572,23 @@ mod tests {
         xs[from..=i].iter().sum::<f64>() / (i - from + 1) as f64
     }
 
-    /// Feeds the 60 s means of the slice loads `x(i)` every 15 s and returns the share of sized
-    /// loads exceeded by the largest slice load of the horizon, after `warm` ticks, and the
-    /// conditioners used.
-    fn coverage(x: &dyn Fn(u64) -> f64, n: u64, warm: u64, c: QuantileConfig) -> (f64, Vec<usize>) {
+    /// How sizing did over a stretch of ticks.
+    struct Coverage {
+        /// Share of sized loads exceeded by the largest slice load of the horizon.
+        exceeded: f64,
+        /// Ticks each conditioner was used.
+        used: Vec<usize>,
+        /// Mean load sized for.
+        sized: f64,
+    }
+
+    /// Feeds the 60 s means of the slice loads `x(i)` every 15 s for ticks `0..n` and scores the
+    /// ticks from `warm` on.
+    fn coverage(x: &dyn Fn(u64) -> f64, n: u64, warm: u64, c: QuantileConfig) -> Coverage {
         let mut m = QuantileModel::new(c);
         let ahead = (c.horizon / 15.0) as u64;
         let xs: Vec<f64> = (0..n + ahead + 1).map(x).collect();
-        let (mut over, mut total) = (0, 0);
+        let (mut over, mut total, mut sized) = (0, 0, 0.0);
         let mut used = vec![0; K];
         for i in 0..n {
             let r = m.observe(i as f64 * 15.0, window_mean(&xs, i as usize));
@@ -554,11 +601,16 @@ mod tests {
                 .map(|j| xs[j as usize])
                 .fold(f64::NEG_INFINITY, f64::max);
             total += 1;
+            sized += s.upper;
             if y > s.upper {
                 over += 1;
             }
         }
-        (over as f64 / total as f64, used)
+        Coverage {
+            exceeded: over as f64 / total as f64,
+            used,
+            sized: sized / total as f64,
+        }
     }
 
     #[test]
@@ -625,8 +677,60 @@ mod tests {
         };
         let x = |i: u64| (level(i) + level(i).sqrt() * normal(i)).max(0.0);
         let days = 4 * 5760;
-        let (p, _) = coverage(&x, days, 5760, cfg(0.99, 120.0));
-        assert!((0.006..=0.016).contains(&p), "exceeded {:.3} %", p * 100.0);
+        for calibration in [0.0, CALIBRATION] {
+            let c = QuantileConfig {
+                calibration,
+                ..cfg(0.99, 120.0)
+            };
+            let p = coverage(&x, days, 5760, c).exceeded;
+            assert!(
+                (0.006..=0.016).contains(&p),
+                "calibration {calibration}: exceeded {:.3} %",
+                p * 100.0
+            );
+        }
+    }
+
+    #[test]
+    fn calibration_meets_bursts_it_did_not_foresee_and_comes_down_after_them() {
+        // Two calm days, a day of 1-minute bursts of 2.5x in about 3 % of the minutes (not
+        // periodic: no profile foresees them), and a calm day again.
+        let burst = |minute: u64| uniform(1_000_003 + minute) < 0.03;
+        let x = |i: u64| {
+            let base = 100.0 + 10.0 * normal(i);
+            let minute = i * 15 / 60;
+            if (2 * 1440..3 * 1440).contains(&minute) && burst(minute) {
+                2.5 * base
+            } else {
+                base
+            }
+        };
+        let day = 5760;
+        let at = |calibration| QuantileConfig {
+            calibration,
+            ..cfg(0.99, 120.0)
+        };
+        let (fixed, calibrated) = (at(0.0), at(CALIBRATION));
+        let bursty = |c| coverage(&x, 3 * day, 2 * day, c);
+        let (f, k) = (bursty(fixed), bursty(calibrated));
+        assert!(
+            k.exceeded < 0.9 * f.exceeded,
+            "the bursty day: exceeded {:.2} % calibrated, {:.2} % fixed",
+            k.exceeded * 100.0,
+            f.exceeded * 100.0
+        );
+        // The calm day after: the 24 h of residuals still hold the bursts; the calibrated
+        // quantile comes down, with misses still near 1 %.
+        let calm = |c| coverage(&x, 4 * day, 3 * day, c);
+        let (f, k) = (calm(fixed), calm(calibrated));
+        assert!(
+            k.sized < 0.95 * f.sized && k.exceeded < 0.02,
+            "the calm day: sized {:.1} calibrated ({:.2} % exceeded), {:.1} fixed ({:.2} %)",
+            k.sized,
+            k.exceeded * 100.0,
+            f.sized,
+            f.exceeded * 100.0
+        );
     }
 
     #[test]
@@ -644,7 +748,9 @@ mod tests {
             }
         };
         let c = cfg(0.99, 120.0);
-        let (p, used) = coverage(&x, 4 * 5760, 5760, c);
+        let Coverage {
+            exceeded: p, used, ..
+        } = coverage(&x, 4 * 5760, 5760, c);
         assert!((0.004..=0.02).contains(&p), "exceeded {:.3} %", p * 100.0);
         let profile: usize = used[1..=5].iter().sum();
         assert!(profile > used[0] * 4, "conditioners used: {used:?}");

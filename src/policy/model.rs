@@ -470,6 +470,12 @@ pub struct PredictiveModel {
     #[serde(default)]
     #[schemars(with = "Option<f64>")]
     pub smoothing: Option<Spanned<f64>>,
+    /// Quantile sizing: how far the quantile in force moves after each horizon, up after a miss
+    /// and down after a hit, so that misses come at 1 - quantile of the time (default 0.005; 0
+    /// keeps the quantile fixed).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub calibration: Option<Spanned<f64>>,
 }
 
 /// A season: `auto` or a duration.

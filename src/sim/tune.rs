@@ -3,18 +3,22 @@
 //!
 //! The search space ([`Space::standard`]) is the predictive policy's quantile sizing and the
 //! governor: `quantile`, `margin` (horizon beyond start-up + interval), `smoothing` (centre),
-//! `tolerance.up`, the scale-down stabilization window, `tolerance.down`, the scale-down rate
-//! limit (percent per minute), and the action budget (`scaleDown.adaptive`). Scale-up is at once,
+//! `calibration` (of the quantile in force), `tolerance.up`, the scale-down stabilization window,
+//! `tolerance.down`, the scale-down rate limit (percent per minute), and the action budget
+//! (`scaleDown.adaptive`). Scale-up is at once,
 //! without rate limits: the proposal is the capacity the quantile asks for, and a limit would
 //! only add unserved load (and actions, one per step).
 //!
-//! The search, in three stages, each run on every core (`std::thread::scope`):
+//! The search, in four stages, each run on every core (`std::thread::scope`):
 //! 1. for each governor setting (tolerance.up × window × tolerance.down × limit), with the first
-//!    margin and smoothing, the lowest quantile that qualifies (see `Runner::best_quantile`:
+//!    margin, smoothing and calibration, the lowest quantile that qualifies (see `Runner::best_quantile`:
 //!    the scan starts near the quantile the last one found);
 //! 2. for the three cheapest governor settings that met the SLO within the action budget, the
 //!    same at every margin × smoothing;
-//! 3. the cheapest setting so far with the action budget on (`Space::adaptive`), the quantiles
+//! 3. the cheapest setting so far at the other calibration steps (`Space::calibrations`): the
+//!    default step meets bursts the model did not foresee by sizing higher after its misses,
+//!    which does not suit every load;
+//! 4. the cheapest setting so far with the action budget on (`Space::adaptive`), the quantiles
 //!    from its own up: a window fixed on a history cannot hold the actions on a busier future,
 //!    the budget does. It is taken when it qualifies at a cost at most [`ADAPTIVE_COST`] above.
 //!
@@ -30,6 +34,7 @@ use super::{ServiceModel, Summary, Trace};
 use crate::engine::budget::ActionBudget;
 use crate::engine::predictive::{PredictiveParams, Sizing, fmt_quantile};
 use crate::engine::{Algorithm, ScalingRules, Select, StepLimit, Target};
+use crate::forecast::quantile::CALIBRATION;
 use crate::policy::Policy;
 use crate::text::secs;
 use std::collections::HashMap;
@@ -53,7 +58,9 @@ pub struct Space {
     pub down_percents: Vec<f64>,
     /// `tolerance.up` values.
     pub tolerance_ups: Vec<f64>,
-    /// The `scaleDown.adaptive` share stage 3 tries on the cheapest setting (None: no stage 3).
+    /// Calibration steps; the first is stages 1 and 2's, stage 3 tries the others.
+    pub calibrations: Vec<f64>,
+    /// The `scaleDown.adaptive` share stage 4 tries on the cheapest setting (None: no stage 4).
     pub adaptive: Option<f64>,
 }
 
@@ -75,6 +82,7 @@ impl Space {
             tolerances: vec![0.0, 0.1, 0.2, 0.3],
             down_percents: vec![100.0],
             tolerance_ups: vec![0.0, 0.1],
+            calibrations: vec![CALIBRATION, 0.002, 0.0],
             adaptive: Some(0.95),
         }
     }
@@ -97,6 +105,8 @@ pub struct Setting {
     pub down_percent: f64,
     /// `tolerance.up`.
     pub tolerance_up: f64,
+    /// Calibration step of the quantile in force.
+    pub calibration: f64,
     /// `scaleDown.adaptive.actionsVsHpa` (None: no action budget).
     pub adaptive: Option<f64>,
 }
@@ -110,11 +120,12 @@ impl Setting {
             None => String::new(),
         };
         format!(
-            "p{}, margin {}, smoothing {}, tolerance.up {}, scale-down window {}, tolerance.down {}, \
-             {} %/min{adaptive}",
+            "p{}, margin {}, smoothing {}, calibration {}, tolerance.up {}, scale-down window {}, \
+             tolerance.down {}, {} %/min{adaptive}",
             fmt_quantile(self.quantile),
             secs(self.margin),
             self.smoothing,
+            self.calibration,
             self.tolerance_up,
             secs(self.window),
             self.tolerance,
@@ -122,7 +133,7 @@ impl Setting {
         )
     }
 
-    fn key(&self) -> [u64; 8] {
+    fn key(&self) -> [u64; 9] {
         [
             self.quantile.to_bits(),
             self.margin.to_bits(),
@@ -132,6 +143,7 @@ impl Setting {
             self.down_percent.to_bits(),
             self.adaptive.map_or(u64::MAX, f64::to_bits),
             self.tolerance_up.to_bits(),
+            self.calibration.to_bits(),
         ]
     }
 }
@@ -274,6 +286,7 @@ pub fn apply(policy: &Policy, s: &Setting, model: ServiceModel) -> Result<Policy
         sizing: Some(Sizing {
             capacity,
             smoothing: s.smoothing,
+            calibration: s.calibration,
         }),
     });
     let g = &mut h.governor;
@@ -362,7 +375,7 @@ struct Runner<'a> {
     policy: &'a Policy,
     trace: &'a Trace,
     model: ServiceModel,
-    done: Mutex<HashMap<[u64; 8], Point>>,
+    done: Mutex<HashMap<[u64; 9], Point>>,
     runs: AtomicUsize,
     progress: &'a (dyn Fn(usize) + Sync),
     /// The cost of the cheapest qualifying setting found so far.
@@ -391,7 +404,7 @@ impl Runner<'_> {
         r
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 8], Point>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u64; 9], Point>> {
         self.done.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -478,7 +491,12 @@ pub fn max_runs(space: &Space) -> usize {
         * space.tolerances.len()
         * space.down_percents.len();
     let models = space.margins.len() * space.smoothings.len();
-    bisect * (governors + 3 * models.saturating_sub(1) + usize::from(space.adaptive.is_some()))
+    let calibrations = space.calibrations.len().saturating_sub(1);
+    bisect
+        * (governors
+            + 3 * models.saturating_sub(1)
+            + calibrations
+            + usize::from(space.adaptive.is_some()))
 }
 
 /// Searches `space` for the cheapest setting of `policy` on `trace` whose unserved load is at
@@ -516,6 +534,7 @@ pub fn tune(
                         quantile: space.quantiles[0],
                         margin: space.margins[0],
                         smoothing: space.smoothings[0],
+                        calibration: space.calibrations[0],
                         tolerance_up,
                         window,
                         tolerance,
@@ -563,7 +582,36 @@ pub fn tune(
             .cost_vs_oracle
             .total_cmp(&b.summary.cost_vs_oracle)
     });
-    // Stage 3: the action budget on the cheapest.
+    // Stage 3: the other calibrations on the cheapest, from its quantile.
+    if let Some(b) = best.clone() {
+        let from = space
+            .quantiles
+            .iter()
+            .position(|&q| q >= b.setting.quantile);
+        let others: Vec<Setting> = space.calibrations[1..]
+            .iter()
+            .map(|&calibration| Setting {
+                calibration,
+                ..b.setting
+            })
+            .collect();
+        let found = parallel(&others, |s| {
+            runner.best_quantile(
+                *s,
+                from,
+                &space.quantiles,
+                max_unserved_pct,
+                budget,
+                PRUNE_SLACK,
+            )
+        });
+        best = found.into_iter().flatten().chain([b]).min_by(|a, b| {
+            a.summary
+                .cost_vs_oracle
+                .total_cmp(&b.summary.cost_vs_oracle)
+        });
+    }
+    // Stage 4: the action budget on the cheapest.
     if let (Some(share), Some(b)) = (space.adaptive, &best) {
         let from = space
             .quantiles
@@ -627,6 +675,7 @@ fn horizontal_lines(
         format!("{i3}margin: {}", secs(s.margin)),
         format!("{i3}capacityPerReplica: {capacity}"),
         format!("{i3}smoothing: {}", s.smoothing),
+        format!("{i3}calibration: {}", s.calibration),
         format!(
             "{indent}tolerance: {{up: {}, down: {}}}",
             s.tolerance_up, s.tolerance
@@ -754,16 +803,17 @@ pub fn comment(o: &Outcome, best: &Point, tuned_on: &str, reproduce: &str) -> Ve
 /// The frontier and the comparison as a table.
 pub fn table(o: &Outcome) -> String {
     let mut t = String::from(
-        "| quantile | margin | smoothing | tolerance.up | scale-down window | tolerance.down | down %/min | adaptive | unserved % | cost vs oracle | actions |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| quantile | margin | smoothing | calibration | tolerance.up | scale-down window | tolerance.down | down %/min | adaptive | unserved % | cost vs oracle | actions |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for p in o.frontier() {
         let (s, r) = (&p.setting, &p.summary);
         t += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {:.4} | {} |\n",
             s.quantile,
             secs(s.margin),
             s.smoothing,
+            s.calibration,
             s.tolerance_up,
             secs(s.window),
             s.tolerance,

@@ -13,6 +13,7 @@ use crate::engine::{
     pid::PidParams,
     predictive::{PredictiveParams, Sizing},
 };
+use crate::forecast::quantile::{CALIBRATION, MAX_CALIBRATION};
 use crate::policy::model::{self, Dur, OnMetricError, PolicyKind, Preset, SelectModel};
 use crate::policy::{MAX_REPLICAS, MetricQuery, PodsQuery};
 use serde_saphyr::Spanned;
@@ -159,9 +160,23 @@ impl Validator {
             }
             s.value
         });
+        let calibration = p.calibration.as_ref().map_or(CALIBRATION, |s| {
+            if !(0.0..=MAX_CALIBRATION).contains(&s.value) {
+                self.err(
+                    s,
+                    &format!("{pf}.calibration"),
+                    format!(
+                        "{} is out of range: expected 0 <= calibration <= {MAX_CALIBRATION}",
+                        s.value
+                    ),
+                );
+            }
+            s.value
+        });
         Some(Sizing {
             capacity: c.value,
             smoothing,
+            calibration,
         })
     }
 
