@@ -17,6 +17,7 @@ use crate::forecast::quantile::{CALIBRATION, MAX_CALIBRATION};
 use crate::policy::model::{self, Dur, OnMetricError, PolicyKind, Preset, SelectModel};
 use crate::policy::{MAX_REPLICAS, MetricQuery, PodsQuery};
 use serde_saphyr::Spanned;
+use std::ops::Bound;
 
 impl Validator {
     fn algorithm(&mut self, p: Option<&PolicyKind>, f: &str, interval: Seconds) -> Algorithm {
@@ -98,35 +99,20 @@ impl Validator {
                         Some(secs)
                     }
                 };
-                let quantile = match &p.quantile {
-                    None => 0.9,
-                    Some(q) => {
-                        if !(0.5..1.0).contains(&q.value) {
-                            self.err(
-                                q,
-                                &format!("{pf}.quantile"),
-                                format!(
-                                    "{} is out of range: expected 0.5 <= quantile < 1",
-                                    q.value
-                                ),
-                            );
-                        }
-                        q.value
-                    }
-                };
-                let target_scale = match &p.target_scale {
-                    None => 1.0,
-                    Some(t) => {
-                        if !(0.5..=2.0).contains(&t.value) {
-                            self.err(
-                                t,
-                                &format!("{pf}.targetScale"),
-                                format!("{} is out of range: expected 0.5 to 2", t.value),
-                            );
-                        }
-                        t.value
-                    }
-                };
+                let quantile = self.number(
+                    p.quantile.as_ref(),
+                    &format!("{pf}.quantile"),
+                    0.9,
+                    0.5..1.0,
+                    "0.5 <= quantile < 1",
+                );
+                let target_scale = self.number(
+                    p.target_scale.as_ref(),
+                    &format!("{pf}.targetScale"),
+                    1.0,
+                    0.5..=2.0,
+                    "0.5 to 2",
+                );
                 let sizing = self.sizing(p, &pf);
                 Algorithm::Predictive(PredictiveParams {
                     history,
@@ -150,29 +136,20 @@ impl Validator {
                 format!("{} is out of range: expected a positive number", c.value),
             );
         }
-        let smoothing = p.smoothing.as_ref().map_or(1.0, |s| {
-            if !(s.value > 0.0 && s.value <= 1.0) {
-                self.err(
-                    s,
-                    &format!("{pf}.smoothing"),
-                    format!("{} is out of range: expected 0 < smoothing <= 1", s.value),
-                );
-            }
-            s.value
-        });
-        let calibration = p.calibration.as_ref().map_or(CALIBRATION, |s| {
-            if !(0.0..=MAX_CALIBRATION).contains(&s.value) {
-                self.err(
-                    s,
-                    &format!("{pf}.calibration"),
-                    format!(
-                        "{} is out of range: expected 0 <= calibration <= {MAX_CALIBRATION}",
-                        s.value
-                    ),
-                );
-            }
-            s.value
-        });
+        let smoothing = self.number(
+            p.smoothing.as_ref(),
+            &format!("{pf}.smoothing"),
+            1.0,
+            (Bound::Excluded(0.0), Bound::Included(1.0)),
+            "0 < smoothing <= 1",
+        );
+        let calibration = self.number(
+            p.calibration.as_ref(),
+            &format!("{pf}.calibration"),
+            CALIBRATION,
+            0.0..=MAX_CALIBRATION,
+            &format!("0 <= calibration <= {MAX_CALIBRATION}"),
+        );
         Some(Sizing {
             capacity: c.value,
             smoothing,

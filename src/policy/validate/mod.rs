@@ -11,6 +11,7 @@ use super::{API_VERSION, KIND, MetricQuery, Policy, Problem, VerticalSpec};
 use crate::engine::quantity::Resource;
 use crate::engine::{Horizontal, Seconds, Target};
 use serde_saphyr::Spanned;
+use std::ops::RangeBounds;
 use std::path::Path;
 
 #[derive(Default)]
@@ -148,6 +149,27 @@ impl Validator {
                 );
             }
         }
+    }
+
+    /// An optional number: `default` when absent, else its value, with an error when it is
+    /// not within `ok` (`expected` says the range, e.g. "0.5 to 2").
+    fn number(
+        &mut self,
+        v: Option<&Spanned<f64>>,
+        field: &str,
+        default: f64,
+        ok: impl RangeBounds<f64>,
+        expected: &str,
+    ) -> f64 {
+        let Some(s) = v else { return default };
+        if !ok.contains(&s.value) {
+            self.err(
+                s,
+                field,
+                format!("{} is out of range: expected {expected}", s.value),
+            );
+        }
+        s.value
     }
 
     /// A duration in seconds within [lo, hi] (None bound checks when lo = 0).

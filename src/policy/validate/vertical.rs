@@ -36,19 +36,14 @@ impl Validator {
         };
         let unit =
             |v: &mut Self, x: &Option<Spanned<f64>>, name: &str, default: f64, lo: f64, hi: f64| {
-                match x {
-                    None => default,
-                    Some(s) => {
-                        if !(lo..=hi).contains(&s.value) {
-                            v.err(
-                                s,
-                                &format!("{f}.{name}"),
-                                format!("{} is out of range: expected {lo} to {hi}", s.value),
-                            );
-                        }
-                        s.value
-                    }
-                }
+                let expected = format!("{lo} to {hi}");
+                v.number(
+                    x.as_ref(),
+                    &format!("{f}.{name}"),
+                    default,
+                    lo..=hi,
+                    &expected,
+                )
             };
         let cpu_p = unit(self, &m.cpu_percentile, "cpuPercentile", 0.9, 0.01, 1.0);
         let mem_p = unit(
