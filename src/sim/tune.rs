@@ -212,11 +212,7 @@ impl Outcome {
             a.summary
                 .unserved_pct
                 .total_cmp(&b.summary.unserved_pct)
-                .then(
-                    a.summary
-                        .cost_vs_oracle
-                        .total_cmp(&b.summary.cost_vs_oracle),
-                )
+                .then(by_cost(a, b))
         });
         let mut out: Vec<&Point> = Vec::new();
         for p in pts {
@@ -368,6 +364,13 @@ pub fn hpa_at_slo(
             .find(|(_, s)| s.unserved_pct <= max_unserved_pct)
             .map(|(t, s)| (*t, s)),
     }
+}
+
+/// Cheaper first.
+fn by_cost(a: &Point, b: &Point) -> std::cmp::Ordering {
+    a.summary
+        .cost_vs_oracle
+        .total_cmp(&b.summary.cost_vs_oracle)
 }
 
 /// Simulations memoized by setting.
@@ -557,11 +560,7 @@ pub fn tune(
     };
     let stage1 = parallel(&governors, scan);
     let mut good: Vec<Point> = stage1.into_iter().flatten().collect();
-    good.sort_by(|a, b| {
-        a.summary
-            .cost_vs_oracle
-            .total_cmp(&b.summary.cost_vs_oracle)
-    });
+    good.sort_by(by_cost);
     // Stage 2: margin and smoothing around the three cheapest governors.
     let mut models = Vec::new();
     for g in good.iter().take(3) {
@@ -577,17 +576,11 @@ pub fn tune(
     }
     let stage2 = parallel(&models, scan);
     good.extend(stage2.into_iter().flatten());
-    let mut best = good.into_iter().min_by(|a, b| {
-        a.summary
-            .cost_vs_oracle
-            .total_cmp(&b.summary.cost_vs_oracle)
-    });
+    let mut best = good.into_iter().min_by(by_cost);
+    let index_of = |q: f64| space.quantiles.iter().position(|&x| x >= q);
     // Stage 3: the other calibrations on the cheapest, from its quantile.
-    if let Some(b) = best.clone() {
-        let from = space
-            .quantiles
-            .iter()
-            .position(|&q| q >= b.setting.quantile);
+    if let Some(b) = best.take() {
+        let from = index_of(b.setting.quantile);
         let others: Vec<Setting> = space.calibrations[1..]
             .iter()
             .map(|&calibration| Setting {
@@ -605,19 +598,11 @@ pub fn tune(
                 PRUNE_SLACK,
             )
         });
-        best = found.into_iter().flatten().chain([b]).min_by(|a, b| {
-            a.summary
-                .cost_vs_oracle
-                .total_cmp(&b.summary.cost_vs_oracle)
-        });
+        best = found.into_iter().flatten().chain([b]).min_by(by_cost);
     }
     // Stage 4: the action budget on the cheapest.
     if let (Some(share), Some(b)) = (space.adaptive, &best) {
-        let from = space
-            .quantiles
-            .iter()
-            .position(|&q| q >= b.setting.quantile)
-            .unwrap_or(0);
+        let from = index_of(b.setting.quantile).unwrap_or(0);
         let base = Setting {
             adaptive: Some(share),
             ..b.setting
@@ -639,11 +624,7 @@ pub fn tune(
     }
     let done = runner.done.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut points: Vec<Point> = done.into_values().collect();
-    points.sort_by(|a, b| {
-        a.summary
-            .cost_vs_oracle
-            .total_cmp(&b.summary.cost_vs_oracle)
-    });
+    points.sort_by(by_cost);
     Ok(Outcome {
         best,
         points,
